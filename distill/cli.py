@@ -1,0 +1,85 @@
+"""The `distill` command: thin wrappers around the stage functions.
+
+Every subcommand takes a recipe file plus `key.sub=value` overrides. A problem the user can fix is
+printed as one line (`distill: error: ...`) with exit status 2; no traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from distill import __version__
+from distill.errors import DistillError
+
+_STAGE_HELP = {
+    "generate": "sample the teacher: prompts -> traces (sharded, resumable)",
+    "filter": "verify traces and keep the good ones: traces -> SFT rows + report",
+    "sft": "fine-tune every student on the filtered rows with TRL",
+    "eval": "evaluate teacher and students with lm-eval; comparison table + release gate",
+    "publish": "render release/<student>/ (model files + model card) for students that pass the gate",
+}
+
+
+def _add_recipe_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("recipe", help="recipe YAML file, e.g. recipes/quickstart.yaml")
+    parser.add_argument("overrides", nargs="*", metavar="key.sub=value",
+                        help="override recipe fields, e.g. teacher.batch_size=8 eval.limit=10")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="distill",
+        description="Distil a reasoning teacher into smaller students: generate -> filter -> sft -> eval -> publish.",
+    )
+    parser.add_argument("--version", action="version", version=f"distill {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    run = sub.add_parser("run", help="run every stage of a recipe, skipping finished ones",
+                         description="Run every stage of a recipe; finished stages with unchanged inputs are skipped.")
+    _add_recipe_args(run)
+    run.add_argument("--force", action="append", default=[], metavar="STAGE",
+                     help="rerun STAGE even if finished (repeatable): generate, filter, sft, eval, publish")
+    for name, text in _STAGE_HELP.items():
+        stage = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+        _add_recipe_args(stage)
+        stage.add_argument("--force", action="store_true", help="rerun even if finished with the same inputs")
+    validate = sub.add_parser("validate", help="check a recipe without running anything",
+                              description="Load and type-check a recipe (and overrides); print a summary.")
+    _add_recipe_args(validate)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except DistillError as exc:
+        print(f"distill: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("distill: interrupted; rerun the same command to resume", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    from distill.recipe import load_recipe
+
+    recipe = load_recipe(args.recipe, args.overrides)
+    if args.command == "validate":
+        students = ", ".join(s.name for s in recipe.students)
+        print(f"{args.recipe}: ok - run '{recipe.name}' -> {recipe.run_path()}; teacher {recipe.teacher.model} "
+              f"({recipe.teacher.backend}); students: {students}; eval: {', '.join(recipe.eval.tasks)}")
+        return 0
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from distill.pipeline import run_pipeline
+
+    if args.command == "run":
+        run_pipeline(recipe, force=tuple(args.force))
+    else:
+        run_pipeline(recipe, only=args.command, force=(args.command,) if args.force else ())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

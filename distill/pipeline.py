@@ -1,0 +1,125 @@
+"""Runs a recipe's stages in order, skipping those whose config and inputs are unchanged.
+
+Stage graph: generate -> filter -> sft:<student> (one per student) -> eval -> publish.
+This is the only module (with cli.py) that imports the stage packages.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from distill.errors import DistillError
+from distill.recipe import Recipe
+from distill.runs import Run, fingerprint
+
+STAGE_NAMES = ("generate", "filter", "sft", "eval", "publish")
+
+
+@dataclass
+class StageSpec:
+    name: str
+    folder: str
+    config: Any
+    upstream: list[str] = field(default_factory=list)
+    body: Callable[[Recipe, Run, Path], tuple[dict, list[Path]]] | None = None
+
+
+def plan(recipe: Recipe) -> list[StageSpec]:
+    sft = [
+        StageSpec(f"sft:{s.name}", f"students/{s.name}", s.model_dump(mode="json"), ["filter"], _sft_body(s.name))
+        for s in recipe.students
+    ]
+    eval_config = {"eval": recipe.section("eval"), "teacher": recipe.teacher.model,
+                   "students": [s.name for s in recipe.students]}
+    return [
+        StageSpec("generate", "generate", {"data": recipe.section("data"), "teacher": recipe.section("teacher")},
+                  [], _generate_body),
+        StageSpec("filter", "filter", recipe.section("filter"), ["generate"], _filter_body),
+        *sft,
+        StageSpec("eval", "eval", eval_config, [s.name for s in sft], _eval_body),
+        StageSpec("publish", "release", recipe.section("release"), ["eval"], _publish_body),
+    ]
+
+
+# Stage bodies: thin adapters from the recipe to each stage's function. Imports are lazy so that
+# `distill validate` and `--help` never pay for torch/transformers.
+
+
+def _generate_body(recipe: Recipe, run: Run, folder: Path):
+    from teacher.generate import generate
+
+    metrics = generate(recipe, run, folder)
+    return metrics, sorted(folder.glob("shard-*.parquet")) + [folder / "prompts.parquet"]
+
+
+def _filter_body(recipe: Recipe, run: Run, folder: Path):
+    from teacher.filters import run_filter
+
+    report = run_filter(run.root / "generate", folder, recipe.filter)
+    return report, [folder / "train.parquet", folder / "verified.parquet", folder / "report.json"]
+
+
+def _sft_body(name: str):
+    def body(recipe: Recipe, run: Run, folder: Path):
+        from distill.models import resolve_model
+        from student.sft import train_student
+
+        cfg = next(s for s in recipe.students if s.name == name)
+        metrics = train_student(resolve_model(cfg.model), run.root / "filter" / "train.parquet", folder, cfg)
+        return metrics, [folder / "final"]
+
+    return body
+
+
+def _eval_body(recipe: Recipe, run: Run, folder: Path):
+    from eval.harness import evaluate
+
+    rows, outputs = evaluate(recipe, run.root, folder)
+    return {"rows": rows}, outputs
+
+
+def _publish_body(recipe: Recipe, run: Run, folder: Path):
+    from distill.publish import publish
+
+    return publish(recipe, run, folder)
+
+
+def run_pipeline(recipe: Recipe, only: str | None = None, force: tuple[str, ...] = ()) -> Run:
+    """Run every stage (or just ``only``, whose upstream stages must be finished), honouring ``force``."""
+    unknown = [f for f in force if f not in STAGE_NAMES and not f.startswith("sft:")]
+    if unknown:
+        raise DistillError(f"--force {unknown[0]!r}: expected one of {', '.join(STAGE_NAMES)}")
+    run = Run(recipe.run_path(), recipe.model_dump(mode="json"), recipe.digest())
+    specs = plan(recipe)
+    for spec in specs:
+        family = spec.name.split(":")[0]
+        if only and family != only:
+            continue
+        missing = [u for u in spec.upstream if run.record(u).get("status") != "done"]
+        if missing:
+            raise DistillError(f"stage {spec.name} needs {missing[0]} first: run `distill {missing[0].split(':')[0]}` "
+                               "or `distill run`")
+        fp = fingerprint(spec.config, [run.completion_id(u) for u in spec.upstream])
+        forced = family in force or spec.name in force
+        if not forced and run.is_done(spec.name, fp):
+            print(f"[distill] {spec.name}: up to date, skipped", flush=True)
+            continue
+        run_stage(run, spec, fp, recipe)
+    return run
+
+
+def run_stage(run: Run, spec: StageSpec, fp: str, recipe: Recipe) -> None:
+    print(f"[distill] {spec.name}: running", flush=True)
+    started = time.time()
+    folder = run.begin(spec.name, fp, run.root / spec.folder)
+    try:
+        metrics, outputs = spec.body(recipe, run, folder)
+    except BaseException as exc:
+        run.fail(spec.name, f"{type(exc).__name__}: {exc}"[:500])
+        raise
+    run.finish(spec.name, outputs, metrics)
+    print(f"[distill] {spec.name}: done in {time.time() - started:.0f}s", flush=True)

@@ -1,0 +1,96 @@
+"""Stage `publish`: render ``release/<student>/`` -- exactly what is (or would be) uploaded to the Hub.
+
+The folder holds the model files and a model card whose front matter carries the eval results
+(`model-index`) and whose body states the lineage: teacher, trace data, filter counts, recipe hash.
+Secrets never reach it: the card is built only from the recipe, the manifest metrics and eval rows.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from distill.runs import atomic_write_text
+
+_MODEL_FILES = ("*.safetensors", "*.json", "*.txt", "*.model", "*.jinja")
+
+
+def render_release(student: str, model_dir: Path, out_dir: Path, *, base_model: str, card: dict[str, Any]) -> Path:
+    """Copy the model files and write README.md; written to a temp folder then renamed into place."""
+    tmp = out_dir.with_name(f".{out_dir.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    for pattern in _MODEL_FILES:
+        for path in model_dir.glob(pattern):
+            if path.name != "training_args.bin":
+                shutil.copy2(path, tmp / path.name)
+    atomic_write_text(tmp / "README.md", model_card(student, base_model, **card))
+    shutil.rmtree(out_dir, ignore_errors=True)
+    tmp.rename(out_dir)
+    return out_dir
+
+
+def model_card(student: str, base_model: str, *, teacher: str, rows: list[dict[str, Any]], lineage: dict[str, Any],
+               comparison_md: str, license: str) -> str:
+    results = [
+        {
+            "task": {"type": "text-generation", "name": row["task"]},
+            "dataset": {"name": row["task"], "type": row["task"]},
+            "metrics": [{"type": "pass@1", "value": row["pass_at_1"], "name": f"pass@1 (n={row['samples_per_problem']})"}],
+        }
+        for row in rows
+        if row["model"] == student
+    ]
+    front = {
+        "license": license,
+        "base_model": base_model,
+        "library_name": "transformers",
+        "pipeline_tag": "text-generation",
+        "tags": ["distill", "reasoning", "sft"],
+        "model-index": [{"name": student, "results": results}],
+    }
+    lineage_lines = "\n".join(f"- **{key}**: {value}" for key, value in lineage.items())
+    return (
+        f"---\n{yaml.safe_dump(front, sort_keys=False)}---\n\n"
+        f"# {student}\n\n"
+        f"Distilled from **{teacher}** with [distill](https://pypi.org/project/distill/): the teacher sampled "
+        "reasoning traces, a verifier kept the correct ones, and this model was fine-tuned on them with TRL.\n\n"
+        f"## Evaluation\n\n{comparison_md}\n"
+        f"## Lineage\n\n{lineage_lines}\n"
+    )
+
+
+def publish(recipe, run, out_dir: Path) -> tuple[dict[str, Any], list[Path]]:
+    """Stage entry point: render a release folder for every student the gate lets ship."""
+    import json
+
+    eval_dir = run.root / "eval"
+    rows = json.loads((eval_dir / "comparison.json").read_text())
+    gate = json.loads((eval_dir / "gate.json").read_text())
+    comparison_md = (eval_dir / "comparison.md").read_text()
+    filter_metrics = run.record("filter").get("metrics", {})
+    outputs, decisions = [], {}
+    for student in recipe.students:
+        decision = gate["decisions"].get(student.name, {"ship": False, "reasons": ["not evaluated"]})
+        decisions[student.name] = decision
+        if not decision["ship"]:
+            print(f"[distill] publish: {student.name} held back by the gate: {'; '.join(decision['reasons'])}")
+            continue
+        lineage = {
+            "teacher": recipe.teacher.model,
+            "teacher backend": recipe.teacher.backend,
+            "prompts": recipe.data.source,
+            "traces": f"{filter_metrics.get('rows_in')} sampled, {filter_metrics.get('rows_out')} kept after filtering",
+            "recipe": f"{recipe.name} (sha256 {recipe.digest()})",
+            "training": f"TRL SFT, lr {student.learning_rate}, {student.epochs} epochs, batch {student.batch_size}",
+        }
+        card = {"teacher": recipe.teacher.model, "rows": rows, "lineage": lineage, "comparison_md": comparison_md,
+                "license": recipe.release.license}
+        target = out_dir / student.name
+        render_release(student.name, run.root / "students" / student.name / "final", target,
+                       base_model=student.model, card=card)
+        outputs.append(target)
+    return {"decisions": decisions, "released": [p.name for p in outputs]}, outputs

@@ -1,0 +1,1 @@
+"""Everything that produces traces: prompt loading, generation backends, filtering."""
