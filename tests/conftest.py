@@ -1,0 +1,42 @@
+"""Shared fixtures: offline mode, tiny recipes, the shared benchmarks folder."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def benchmarks_dir() -> Path:
+    return Path(os.environ.get("DISTILL_BENCHMARKS", REPO.parent / "shared" / "benchmarks"))
+
+
+@pytest.fixture
+def tiny_recipe_dict(tmp_path: Path) -> dict:
+    """The quickstart recipe shrunk to the tiny random model and a handful of rows (runs in seconds)."""
+    recipe = yaml.safe_load((REPO / "recipes" / "quickstart.yaml").read_text())
+    recipe["run_dir"] = str(tmp_path / "run")
+    recipe["data"].update(source=str(REPO / "recipes" / "data" / "addition_train.jsonl"), limit=4)
+    recipe["teacher"].update(model="tiny-random-llama", samples_per_prompt=2, batch_size=8,
+                             sampling={"temperature": 0.8, "top_p": 0.95, "max_tokens": 6, "seed": 0})
+    # A random model is never right: keep every trace so the later stages have data.
+    recipe["filter"].update(correctness=False, drop_truncated=False, keep_per_prompt=None)
+    recipe["students"][0].update(model="tiny-random-llama", epochs=1, batch_size=4)
+    recipe["eval"].update(limit=2, samples_per_problem=2, max_tokens=6, batch_size=8)
+    recipe["release"]["gate"]["require_beats_teacher"] = False
+    return recipe
+
+
+@pytest.fixture
+def tiny_recipe(tmp_path: Path, tiny_recipe_dict: dict) -> Path:
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(tiny_recipe_dict, sort_keys=False))
+    return path

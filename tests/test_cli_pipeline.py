@@ -1,0 +1,48 @@
+"""One tiny end-to-end pipeline through the real CLI (tiny random model, offline, ~1 minute)."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+
+def distill(*args, cwd=None):
+    return subprocess.run([sys.executable, "-m", "distill.cli", *map(str, args)], capture_output=True, text=True,
+                          cwd=cwd, timeout=600)
+
+
+def test_tiny_pipeline_runs_then_skips_then_forces(tiny_recipe, tiny_recipe_dict, monkeypatch):
+    secret = "hf_SECRETtoken1234567890"
+    monkeypatch.setenv("HF_TOKEN", secret)
+    monkeypatch.setenv("OPENAI_API_KEY", secret)
+    run_dir = tiny_recipe_dict["run_dir"]
+    first = distill("run", tiny_recipe)
+    assert first.returncode == 0, first.stderr[-3000:]
+    manifest = json.loads(Path(run_dir, "manifest.json").read_text())
+    stages = manifest["stages"]
+    assert [s["status"] for s in stages.values()] == ["done"] * 5
+    assert stages["generate"]["metrics"]["samples"] == 8
+    assert "| model | task | pass@1 | 95% CI |" in Path(run_dir, "eval", "comparison.md").read_text()
+    release = Path(run_dir, "release", tiny_recipe_dict["students"][0]["name"])
+    card = (release / "README.md").read_text()
+    assert "model-index" in card and "## Lineage" in card
+    assert (release / "model.safetensors").stat().st_size > 0
+
+    second = distill("run", tiny_recipe)
+    assert second.returncode == 0
+    assert second.stdout.count("up to date, skipped") == 5
+
+    forced = distill("run", tiny_recipe, "--force", "eval")
+    assert forced.returncode == 0
+    assert "eval: running" in forced.stdout and "generate: up to date" in forced.stdout
+    assert "publish: running" in forced.stdout  # downstream of a rerun stage reruns too
+
+    # Secrets come from the environment only: none of them may reach the run directory or the release.
+    leaked = subprocess.run(["grep", "-rl", secret, run_dir], capture_output=True, text=True).stdout
+    assert leaked == ""
+
+
+def test_stage_needing_missing_upstream_fails_cleanly(tiny_recipe):
+    result = distill("sft", tiny_recipe)
+    assert result.returncode == 2
+    assert "needs filter first" in result.stderr and "Traceback" not in result.stderr
