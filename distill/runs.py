@@ -2,8 +2,9 @@
 
 A stage's fingerprint hashes its config section, the completion ids of the stages it reads from and the
 package version. A stage whose recorded fingerprint matches and whose outputs still exist is skipped.
-A stage that restarts with a *different* fingerprint first moves its old folder aside, so a failed or
-changed run never overwrites what an earlier run produced.
+A running stage writes into ``<folder>.partial-<fingerprint>/`` and only a successful finish swaps that into
+``<folder>/``: a failed or killed run never touches what an earlier run produced, and a rerun with the same
+fingerprint resumes from the partial folder.
 """
 
 from __future__ import annotations
@@ -96,24 +97,40 @@ class Run:
             return False
         return all((self.root / out).exists() for out in rec.get("outputs", []))
 
+    @staticmethod
+    def work_dir(folder: Path, fp: str) -> Path:
+        return folder.with_name(f"{folder.name}.partial-{fp}")
+
     def begin(self, stage: str, fp: str, folder: Path) -> Path:
-        """Mark ``stage`` running; keep a partial folder of the same fingerprint (resume), move others aside."""
-        rec = self.record(stage)
-        if folder.exists() and rec.get("fingerprint") != fp:
-            aside = folder.with_name(f"{folder.name}.old-{time.strftime('%Y%m%d-%H%M%S')}")
-            shutil.move(str(folder), str(aside))
-        folder.mkdir(parents=True, exist_ok=True)
-        self.manifest["stages"][stage] = {"status": "running", "fingerprint": fp, "started": _now()}
+        """Mark ``stage`` running and return its work folder ``<folder>.partial-<fingerprint>``.
+
+        A stage writes only there. A work folder left by a killed attempt with the same fingerprint is
+        reused (resume); the finished ``folder`` of an earlier run stays untouched until this attempt succeeds.
+        """
+        work = self.work_dir(folder, fp)
+        work.mkdir(parents=True, exist_ok=True)
+        self.manifest["stages"][stage] = {"status": "running", "fingerprint": fp, "started": _now(),
+                                          "folder": str(folder.relative_to(self.root))}
         self.save()
-        return folder
+        return work
 
     def finish(self, stage: str, outputs: list[Path], metrics: dict[str, Any] | None = None) -> None:
+        """Swap the work folder into place, then record outputs and metrics."""
         rec = self.manifest["stages"][stage]
+        folder = self.root / rec["folder"]
+        work = self.work_dir(folder, rec["fingerprint"])
+        relative = [Path(o).resolve().relative_to(work.resolve()) for o in outputs]
+        replaced = folder.with_name(f"{folder.name}.replaced")
+        if folder.exists():
+            shutil.rmtree(replaced, ignore_errors=True)
+            folder.rename(replaced)
+        work.rename(folder)
+        shutil.rmtree(replaced, ignore_errors=True)
         rec.update(
             status="done",
             finished=_now(),
             seconds=round(time.time() - _parse(rec["started"]), 2),
-            outputs=[str(Path(o).resolve().relative_to(self.root.resolve())) for o in outputs],
+            outputs=[str(Path(rec["folder"]) / r) for r in relative],
             metrics=metrics or {},
             completion_id=uuid.uuid4().hex[:12],
         )

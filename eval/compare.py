@@ -19,10 +19,10 @@ def comparison_markdown(rows: list[dict[str, Any]], extraction: str) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        low, high = row["ci95"]
+        interval = "n/a" if row["ci95"] is None else f"[{100 * row['ci95'][0]:.1f}, {100 * row['ci95'][1]:.1f}]"
         lines.append(
             f"| {row['model']} | {row['task']} | {100 * row['pass_at_1']:.1f}% | "
-            f"[{100 * low:.1f}, {100 * high:.1f}] | {100 * row[f'pass_at_{samples}']:.1f}% | "
+            f"{interval} | {100 * row[f'pass_at_{samples}']:.1f}% | "
             f"{row['problems']} | {samples} |"
         )
     first = rows[0]
@@ -41,7 +41,7 @@ def write_comparison(rows: list[dict[str, Any]], out_dir: Path, extraction: str)
     atomic_write_text(md, comparison_markdown(rows, extraction))
     atomic_write_json(js, rows)
     buffer = io.StringIO()
-    flat = [{**r, "ci95": f"{r['ci95'][0]}-{r['ci95'][1]}"} for r in rows]
+    flat = [{**r, "ci95": "" if r["ci95"] is None else f"{r['ci95'][0]}-{r['ci95'][1]}"} for r in rows]
     writer = csv.DictWriter(buffer, fieldnames=list(flat[0]))
     writer.writeheader()
     writer.writerows(flat)
@@ -63,11 +63,19 @@ def release_gate(rows: list[dict[str, Any]], students: list[str], teacher_label:
         else:
             if row["pass_at_1"] < min_score:
                 reasons.append(f"pass@1 {row['pass_at_1']:.3f} < min_score {min_score}")
-            if require_beats_teacher and teacher and row["ci95"][0] <= teacher["ci95"][1]:
-                reasons.append("95% CI overlaps or is below the teacher's")
+            if require_beats_teacher and not _ci_above(row, teacher):
+                reasons.append("95% CI is missing, or overlaps or is below the teacher's")
         decisions[name] = {"ship": not reasons, "reasons": reasons}
     return {"task": task, "min_score": min_score, "require_beats_teacher": require_beats_teacher,
             "decisions": decisions}
+
+
+def _ci_above(row: dict[str, Any], teacher: dict[str, Any] | None) -> bool:
+    if teacher is None:
+        return False
+    if row["ci95"] is None or teacher["ci95"] is None:
+        return False
+    return row["ci95"][0] > teacher["ci95"][1]
 
 
 def write_gate(gate: dict[str, Any], path: Path) -> Path:

@@ -70,7 +70,7 @@ def evaluate_model(model_path: str, label: str, out_dir: Path, *, tasks: list[st
         system_instruction=system_prompt,
         log_samples=True,
         random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed,
-        bootstrap_iters=0,
+        bootstrap_iters=1000,  # for `mean` lm-eval uses the closed-form SE, so this costs nothing
     )
     out_dir.mkdir(parents=True, exist_ok=True)
     samples_log = results.pop("samples", {})
@@ -87,15 +87,17 @@ def summary_row(label: str, model_path: str, task: str, results: dict, samples: 
     metrics = results["results"][task]
     score = float(metrics["pass_at_1,all"])
     stderr = metrics.get("pass_at_1_stderr,all")
-    stderr = float(stderr) if isinstance(stderr, int | float) else 0.0
+    # lm-eval reports "N/A" when it could not estimate the error (e.g. a single problem): no interval then.
+    stderr = float(stderr) if isinstance(stderr, int | float) else None
+    ci95 = None if stderr is None else [round(max(0.0, score - Z95 * stderr), 4), round(min(1.0, score + Z95 * stderr), 4)]
     problems = results.get("n-samples", {}).get(task, {}).get("effective")
     return {
         "model": label,
         "path": model_path,
         "task": task,
         "pass_at_1": round(score, 4),
-        "stderr": round(stderr, 4),
-        "ci95": [round(max(0.0, score - Z95 * stderr), 4), round(min(1.0, score + Z95 * stderr), 4)],
+        "stderr": None if stderr is None else round(stderr, 4),
+        "ci95": ci95,
         f"pass_at_{samples}": round(float(metrics["pass_at_n,all"]), 4),
         "problems": problems,
         "samples_per_problem": samples,

@@ -13,10 +13,10 @@ def test_atomic_write_leaves_no_temp_files(tmp_path):
 def test_manifest_records_recipe_versions_and_stage_lifecycle(tmp_path):
     run = Run(tmp_path / "run", recipe={"name": "r"}, recipe_digest="abc")
     fp = fingerprint({"k": 1})
-    folder = run.begin("generate", fp, run.root / "generate")
-    (folder / "out.txt").write_text("x")
+    work = run.begin("generate", fp, run.root / "generate")
+    (work / "out.txt").write_text("x")
     assert not run.is_done("generate", fp)
-    run.finish("generate", [folder / "out.txt"], {"samples": 3})
+    run.finish("generate", [work / "out.txt"], {"samples": 3})
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     stage = manifest["stages"]["generate"]
     assert manifest["recipe_hash"] == "abc" and "torch" in manifest["versions"]
@@ -27,11 +27,11 @@ def test_manifest_records_recipe_versions_and_stage_lifecycle(tmp_path):
 def test_changed_config_or_missing_output_means_not_done(tmp_path):
     run = Run(tmp_path)
     fp = fingerprint({"k": 1})
-    folder = run.begin("filter", fp, tmp_path / "filter")
-    (folder / "train.parquet").write_text("x")
-    run.finish("filter", [folder / "train.parquet"])
+    work = run.begin("filter", fp, tmp_path / "filter")
+    (work / "train.parquet").write_text("x")
+    run.finish("filter", [work / "train.parquet"])
     assert not run.is_done("filter", fingerprint({"k": 2}))
-    (folder / "train.parquet").unlink()
+    (tmp_path / "filter" / "train.parquet").unlink()
     assert not run.is_done("filter", fp)
 
 
@@ -39,19 +39,32 @@ def test_upstream_change_changes_fingerprint():
     assert fingerprint({"k": 1}, ["run-a"]) != fingerprint({"k": 1}, ["run-b"])
 
 
-def test_restart_with_new_fingerprint_moves_old_outputs_aside(tmp_path):
+def test_failed_rerun_leaves_finished_outputs_untouched(tmp_path):
     run = Run(tmp_path)
-    folder = run.begin("generate", "fp1", tmp_path / "generate")
-    (folder / "shard-00000.parquet").write_text("precious")
-    run.begin("generate", "fp2", tmp_path / "generate")
-    aside = [p for p in tmp_path.iterdir() if p.name.startswith("generate.old-")]
-    assert len(aside) == 1 and (aside[0] / "shard-00000.parquet").read_text() == "precious"
-
-
-def test_restart_with_same_fingerprint_keeps_partial_work(tmp_path):
-    run = Run(tmp_path)
-    folder = run.begin("generate", "fp1", tmp_path / "generate")
-    (folder / "shard-00000.parquet").write_text("partial")
+    work = run.begin("generate", "fp1", tmp_path / "generate")
+    (work / "shard-00000.parquet").write_text("precious")
+    run.finish("generate", [work / "shard-00000.parquet"])
+    assert (tmp_path / "generate" / "shard-00000.parquet").read_text() == "precious"
+    retry = run.begin("generate", "fp2", tmp_path / "generate")
+    (retry / "shard-00000.parquet").write_text("half-written")
     run.fail("generate", "killed")
-    run.begin("generate", "fp1", tmp_path / "generate")
-    assert (folder / "shard-00000.parquet").read_text() == "partial"
+    assert (tmp_path / "generate" / "shard-00000.parquet").read_text() == "precious"
+
+
+def test_restart_with_same_fingerprint_resumes_partial_work(tmp_path):
+    run = Run(tmp_path)
+    work = run.begin("generate", "fp1", tmp_path / "generate")
+    (work / "shard-00000.parquet").write_text("partial")
+    run.fail("generate", "killed")
+    again = run.begin("generate", "fp1", tmp_path / "generate")
+    assert again == work and (again / "shard-00000.parquet").read_text() == "partial"
+
+
+def test_successful_rerun_replaces_the_finished_folder(tmp_path):
+    run = Run(tmp_path)
+    for fp, text in (("fp1", "old"), ("fp2", "new")):
+        work = run.begin("filter", fp, tmp_path / "filter")
+        (work / "train.parquet").write_text(text)
+        run.finish("filter", [work / "train.parquet"])
+    assert (tmp_path / "filter" / "train.parquet").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["filter", "manifest.json"]

@@ -1,0 +1,34 @@
+"""Slow tier: the real quickstart on the embedded SmolLM2-135M, asserting a real held-out improvement."""
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.mark.slow
+def test_quickstart_student_beats_teacher_with_non_overlapping_ci(tmp_path):
+    run_dir = tmp_path / "quickstart"
+    command = [sys.executable, "-m", "distill.cli", "run", str(REPO / "recipes" / "quickstart.yaml"), f"run_dir={run_dir}"]
+    started = time.time()
+    first = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=3600)
+    assert first.returncode == 0, first.stderr[-3000:]
+    minutes = (time.time() - started) / 60
+    rows = json.loads((run_dir / "eval" / "comparison.json").read_text())
+    teacher = next(r for r in rows if r["model"].startswith("teacher"))
+    student = next(r for r in rows if not r["model"].startswith("teacher"))
+    assert student["ci95"][0] > teacher["ci95"][1], (teacher, student)
+    gate = json.loads((run_dir / "eval" / "gate.json").read_text())
+    assert all(d["ship"] for d in gate["decisions"].values())
+    assert (run_dir / "release" / student["model"] / "README.md").exists()
+    print(f"quickstart took {minutes:.1f} min; teacher {teacher['pass_at_1']} -> student {student['pass_at_1']}")
+
+    started = time.time()
+    again = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert again.returncode == 0 and time.time() - started < 60
+    assert again.stdout.count("up to date, skipped") == 5
