@@ -94,7 +94,7 @@ def _embedded_model_dir() -> Path:
     from tqdm.auto import tqdm
 
     with tqdm(total=3, desc=f"converting {EMBEDDED_MODEL} from GGUF (once)", unit="step") as bar:
-        tmp = target.with_name(target.name + ".tmp")
+        tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
         shutil.rmtree(tmp, ignore_errors=True)
         convert_gguf_to_safetensors(gguf, tmp, bar.update)
         shutil.rmtree(target, ignore_errors=True)

@@ -14,7 +14,7 @@ from typing import Any
 
 from distill.errors import DistillError
 from distill.recipe import Recipe
-from distill.runs import Run, fingerprint
+from distill.runs import Run, file_digest, fingerprint
 
 STAGE_NAMES = ("generate", "filter", "sft", "eval", "publish")
 
@@ -36,13 +36,19 @@ def plan(recipe: Recipe) -> list[StageSpec]:
     eval_config = {"eval": recipe.section("eval"), "teacher": recipe.teacher.model,
                    "students": [s.name for s in recipe.students]}
     return [
-        StageSpec("generate", "generate", {"data": recipe.section("data"), "teacher": recipe.section("teacher")},
+        StageSpec("generate", "generate", {"data": recipe.section("data"), "teacher": recipe.section("teacher"),
+                                           "source_digest": _source_digest(recipe.data.source)},
                   [], _generate_body),
         StageSpec("filter", "filter", recipe.section("filter"), ["generate"], _filter_body),
         *sft,
         StageSpec("eval", "eval", eval_config, [s.name for s in sft], _eval_body),
         StageSpec("publish", "release", recipe.section("release"), ["eval"], _publish_body),
     ]
+
+
+def _source_digest(source: str) -> str | None:
+    path = Path(source)
+    return file_digest(path) if path.is_file() else None
 
 
 # Stage bodies: thin adapters from the recipe to each stage's function. Imports are lazy so that
@@ -115,7 +121,9 @@ def run_pipeline(recipe: Recipe, only: str | None = None, force: tuple[str, ...]
 def run_stage(run: Run, spec: StageSpec, fp: str, recipe: Recipe) -> None:
     print(f"[distill] {spec.name}: running", flush=True)
     started = time.time()
-    folder = run.begin(spec.name, fp, run.root / spec.folder)
+    # Inputs: the upstream stages' completion ids (which exact outputs this stage consumed).
+    inputs = {u: run.completion_id(u) for u in spec.upstream}
+    folder = run.begin(spec.name, fp, run.root / spec.folder, inputs)
     try:
         metrics, outputs = spec.body(recipe, run, folder)
     except BaseException as exc:

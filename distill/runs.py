@@ -63,6 +63,18 @@ def fingerprint(config: Any, upstream: list[str] | tuple[str, ...] = ()) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
+def file_digest(path: Path, full_hash_limit: int = 256 << 20) -> str:
+    """Content hash of an input file (size + mtime for very large ones), so edited inputs rerun a stage."""
+    stat = path.stat()
+    if stat.st_size > full_hash_limit:
+        return f"size={stat.st_size},mtime={int(stat.st_mtime)}"
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()[:16]
+
+
 class Run:
     """A run directory ``runs/<name>/`` with its manifest.json."""
 
@@ -101,7 +113,7 @@ class Run:
     def work_dir(folder: Path, fp: str) -> Path:
         return folder.with_name(f"{folder.name}.partial-{fp}")
 
-    def begin(self, stage: str, fp: str, folder: Path) -> Path:
+    def begin(self, stage: str, fp: str, folder: Path, inputs: dict[str, str] | None = None) -> Path:
         """Mark ``stage`` running and return its work folder ``<folder>.partial-<fingerprint>``.
 
         A stage writes only there. A work folder left by a killed attempt with the same fingerprint is
@@ -110,7 +122,7 @@ class Run:
         work = self.work_dir(folder, fp)
         work.mkdir(parents=True, exist_ok=True)
         self.manifest["stages"][stage] = {"status": "running", "fingerprint": fp, "started": _now(),
-                                          "folder": str(folder.relative_to(self.root))}
+                                          "folder": str(folder.relative_to(self.root)), "inputs": inputs or {}}
         self.save()
         return work
 

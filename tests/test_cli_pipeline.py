@@ -46,3 +46,19 @@ def test_stage_needing_missing_upstream_fails_cleanly(tiny_recipe):
     result = distill("sft", tiny_recipe)
     assert result.returncode == 2
     assert "needs filter first" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_editing_the_prompt_file_reruns_generation(tmp_path, tiny_recipe_dict):
+    import yaml
+
+    from distill.pipeline import plan
+    from distill.recipe import load_recipe
+
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text('{"id": "a", "problem": "What is 1 + 1?", "answer": "2"}\n')
+    tiny_recipe_dict["data"]["source"] = str(prompts)
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(tiny_recipe_dict))
+    before = plan(load_recipe(path))[0].config
+    prompts.write_text('{"id": "a", "problem": "What is 1 + 2?", "answer": "3"}\n')
+    assert plan(load_recipe(path))[0].config != before

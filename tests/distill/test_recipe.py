@@ -79,3 +79,11 @@ def test_cli_validate_ok(tiny_recipe, capsys):
 def test_cli_missing_recipe(capsys):
     assert main(["validate", "nope.yaml"]) == 2
     assert "nope.yaml: recipe file not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", [[], ["run"], ["generate"], ["filter"], ["sft"], ["eval"], ["publish"], ["validate"]])
+def test_every_subcommand_has_help(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([*command, "--help"])
+    assert info.value.code == 0
+    assert "usage: distill" in capsys.readouterr().out
