@@ -75,7 +75,10 @@ def _dispatch(args: argparse.Namespace) -> int:
     from distill.pipeline import run_pipeline
 
     if args.command == "run":
-        run_pipeline(recipe, force=tuple(args.force))
+        run = run_pipeline(recipe, force=tuple(args.force))
+        comparison = run.root / "eval" / "comparison.md"
+        if comparison.exists():
+            print(f"\n{comparison}:\n{comparison.read_text()}", flush=True)
     else:
         run_pipeline(recipe, only=args.command, force=(args.command,) if args.force else ())
     return 0
