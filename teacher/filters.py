@@ -14,8 +14,8 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from distill.errors import DistillError
-from distill.records import TRACE_COLUMNS, read_rows, require_columns, write_parquet
 from distill.recipe import FilterConfig
+from distill.records import TRACE_COLUMNS, read_rows, require_columns, write_parquet
 from distill.runs import atomic_write_json
 from distill.verify import verify_completion
 

@@ -15,8 +15,8 @@ from tqdm.auto import tqdm
 
 from distill.errors import DistillError
 from distill.models import resolve_model
-from distill.records import read_rows, split_think, write_parquet
 from distill.recipe import Recipe
+from distill.records import read_rows, split_think, write_parquet
 from distill.runs import Run
 from teacher.backends import GenerationRequest, GenerationResult, SamplingSpec, make_backend
 from teacher.prompts import build_prompts, load_prompt_rows, render_messages
