@@ -1,0 +1,51 @@
+import json
+
+import pytest
+
+from distill.errors import DistillError
+from distill.models import resolve_model
+from distill.recipe import StudentConfig
+from distill.records import write_parquet
+from student.sft import train_student
+
+
+def sft_rows(n: int = 8) -> list[dict]:
+    rows = []
+    for i in range(n):
+        prompt = [{"role": "user", "content": f"What is {i} + 1?"}]
+        rows.append({"prompt": prompt, "completion": [{"role": "assistant", "content": f"\\boxed{{{i + 1}}}"}],
+                     "prompt_id": str(i), "sample_idx": 0})
+    return rows
+
+
+def train_tiny(tmp_path, **overrides):
+    train = write_parquet(sft_rows(), tmp_path / "train.parquet")
+    cfg = StudentConfig(name="tiny", model="tiny-random-llama", epochs=2, batch_size=4, learning_rate=1e-3,
+                        max_length=64, **overrides)
+    return train_student(resolve_model("tiny-random-llama"), train, tmp_path / "out", cfg)
+
+
+def test_sft_trains_and_saves_a_loadable_model(tmp_path):
+    metrics = train_tiny(tmp_path)
+    assert metrics["steps"] == 4 and metrics["train_rows"] == 8
+    assert metrics["last_loss"] < metrics["first_loss"]
+    final = tmp_path / "out" / "final"
+    config = json.loads((final / "config.json").read_text())
+    assert config["num_hidden_layers"] == 2
+    assert (final / "model.safetensors").exists() and (final / "tokenizer.json").exists()
+    assert not list((tmp_path / "out").glob(".final.tmp"))
+
+
+def test_missing_training_set_is_a_clear_error(tmp_path):
+    cfg = StudentConfig(name="s", model="tiny-random-llama")
+    with pytest.raises(DistillError, match="run `distill filter` first"):
+        train_student(resolve_model("tiny-random-llama"), tmp_path / "nope.parquet", tmp_path / "out", cfg)
+
+
+@pytest.mark.gpu
+def test_sft_bf16_on_cuda(tmp_path):
+    torch = pytest.importorskip("torch")
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    metrics = train_tiny(tmp_path, bf16=True)
+    assert metrics["last_loss"] < metrics["first_loss"]
