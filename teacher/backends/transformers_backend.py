@@ -1,4 +1,9 @@
-"""CPU fallback backend: `model.generate` with prompts batched by length to waste less padding."""
+"""CPU fallback backend: `model.generate` on batches of prompts.
+
+Length bucketing (on by default) sorts prompts by token length before batching, so a batch pads its
+prompts to similar lengths; ``bucket_by_length=False`` keeps request order (naive fixed batching), which
+the benchmark compares against.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,16 @@ _DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
 
 class TransformersBackend:
     name = "transformers"
+    seed_scope = "batch"  # HF sampling draws a whole batch from one generator
 
-    def __init__(self, model: str, batch_size: int = 32, dtype: str = "auto", bucket_by_length: bool = True):
+    def __init__(
+        self,
+        model: str,
+        batch_size: int = 32,
+        dtype: str = "auto",
+        bucket_by_length: bool = True,
+        chat_template: str | None = None,
+    ):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -21,19 +34,30 @@ class TransformersBackend:
         self.bucket_by_length = bucket_by_length
         self.tokenizer = AutoTokenizer.from_pretrained(model)
         self.tokenizer.padding_side = "left"
+        if chat_template:
+            self.tokenizer.chat_template = chat_template
+        if not self.tokenizer.chat_template:
+            from distill.errors import DistillError
+
+            raise DistillError(
+                f"model {model} has no chat template; set teacher.chat_template to a .jinja file"
+            )
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         torch_dtype = getattr(torch, _DTYPES[dtype]) if dtype in _DTYPES else torch.float32
         self.model = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype).eval()
 
-    def generate(self, requests: list[GenerationRequest], sampling: SamplingSpec) -> Iterator[GenerationResult]:
+    def generate(
+        self, requests: list[GenerationRequest], sampling: SamplingSpec
+    ) -> Iterator[GenerationResult]:
         texts = [
             self.tokenizer.apply_chat_template(r.messages, tokenize=False, add_generation_prompt=True)
             for r in requests
         ]
         lengths = [len(ids) for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]]
-        order = sorted(range(len(requests)), key=lambda i: lengths[i]) if self.bucket_by_length else range(len(requests))
-        order = list(order)
+        order = list(range(len(requests)))
+        if self.bucket_by_length:
+            order.sort(key=lambda i: lengths[i])
         for start in range(0, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
             yield from self._generate_batch([requests[i] for i in batch], [texts[i] for i in batch], sampling)

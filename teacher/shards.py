@@ -1,0 +1,134 @@
+"""Trace shards: the one resume mechanism of the generate stage.
+
+Rows are buffered and written ``shard_size`` at a time as ``shard-NNNNN.parquet`` through a temp file and an
+atomic rename, so a shard on disk is always complete. A restarted stage reads the (prompt_id, sample_idx)
+keys already in shards and generates only the rest: after a kill -9 at any moment the output has no
+duplicates and no gaps, and at most one shard of work is redone.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from distill.errors import DistillError
+
+SHARD_GLOB = "shard-*.parquet"
+
+# An explicit schema: shards written in different runs must concatenate (a shard whose token counts are
+# all missing would otherwise get a null-typed column that clashes with the next shard's int64).
+TRACE_SCHEMA = pa.schema(
+    [
+        ("prompt_id", pa.string()),
+        ("sample_idx", pa.int64()),
+        ("messages", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
+        ("completion", pa.string()),
+        ("reasoning", pa.string()),
+        ("final", pa.string()),
+        ("finish_reason", pa.string()),
+        ("prompt_tokens", pa.int64()),
+        ("completion_tokens", pa.int64()),
+        ("teacher", pa.struct([("model", pa.string()), ("backend", pa.string()), ("resolved", pa.string())])),
+        (
+            "sampling",
+            pa.struct(
+                [
+                    ("temperature", pa.float64()),
+                    ("top_p", pa.float64()),
+                    ("max_tokens", pa.int64()),
+                    ("seed", pa.int64()),
+                    ("seed_scope", pa.string()),
+                    ("engine_seed", pa.int64()),
+                ]
+            ),
+        ),
+        ("answer", pa.string()),
+    ]
+)
+
+
+def shard_paths(out_dir: Path) -> list[Path]:
+    return sorted(out_dir.glob(SHARD_GLOB))
+
+
+def _read_columns(shard: Path, columns: list[str]) -> pa.Table:
+    try:
+        return pq.read_table(shard, columns=columns)
+    except Exception as exc:
+        # Only a disk-level fault can leave a bad shard (writes are atomic); name it so the user can drop it.
+        raise DistillError(
+            f"{shard}: unreadable trace shard ({type(exc).__name__}); delete it and rerun to "
+            "regenerate its rows"
+        ) from None
+
+
+def finished_keys(out_dir: Path) -> set[tuple[str, int]]:
+    """(prompt_id, sample_idx) of every row already in a shard."""
+    keys: set[tuple[str, int]] = set()
+    for shard in shard_paths(out_dir):
+        table = _read_columns(shard, ["prompt_id", "sample_idx"])
+        keys.update(
+            zip(table.column("prompt_id").to_pylist(), table.column("sample_idx").to_pylist(), strict=True)
+        )
+    return keys
+
+
+def remove_stale_temp_files(out_dir: Path) -> None:
+    """Temp files of shards a killed process never renamed: never read, removed to save disk."""
+    for tmp in out_dir.glob(".shard-*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
+class ShardWriter:
+    """Buffers trace rows and writes every ``shard_size`` of them as the next shard, atomically."""
+
+    def __init__(self, out_dir: Path, shard_size: int):
+        self.out_dir = out_dir
+        self.shard_size = shard_size
+        self.buffer: list[dict[str, Any]] = []
+        # Numbered after the highest existing shard, never by count: a deleted shard must not be overwritten.
+        numbers = [int(p.stem.split("-")[1]) for p in shard_paths(out_dir) if p.stem.split("-")[1].isdigit()]
+        self.next_index = max(numbers, default=-1) + 1
+
+    def add(self, row: dict[str, Any]) -> None:
+        self.buffer.append(row)
+        if len(self.buffer) >= self.shard_size:
+            self.flush()
+
+    def flush(self) -> Path | None:
+        if not self.buffer:
+            return None
+        path = self.out_dir / f"shard-{self.next_index:05d}.parquet"
+        tmp = self.out_dir / f".{path.name}.{os.getpid()}.tmp"
+        pq.write_table(pa.Table.from_pylist(self.buffer, schema=TRACE_SCHEMA), tmp)
+        os.replace(tmp, path)
+        self.next_index += 1
+        self.buffer = []
+        return path
+
+
+def shard_summary(out_dir: Path) -> dict[str, Any]:
+    """Totals over every shard (all runs of the stage): the figures the manifest records."""
+    prompts, samples, prompt_tokens, completion_tokens = set(), 0, 0, 0
+    finish: Counter[str] = Counter()
+    for shard in shard_paths(out_dir):
+        table = _read_columns(shard, ["prompt_id", "finish_reason", "prompt_tokens", "completion_tokens"])
+        samples += table.num_rows
+        prompts.update(table.column("prompt_id").to_pylist())
+        finish.update(table.column("finish_reason").to_pylist())
+        prompt_tokens += sum(v or 0 for v in table.column("prompt_tokens").to_pylist())
+        completion_tokens += sum(v or 0 for v in table.column("completion_tokens").to_pylist())
+    return {
+        "samples": samples,
+        "prompts": len(prompts),
+        "shards": len(shard_paths(out_dir)),
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "mean_completion_tokens": round(completion_tokens / samples, 1) if samples else None,
+        "finish_reasons": dict(finish),
+    }
