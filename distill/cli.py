@@ -24,8 +24,12 @@ _STAGE_HELP = {
 
 def _add_recipe_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("recipe", help="recipe YAML file, e.g. recipes/quickstart.yaml")
-    parser.add_argument("overrides", nargs="*", metavar="key.sub=value",
-                        help="override recipe fields, e.g. teacher.batch_size=8 eval.limit=10")
+    parser.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="key.sub=value",
+        help="override recipe fields, e.g. teacher.batch_size=8 eval.limit=10",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,17 +39,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"distill {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    run = sub.add_parser("run", help="run every stage of a recipe, skipping finished ones",
-                         description="Run every stage of a recipe; finished stages with unchanged inputs are skipped.")
+    run = sub.add_parser(
+        "run",
+        help="run every stage of a recipe, skipping finished ones",
+        description="Run every stage of a recipe; finished stages with unchanged inputs are skipped.",
+    )
     _add_recipe_args(run)
-    run.add_argument("--force", action="append", default=[], metavar="STAGE",
-                     help="rerun STAGE even if finished (repeatable): generate, filter, sft, eval, publish")
+    run.add_argument(
+        "--force",
+        action="append",
+        default=[],
+        metavar="STAGE",
+        help="rerun STAGE even if finished (repeatable): generate, filter, sft, eval, publish",
+    )
     for name, text in _STAGE_HELP.items():
         stage = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
         _add_recipe_args(stage)
         stage.add_argument("--force", action="store_true", help="rerun even if finished with the same inputs")
-    validate = sub.add_parser("validate", help="check a recipe without running anything",
-                              description="Load and type-check a recipe (and overrides); print a summary.")
+        if name == "filter":
+            stage.add_argument(
+                "--traces",
+                metavar="FILE",
+                help="filter this traces file (jsonl/json/parquet/csv "
+                "with problem, answer, completion; rename columns with filter.columns.<ours>=<theirs>) "
+                "instead of the generate stage's output; sets filter.traces",
+            )
+            stage.add_argument(
+                "--workers", type=int, metavar="N", help="verification processes (filter.workers)"
+            )
+    validate = sub.add_parser(
+        "validate",
+        help="check a recipe without running anything",
+        description="Load and type-check a recipe (and overrides); print a summary.",
+    )
     _add_recipe_args(validate)
     return parser
 
@@ -66,10 +92,16 @@ def _dispatch(args: argparse.Namespace) -> int:
     from distill.recipe import load_recipe
 
     recipe = load_recipe(args.recipe, args.overrides)
+    if getattr(args, "traces", None):
+        recipe.filter.traces = args.traces
+    if getattr(args, "workers", None) is not None:
+        recipe.filter.workers = args.workers
     if args.command == "validate":
         students = ", ".join(s.name for s in recipe.students)
-        print(f"{args.recipe}: ok - run '{recipe.name}' -> {recipe.run_path()}; teacher {recipe.teacher.model} "
-              f"({recipe.teacher.backend}); students: {students}; eval: {', '.join(recipe.eval.tasks)}")
+        print(
+            f"{args.recipe}: ok - run '{recipe.name}' -> {recipe.run_path()}; teacher {recipe.teacher.model} "
+            f"({recipe.teacher.backend}); students: {students}; eval: {', '.join(recipe.eval.tasks)}"
+        )
         return 0
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from distill.pipeline import run_pipeline

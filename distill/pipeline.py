@@ -30,16 +30,37 @@ class StageSpec:
 
 def plan(recipe: Recipe) -> list[StageSpec]:
     sft = [
-        StageSpec(f"sft:{s.name}", f"students/{s.name}", s.model_dump(mode="json"), ["filter"], _sft_body(s.name))
+        StageSpec(
+            f"sft:{s.name}", f"students/{s.name}", s.model_dump(mode="json"), ["filter"], _sft_body(s.name)
+        )
         for s in recipe.students
     ]
-    eval_config = {"eval": recipe.section("eval"), "teacher": recipe.teacher.model,
-                   "students": [s.name for s in recipe.students]}
+    eval_config = {
+        "eval": recipe.section("eval"),
+        "teacher": recipe.teacher.model,
+        "students": [s.name for s in recipe.students],
+    }
+    # With filter.traces the filter reads an existing traces file: nothing to generate.
+    generate = (
+        []
+        if recipe.filter.traces
+        else [
+            StageSpec(
+                "generate",
+                "generate",
+                {
+                    "data": recipe.section("data"),
+                    "teacher": recipe.section("teacher"),
+                    "source_digest": _source_digest(recipe.data.source),
+                },
+                [],
+                _generate_body,
+            ),
+        ]
+    )
     return [
-        StageSpec("generate", "generate", {"data": recipe.section("data"), "teacher": recipe.section("teacher"),
-                                           "source_digest": _source_digest(recipe.data.source)},
-                  [], _generate_body),
-        StageSpec("filter", "filter", recipe.section("filter"), ["generate"], _filter_body),
+        *generate,
+        StageSpec("filter", "filter", _filter_config(recipe), [s.name for s in generate], _filter_body),
         *sft,
         StageSpec("eval", "eval", eval_config, [s.name for s in sft], _eval_body),
         StageSpec("publish", "release", recipe.section("release"), ["eval"], _publish_body),
@@ -49,6 +70,14 @@ def plan(recipe: Recipe) -> list[StageSpec]:
 def _source_digest(source: str) -> str | None:
     path = Path(source)
     return file_digest(path) if path.is_file() else None
+
+
+def _filter_config(recipe: Recipe) -> dict[str, Any]:
+    # A traces file and local benchmark files are inputs: editing them reruns the stage. `workers` only
+    # changes speed, so it is left out and changing it does not.
+    config = {k: v for k, v in recipe.section("filter").items() if k != "workers"}
+    files = [recipe.filter.traces, *(b.source for b in recipe.filter.decontaminate.benchmarks)]
+    return {**config, "file_digests": [_source_digest(f) for f in files if f]}
 
 
 # Stage bodies: thin adapters from the recipe to each stage's function. Imports are lazy so that
@@ -65,8 +94,13 @@ def _generate_body(recipe: Recipe, run: Run, folder: Path):
 def _filter_body(recipe: Recipe, run: Run, folder: Path):
     from teacher.filters import run_filter
 
-    report = run_filter(run.root / "generate", folder, recipe.filter)
-    return report, [folder / "train.parquet", folder / "verified.parquet", folder / "report.json"]
+    source = Path(recipe.filter.traces) if recipe.filter.traces else run.root / "generate"
+    report = run_filter(source, folder, recipe.filter)
+    summary = {
+        k: report[k] for k in ("rows_in", "rows_out", "removed", "prompts_in", "prompts_out", "pass_rate")
+    }
+    outputs = ["train.parquet", "verified.parquet", "report.json", "report.md", "report.png"]
+    return summary, [folder / name for name in outputs]
 
 
 def _sft_body(name: str):
@@ -107,8 +141,10 @@ def run_pipeline(recipe: Recipe, only: str | None = None, force: tuple[str, ...]
             continue
         missing = [u for u in spec.upstream if run.record(u).get("status") != "done"]
         if missing:
-            raise DistillError(f"stage {spec.name} needs {missing[0]} first: run `distill {missing[0].split(':')[0]}` "
-                               "or `distill run`")
+            raise DistillError(
+                f"stage {spec.name} needs {missing[0]} first: run `distill {missing[0].split(':')[0]}` "
+                "or `distill run`"
+            )
         fp = fingerprint(spec.config, [run.completion_id(u) for u in spec.upstream])
         forced = family in force or spec.name in force
         if not forced and run.is_done(spec.name, fp):

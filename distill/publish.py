@@ -18,7 +18,9 @@ from distill.runs import atomic_write_text
 _MODEL_FILES = ("*.safetensors", "*.json", "*.txt", "*.model", "*.jinja")
 
 
-def render_release(student: str, model_dir: Path, out_dir: Path, *, base_model: str, card: dict[str, Any]) -> Path:
+def render_release(
+    student: str, model_dir: Path, out_dir: Path, *, base_model: str, card: dict[str, Any]
+) -> Path:
     """Copy the model files and write README.md; written to a temp folder then renamed into place."""
     tmp = out_dir.with_name(f".{out_dir.name}.tmp")
     shutil.rmtree(tmp, ignore_errors=True)
@@ -33,13 +35,27 @@ def render_release(student: str, model_dir: Path, out_dir: Path, *, base_model: 
     return out_dir
 
 
-def model_card(student: str, base_model: str, *, teacher: str, rows: list[dict[str, Any]], lineage: dict[str, Any],
-               comparison_md: str, license: str) -> str:
+def model_card(
+    student: str,
+    base_model: str,
+    *,
+    teacher: str,
+    rows: list[dict[str, Any]],
+    lineage: dict[str, Any],
+    comparison_md: str,
+    license: str,
+) -> str:
     results = [
         {
             "task": {"type": "text-generation", "name": row["task"]},
             "dataset": {"name": row["task"], "type": row["task"]},
-            "metrics": [{"type": "pass@1", "value": row["pass_at_1"], "name": f"pass@1 (n={row['samples_per_problem']})"}],
+            "metrics": [
+                {
+                    "type": "pass@1",
+                    "value": row["pass_at_1"],
+                    "name": f"pass@1 (n={row['samples_per_problem']})",
+                }
+            ],
         }
         for row in rows
         if row["model"] == student
@@ -77,7 +93,9 @@ def publish(recipe, run, out_dir: Path) -> tuple[dict[str, Any], list[Path]]:
         decision = gate["decisions"].get(student.name, {"ship": False, "reasons": ["not evaluated"]})
         decisions[student.name] = decision
         if not decision["ship"]:
-            print(f"[distill] publish: {student.name} held back by the gate: {'; '.join(decision['reasons'])}")
+            print(
+                f"[distill] publish: {student.name} held back by the gate: {'; '.join(decision['reasons'])}"
+            )
             continue
         lineage = {
             "teacher": recipe.teacher.model,
@@ -87,10 +105,20 @@ def publish(recipe, run, out_dir: Path) -> tuple[dict[str, Any], list[Path]]:
             "recipe": f"{recipe.name} (sha256 {recipe.digest()})",
             "training": f"TRL SFT, lr {student.learning_rate}, {student.epochs} epochs, batch {student.batch_size}",
         }
-        card = {"teacher": recipe.teacher.model, "rows": rows, "lineage": lineage, "comparison_md": comparison_md,
-                "license": recipe.release.license}
+        card = {
+            "teacher": recipe.teacher.model,
+            "rows": rows,
+            "lineage": lineage,
+            "comparison_md": comparison_md,
+            "license": recipe.release.license,
+        }
         target = out_dir / student.name
-        render_release(student.name, run.root / "students" / student.name / "final", target,
-                       base_model=student.model, card=card)
+        render_release(
+            student.name,
+            run.root / "students" / student.name / "final",
+            target,
+            base_model=student.model,
+            card=card,
+        )
         outputs.append(target)
     return {"decisions": decisions, "released": [p.name for p in outputs]}, outputs

@@ -11,8 +11,18 @@ from distill.errors import DistillError
 
 PROMPT_COLUMNS = ("id", "problem", "answer")
 TRACE_COLUMNS = (
-    "prompt_id", "sample_idx", "messages", "completion", "reasoning", "final", "finish_reason",
-    "prompt_tokens", "completion_tokens", "teacher", "sampling", "answer",
+    "prompt_id",
+    "sample_idx",
+    "messages",
+    "completion",
+    "reasoning",
+    "final",
+    "finish_reason",
+    "prompt_tokens",
+    "completion_tokens",
+    "teacher",
+    "sampling",
+    "answer",
 )
 VERIFIED_COLUMNS = ("extracted", "correct", "verify_reason")
 _THINK = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL)
@@ -89,4 +99,6 @@ def require_columns(rows: list[dict[str, Any]], columns: tuple[str, ...] | list[
     missing = [c for c in columns if c not in rows[0]]
     if missing:
         have = ", ".join(sorted(rows[0])) or "none"
-        raise DistillError(f"{where}: missing column(s) {', '.join(missing)} (found: {have}); map them in the recipe")
+        raise DistillError(
+            f"{where}: missing column(s) {', '.join(missing)} (found: {have}); map them in the recipe"
+        )

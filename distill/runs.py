@@ -25,7 +25,16 @@ from typing import Any
 from distill import __version__
 
 MANIFEST = "manifest.json"
-_TRACKED_PACKAGES = ("torch", "transformers", "trl", "accelerate", "datasets", "lm_eval", "math-verify", "vllm")
+_TRACKED_PACKAGES = (
+    "torch",
+    "transformers",
+    "trl",
+    "accelerate",
+    "datasets",
+    "lm_eval",
+    "math-verify",
+    "vllm",
+)
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -78,7 +87,9 @@ def file_digest(path: Path, full_hash_limit: int = 256 << 20) -> str:
 class Run:
     """A run directory ``runs/<name>/`` with its manifest.json."""
 
-    def __init__(self, root: str | Path, recipe: dict[str, Any] | None = None, recipe_digest: str | None = None):
+    def __init__(
+        self, root: str | Path, recipe: dict[str, Any] | None = None, recipe_digest: str | None = None
+    ):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self.manifest_path = self.root / MANIFEST
@@ -121,8 +132,13 @@ class Run:
         """
         work = self.work_dir(folder, fp)
         work.mkdir(parents=True, exist_ok=True)
-        self.manifest["stages"][stage] = {"status": "running", "fingerprint": fp, "started": _now(),
-                                          "folder": str(folder.relative_to(self.root)), "inputs": inputs or {}}
+        self.manifest["stages"][stage] = {
+            "status": "running",
+            "fingerprint": fp,
+            "started": _now(),
+            "folder": str(folder.relative_to(self.root)),
+            "inputs": inputs or {},
+        }
         self.save()
         return work
 

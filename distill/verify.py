@@ -1,10 +1,11 @@
 """THE verifier: answer extraction + math-verify. Filtering, GRPO rewards and evaluation all call this.
 
-Extraction rule: the last ``\\boxed{...}`` in the final answer (text after ``</think>``; nothing when the
-think block never closes). If there is none, a configurable fallback: ``"last_number"`` (the last number in
-that text) or ``"regex:<pattern>"`` (the last match, group 1 if the pattern has one). Comparison: plain
-numbers and fractions are compared exactly (a fast path that agrees with math-verify and needs no sympy);
-anything else goes to ``math_verify.verify(gold, prediction)`` (gold first: the order matters).
+Extraction rule: the last ``\\boxed{...}`` in the final answer (text after the last ``</think>``; nothing
+when a think block never closes, so reasoning cannot leak into the answer). If there is none, a configurable
+fallback: ``"last_number"`` (the last number in that text) or ``"regex:<pattern>"`` (the last match, group 1
+if the pattern has one). Comparison: plain numbers and fractions are compared exactly (a fast path that
+agrees with math-verify - tests check it pair by pair - and needs no sympy); anything else goes to
+``math_verify.verify(gold, prediction)`` (gold first: the order matters).
 
 ``verify_many`` checks a batch over worker processes with a *hard* per-item deadline: math-verify's own
 timeouts rely on SIGALRM (main thread only, and sympy can ignore them), so a worker that overruns is killed
@@ -18,12 +19,18 @@ import threading
 from dataclasses import dataclass
 from fractions import Fraction
 
-from distill.records import split_think
-
-_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:/\d+)?|-?\.\d+")
-_PLAIN_NUMBER = re.compile(r"^-?(?:\d+(?:\.\d+)?|\.\d+)(?:/\d+)?$")
-_LATEX_FRAC = re.compile(r"^(-?)\\d?frac\{(-?\d+)\}\{(\d+)\}$")
+_NUMBER = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|-?\d+(?:\.\d+)?(?:/\d+)?|-?\.\d+")
+# Thousands separators must be well grouped: "1,000" is a number, "1,2" is a pair (math-verify agrees).
+_PLAIN_NUMBER = re.compile(r"^-?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?(?:/\d+)?$")
+_LATEX_FRAC = re.compile(r"^(-?)\\[dt]?frac\{(-?\d+)\}\{(\d+)\}$")
+# LaTeX thin spaces used as thousands separators ("1\,000", "1{,}000"): math-verify misreads "1\,000".
+_LATEX_THOUSANDS = re.compile(r"(?<=\d)(?:\\,|\\!|\{,\}|\\ )(?=\d{3}(?!\d))")
+_MATH_DOLLAR = re.compile(r"(?<!\\)\$")  # an unescaped $ opens math mode; "\$18" is a price
 _INNER_TIMEOUT = 5  # math-verify's own (soft) timeout inside a worker, seconds
+# math-verify rounds to 6 decimals whenever a side is a float; the fast path only decides decimals whose
+# exact value survives that rounding, and leaves the rest (1/3 vs 0.333333) to math-verify.
+_FLOAT_PLACES = 10**6
+_FLOAT_MAX = 10**12  # beyond ~15 significant digits sympy Floats lose exactness: defer to math-verify
 
 
 @dataclass(frozen=True)
@@ -34,28 +41,47 @@ class Verdict:
 
 
 def last_boxed(text: str) -> str | None:
-    """Content of the last \\boxed{...} (or \\fbox{...}), with balanced braces; None if absent/unclosed."""
+    """Content of the last \\boxed{...} (or \\fbox{...}), with balanced braces; None if absent/unclosed.
+
+    ``\\boxed 5`` (no braces) yields the next token, as LaTeX reads it.
+    """
     start = max(text.rfind("\\boxed"), text.rfind("\\fbox"))
     if start < 0:
         return None
-    brace = text.find("{", start)
-    if brace < 0:
-        return None
+    rest = text[start + (6 if text.startswith("\\boxed", start) else 5) :]
+    body = rest.lstrip()
+    if not body.startswith("{"):
+        token = re.match(r"[^\s${}]+", body) if rest[:1].isspace() else None
+        return token.group(0).rstrip(".") if token else None
     depth = 0
-    for pos in range(brace, len(text)):
-        if text[pos] == "{":
+    for pos, char in enumerate(body):
+        if char == "{":
             depth += 1
-        elif text[pos] == "}":
+        elif char == "}":
             depth -= 1
             if depth == 0:
-                return text[brace + 1 : pos].strip()
+                return body[1:pos].strip()
     return None
 
 
+def final_text(completion: str) -> str:
+    """The final answer of a completion: after the last ``</think>``; "" while a think block is open.
+
+    A ``</think>`` without its opening tag counts too: chat templates such as DeepSeek-R1's put ``<think>``
+    in the prompt, so the reasoning must not leak into the answer.
+    """
+    close = completion.rfind("</think>")
+    if close >= 0:
+        after = completion[close + len("</think>") :]
+        return after.split("<think>", 1)[0].strip()
+    return "" if "<think>" in completion else completion.strip()
+
+
 def extract_answer(completion: str, fallback: str = "none") -> str | None:
-    """Apply the extraction rule (see module docstring) to a completion."""
-    reasoning, final = split_think(completion or "")
-    text = final if final or not reasoning else ""
+    """Apply the extraction rule (see module docstring) to a completion; None when there is no answer."""
+    if not isinstance(completion, str):
+        return None
+    text = final_text(completion)
     boxed = last_boxed(text)
     if boxed:
         return boxed
@@ -70,42 +96,62 @@ def extract_answer(completion: str, fallback: str = "none") -> str | None:
     return None
 
 
-def as_fraction(text: str) -> Fraction | None:
-    """A plain number, decimal, a/b or \\frac{a}{b} as an exact Fraction; None for anything else."""
-    cleaned = text.strip().strip("$").replace(",", "").replace(" ", "").replace("\\!", "")
+def normalize_answer(text: str) -> str:
+    """Harmless clean-ups applied before either comparison: LaTeX thousands spaces, a trailing period."""
+    text = _LATEX_THOUSANDS.sub(",", text.strip())
+    return text[:-1].rstrip() if text.endswith(".") and text[-2:-1].isdigit() else text
+
+
+def as_fraction(text: str) -> tuple[Fraction, bool] | None:
+    """A plain number, decimal, a/b or \\frac{a}{b} as (exact value, written as a decimal); else None."""
+    cleaned = text.strip().strip("$").replace(" ", "")
     latex = _LATEX_FRAC.match(cleaned)
     if latex:
         sign, num, den = latex.groups()
         cleaned = f"{sign}{num}/{den}"
-    if not _PLAIN_NUMBER.match(cleaned):
+    if not cleaned.lstrip("-") or not _PLAIN_NUMBER.match(cleaned) or cleaned.lstrip("-").startswith("/"):
         return None
     try:
-        return Fraction(cleaned)
+        return Fraction(cleaned.replace(",", "")), "." in cleaned
     except (ValueError, ZeroDivisionError):
         return None
 
 
 def fast_match(gold: str, predicted: str) -> bool | None:
-    """Exact comparison when both sides are plain numbers; None when math-verify must decide."""
-    gold_num, pred_num = as_fraction(gold), as_fraction(predicted)
+    """Exact comparison when both sides are plain numbers and math-verify would agree; None otherwise."""
+    gold_num, pred_num = as_fraction(normalize_answer(gold)), as_fraction(normalize_answer(predicted))
     if gold_num is None or pred_num is None:
         return None
-    return gold_num == pred_num
+    (gold_value, gold_decimal), (pred_value, pred_decimal) = gold_num, pred_num
+    if gold_decimal or pred_decimal:
+        for value in (gold_value, pred_value):
+            if (value * _FLOAT_PLACES).denominator != 1 or abs(value) >= _FLOAT_MAX:
+                return None
+    return gold_value == pred_value
 
 
 def math_verify_match(gold: str, predicted: str) -> tuple[bool, str]:
+    import time
+
     from math_verify import parse, verify
 
     # SIGALRM-based timeouts only work in a main thread; elsewhere the caller must bound the time.
     seconds = _INNER_TIMEOUT if threading.current_thread() is threading.main_thread() else None
+    started = time.monotonic()
     gold_parsed = parse(_boxed_if_bare(gold), parsing_timeout=seconds)
     if not gold_parsed:
         return False, "gold-unparseable"
     pred_parsed = parse(_boxed_if_bare(predicted), parsing_timeout=seconds)
-    return bool(verify(gold_parsed, pred_parsed, timeout_seconds=seconds)), "math-verify"
+    ok = bool(verify(gold_parsed, pred_parsed, timeout_seconds=seconds))
+    # math-verify swallows its own timeout and answers False: say so instead of blaming the answer.
+    if not ok and seconds and time.monotonic() - started >= seconds * 0.95:
+        return False, "timeout"
+    return ok, "math-verify"
 
 
 def answers_match(gold: str, predicted: str) -> tuple[bool, str]:
+    """(equal?, how decided): the fast path for plain numbers, else math-verify (gold first)."""
+    gold, predicted = normalize_answer(gold), normalize_answer(predicted)
     fast = fast_match(gold, predicted)
     if fast is not None:
         return fast, "fast-path"
@@ -113,11 +159,11 @@ def answers_match(gold: str, predicted: str) -> tuple[bool, str]:
 
 
 def _boxed_if_bare(text: str) -> str:
-    return text if "\\boxed" in text or "$" in text else f"\\boxed{{{text}}}"
+    return text if "\\boxed" in text or _MATH_DOLLAR.search(text) else f"\\boxed{{{text}}}"
 
 
 def _verdict(extracted: str | None, ok: bool, how: str) -> Verdict:
-    if how == "gold-unparseable":
+    if how in ("gold-unparseable", "timeout") or how.startswith("error"):
         return Verdict(False, extracted, how)
     return Verdict(ok, extracted, how if ok else f"wrong ({how})")
 
@@ -136,8 +182,13 @@ def verify_completion(gold: str, completion: str, fallback: str = "none") -> Ver
     return _verdict(extracted, ok, how)
 
 
-def verify_many(items: list[tuple[str, str]], fallback: str = "none", workers: int = 2, timeout: float = 10.0,
-                progress: bool = True) -> list[Verdict]:
+def verify_many(
+    items: list[tuple[str, str]],
+    fallback: str = "none",
+    workers: int = 2,
+    timeout: float = 10.0,
+    progress: bool = True,
+) -> list[Verdict]:
     """Verify (gold, completion) pairs; plain numbers in-process, the rest over ``workers`` processes.
 
     ``workers=0`` runs math-verify in this process (no hard deadline beyond math-verify's own).

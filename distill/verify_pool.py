@@ -62,7 +62,9 @@ class _Worker:
             self.proc.join()
 
 
-def triage(items: list[tuple[str, str]], fallback: str) -> tuple[list[Verdict | None], list[tuple[int, str, str]]]:
+def triage(
+    items: list[tuple[str, str]], fallback: str
+) -> tuple[list[Verdict | None], list[tuple[int, str, str]]]:
     """Decide what needs no sympy here; return (verdicts with gaps, the (index, gold, extracted) left)."""
     verdicts: list[Verdict | None] = [None] * len(items)
     pending = []
@@ -82,11 +84,18 @@ def triage(items: list[tuple[str, str]], fallback: str) -> tuple[list[Verdict | 
     return verdicts, pending
 
 
-def verify_in_pool(items: list[tuple[str, str]], fallback: str, workers: int, timeout: float,
-                   progress: bool) -> list[Verdict]:
+def verify_in_pool(
+    items: list[tuple[str, str]], fallback: str, workers: int, timeout: float, progress: bool
+) -> list[Verdict]:
     verdicts, pending = triage(items, fallback)
-    bar = tqdm(total=len(items), initial=len(items) - len(pending), desc="verify", unit="answer",
-               disable=not progress, smoothing=0)
+    bar = tqdm(
+        total=len(items),
+        initial=len(items) - len(pending),
+        desc="verify",
+        unit="answer",
+        disable=not progress,
+        smoothing=0,
+    )
     try:
         if workers <= 0:
             for index, gold, extracted in pending:
@@ -131,7 +140,9 @@ def _receive(worker: _Worker, verdicts, extracted_of, timeout: float, bar, queue
     except (EOFError, OSError):  # the worker died (e.g. out of memory): blame its current item
         _DEATHS.append(time.monotonic())
         if len(_DEATHS) >= 20 and _DEATHS[-1] - _DEATHS[-20] < 10:
-            raise RuntimeError("verification workers keep dying; rerun with workers=0 to see the error") from None
+            raise RuntimeError(
+                "verification workers keep dying; rerun with workers=0 to see the error"
+            ) from None
         return _replace(worker, verdicts, "error: worker died", bar, queue)
     worker.inflight.popleft()
     worker.deadline = time.monotonic() + timeout

@@ -19,7 +19,9 @@ def comparison_markdown(rows: list[dict[str, Any]], extraction: str) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        interval = "n/a" if row["ci95"] is None else f"[{100 * row['ci95'][0]:.1f}, {100 * row['ci95'][1]:.1f}]"
+        interval = (
+            "n/a" if row["ci95"] is None else f"[{100 * row['ci95'][0]:.1f}, {100 * row['ci95'][1]:.1f}]"
+        )
         lines.append(
             f"| {row['model']} | {row['task']} | {100 * row['pass_at_1']:.1f}% | "
             f"{interval} | {100 * row[f'pass_at_{samples}']:.1f}% | "
@@ -49,8 +51,14 @@ def write_comparison(rows: list[dict[str, Any]], out_dir: Path, extraction: str)
     return [md, js, cs]
 
 
-def release_gate(rows: list[dict[str, Any]], students: list[str], teacher_label: str | None, task: str,
-                 min_score: float, require_beats_teacher: bool) -> dict[str, Any]:
+def release_gate(
+    rows: list[dict[str, Any]],
+    students: list[str],
+    teacher_label: str | None,
+    task: str,
+    min_score: float,
+    require_beats_teacher: bool,
+) -> dict[str, Any]:
     """Decide per student whether it may ship: score >= min_score and (optionally) CI above the teacher's."""
     by_model = {r["model"]: r for r in rows if r["task"] == task}
     teacher = by_model.get(teacher_label) if teacher_label else None
@@ -66,8 +74,12 @@ def release_gate(rows: list[dict[str, Any]], students: list[str], teacher_label:
             if require_beats_teacher and not _ci_above(row, teacher):
                 reasons.append("95% CI is missing, or overlaps or is below the teacher's")
         decisions[name] = {"ship": not reasons, "reasons": reasons}
-    return {"task": task, "min_score": min_score, "require_beats_teacher": require_beats_teacher,
-            "decisions": decisions}
+    return {
+        "task": task,
+        "min_score": min_score,
+        "require_beats_teacher": require_beats_teacher,
+        "decisions": decisions,
+    }
 
 
 def _ci_above(row: dict[str, Any], teacher: dict[str, Any] | None) -> bool:

@@ -50,9 +50,19 @@ def load_tasks(names: list[str], repeats: int):
     return list(loaded.values())
 
 
-def evaluate_model(model_path: str, label: str, out_dir: Path, *, tasks: list[str], samples: int,
-                   gen: dict[str, Any], batch_size: int, limit: int | None, system_prompt: str | None,
-                   seed: int) -> list[dict[str, Any]]:
+def evaluate_model(
+    model_path: str,
+    label: str,
+    out_dir: Path,
+    *,
+    tasks: list[str],
+    samples: int,
+    gen: dict[str, Any],
+    batch_size: int,
+    limit: int | None,
+    system_prompt: str | None,
+    seed: int,
+) -> list[dict[str, Any]]:
     """Evaluate one model; writes lm-eval's results JSON + per-sample logs; returns summary rows."""
     import lm_eval
     import torch
@@ -60,16 +70,27 @@ def evaluate_model(model_path: str, label: str, out_dir: Path, *, tasks: list[st
     device = "cuda" if torch.cuda.is_available() else "cpu"
     results = lm_eval.simple_evaluate(
         model="hf",
-        model_args={"pretrained": model_path, "dtype": "float32" if device == "cpu" else "auto", "device": device},
+        model_args={
+            "pretrained": model_path,
+            "dtype": "float32" if device == "cpu" else "auto",
+            "device": device,
+        },
         tasks=load_tasks(tasks, samples),
         batch_size=batch_size,
         limit=limit,
-        gen_kwargs={"do_sample": gen["temperature"] > 0, "temperature": gen["temperature"],
-                    "top_p": gen["top_p"], "max_gen_toks": gen["max_tokens"]},
+        gen_kwargs={
+            "do_sample": gen["temperature"] > 0,
+            "temperature": gen["temperature"],
+            "top_p": gen["top_p"],
+            "max_gen_toks": gen["max_tokens"],
+        },
         apply_chat_template=True,
         system_instruction=system_prompt,
         log_samples=True,
-        random_seed=seed, numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed,
+        random_seed=seed,
+        numpy_random_seed=seed,
+        torch_random_seed=seed,
+        fewshot_random_seed=seed,
         bootstrap_iters=1000,  # for `mean` lm-eval uses the closed-form SE, so this costs nothing
     )
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -82,14 +103,19 @@ def evaluate_model(model_path: str, label: str, out_dir: Path, *, tasks: list[st
     return [summary_row(label, model_path, task, results, samples, gen, device) for task in tasks]
 
 
-def summary_row(label: str, model_path: str, task: str, results: dict, samples: int, gen: dict,
-                device: str) -> dict[str, Any]:
+def summary_row(
+    label: str, model_path: str, task: str, results: dict, samples: int, gen: dict, device: str
+) -> dict[str, Any]:
     metrics = results["results"][task]
     score = float(metrics["pass_at_1,all"])
     stderr = metrics.get("pass_at_1_stderr,all")
     # lm-eval reports "N/A" when it could not estimate the error (e.g. a single problem): no interval then.
     stderr = float(stderr) if isinstance(stderr, int | float) else None
-    ci95 = None if stderr is None else [round(max(0.0, score - Z95 * stderr), 4), round(min(1.0, score + Z95 * stderr), 4)]
+    ci95 = (
+        None
+        if stderr is None
+        else [round(max(0.0, score - Z95 * stderr), 4), round(min(1.0, score + Z95 * stderr), 4)]
+    )
     problems = results.get("n-samples", {}).get(task, {}).get("effective")
     return {
         "model": label,
@@ -114,23 +140,44 @@ def evaluate(recipe, run_root: Path, out_dir: Path) -> tuple[list[dict[str, Any]
     from eval.compare import release_gate, write_comparison, write_gate
 
     cfg = recipe.eval
-    models = [(f"teacher ({recipe.teacher.model})", resolve_model(recipe.teacher.model))] if cfg.include_teacher else []
+    models = (
+        [(f"teacher ({recipe.teacher.model})", resolve_model(recipe.teacher.model))]
+        if cfg.include_teacher
+        else []
+    )
     for student in recipe.students:
         final = run_root / "students" / student.name / "final"
         if not final.exists():
-            raise DistillError(f"{final}: student {student.name!r} has no final model; run `distill sft` first")
+            raise DistillError(
+                f"{final}: student {student.name!r} has no final model; run `distill sft` first"
+            )
         models.append((student.name, str(final)))
     gen = {"temperature": cfg.temperature, "top_p": cfg.top_p, "max_tokens": cfg.max_tokens}
     rows = []
     for label, path in models:
         print(f"[distill] eval: {label} on {', '.join(cfg.tasks)}", flush=True)
-        rows += evaluate_model(path, label, out_dir / _safe(label), tasks=cfg.tasks, samples=cfg.samples_per_problem,
-                               gen=gen, batch_size=cfg.batch_size, limit=cfg.limit, system_prompt=cfg.system_prompt,
-                               seed=cfg.seed)
+        rows += evaluate_model(
+            path,
+            label,
+            out_dir / _safe(label),
+            tasks=cfg.tasks,
+            samples=cfg.samples_per_problem,
+            gen=gen,
+            batch_size=cfg.batch_size,
+            limit=cfg.limit,
+            system_prompt=cfg.system_prompt,
+            seed=cfg.seed,
+        )
     outputs = write_comparison(rows, out_dir, extraction=extraction_rule(cfg.tasks))
     gate_cfg = recipe.release.gate
-    gate = release_gate(rows, [s.name for s in recipe.students], models[0][0] if cfg.include_teacher else None,
-                        gate_cfg.task or cfg.tasks[0], gate_cfg.min_score, gate_cfg.require_beats_teacher)
+    gate = release_gate(
+        rows,
+        [s.name for s in recipe.students],
+        models[0][0] if cfg.include_teacher else None,
+        gate_cfg.task or cfg.tasks[0],
+        gate_cfg.min_score,
+        gate_cfg.require_beats_teacher,
+    )
     outputs.append(write_gate(gate, out_dir / "gate.json"))
     print((out_dir / "comparison.md").read_text(), flush=True)
     return rows, outputs

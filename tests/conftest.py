@@ -25,8 +25,12 @@ def tiny_recipe_dict(tmp_path: Path) -> dict:
     recipe = yaml.safe_load((REPO / "recipes" / "quickstart.yaml").read_text())
     recipe["run_dir"] = str(tmp_path / "run")
     recipe["data"].update(source=str(REPO / "recipes" / "data" / "addition_train.jsonl"), limit=4)
-    recipe["teacher"].update(model="tiny-random-llama", samples_per_prompt=2, batch_size=8,
-                             sampling={"temperature": 0.8, "top_p": 0.95, "max_tokens": 6, "seed": 0})
+    recipe["teacher"].update(
+        model="tiny-random-llama",
+        samples_per_prompt=2,
+        batch_size=8,
+        sampling={"temperature": 0.8, "top_p": 0.95, "max_tokens": 6, "seed": 0},
+    )
     # A random model is never right: keep every trace so the later stages have data.
     recipe["filter"].update(correctness=False, drop_truncated=False, keep_per_prompt=None)
     recipe["students"][0].update(model="tiny-random-llama", epochs=1, batch_size=4)

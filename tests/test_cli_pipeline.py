@@ -7,8 +7,13 @@ from pathlib import Path
 
 
 def distill(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "distill.cli", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "distill.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=600,
+    )
 
 
 def test_tiny_pipeline_runs_then_skips_then_forces(tiny_recipe, tiny_recipe_dict, monkeypatch):

@@ -14,7 +14,14 @@ REPO = Path(__file__).resolve().parents[1]
 @pytest.mark.slow
 def test_quickstart_student_beats_teacher_with_non_overlapping_ci(tmp_path):
     run_dir = tmp_path / "quickstart"
-    command = [sys.executable, "-m", "distill.cli", "run", str(REPO / "recipes" / "quickstart.yaml"), f"run_dir={run_dir}"]
+    command = [
+        sys.executable,
+        "-m",
+        "distill.cli",
+        "run",
+        str(REPO / "recipes" / "quickstart.yaml"),
+        f"run_dir={run_dir}",
+    ]
     started = time.time()
     first = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=3600)
     assert first.returncode == 0, first.stderr[-3000:]
@@ -26,7 +33,9 @@ def test_quickstart_student_beats_teacher_with_non_overlapping_ci(tmp_path):
     gate = json.loads((run_dir / "eval" / "gate.json").read_text())
     assert all(d["ship"] for d in gate["decisions"].values())
     assert (run_dir / "release" / student["model"] / "README.md").exists()
-    print(f"quickstart took {minutes:.1f} min; teacher {teacher['pass_at_1']} -> student {student['pass_at_1']}")
+    print(
+        f"quickstart took {minutes:.1f} min; teacher {teacher['pass_at_1']} -> student {student['pass_at_1']}"
+    )
 
     started = time.time()
     again = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=600)

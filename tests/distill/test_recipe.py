@@ -15,7 +15,9 @@ def test_every_shipped_recipe_validates(path):
     recipe = load_recipe(path)
     assert recipe.name
     first_line = path.read_text().splitlines()[0]
-    assert first_line.startswith("#"), f"{path.name} must start with a comment giving the command that runs it"
+    assert first_line.startswith("#"), (
+        f"{path.name} must start with a comment giving the command that runs it"
+    )
 
 
 def write(tmp_path, data) -> Path:
@@ -25,7 +27,9 @@ def write(tmp_path, data) -> Path:
 
 
 def test_overrides_parse_values_as_yaml(tiny_recipe):
-    recipe = load_recipe(tiny_recipe, ["teacher.batch_size=3", "eval.tasks=[a, b]", "students.0.learning_rate=1e-4"])
+    recipe = load_recipe(
+        tiny_recipe, ["teacher.batch_size=3", "eval.tasks=[a, b]", "students.0.learning_rate=1e-4"]
+    )
     assert recipe.teacher.batch_size == 3
     assert recipe.eval.tasks == ["a", "b"]
     assert recipe.students[0].learning_rate == pytest.approx(1e-4)
@@ -81,7 +85,9 @@ def test_cli_missing_recipe(capsys):
     assert "nope.yaml: recipe file not found" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("command", [[], ["run"], ["generate"], ["filter"], ["sft"], ["eval"], ["publish"], ["validate"]])
+@pytest.mark.parametrize(
+    "command", [[], ["run"], ["generate"], ["filter"], ["sft"], ["eval"], ["publish"], ["validate"]]
+)
 def test_every_subcommand_has_help(command, capsys):
     with pytest.raises(SystemExit) as info:
         main([*command, "--help"])

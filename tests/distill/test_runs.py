@@ -20,7 +20,11 @@ def test_manifest_records_recipe_versions_and_stage_lifecycle(tmp_path):
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     stage = manifest["stages"]["generate"]
     assert manifest["recipe_hash"] == "abc" and "torch" in manifest["versions"]
-    assert stage["status"] == "done" and stage["outputs"] == ["generate/out.txt"] and stage["metrics"]["samples"] == 3
+    assert (
+        stage["status"] == "done"
+        and stage["outputs"] == ["generate/out.txt"]
+        and stage["metrics"]["samples"] == 3
+    )
     assert Run(tmp_path / "run").is_done("generate", fp)
 
 

@@ -7,8 +7,18 @@ from eval.tasks import utils as task_utils
 
 
 def row(model, score, ci, task="t"):
-    return {"model": model, "task": task, "pass_at_1": score, "ci95": ci, "pass_at_4": min(1.0, score * 2),
-            "problems": 60, "samples_per_problem": 4, "temperature": 0.8, "top_p": 0.95, "max_tokens": 48}
+    return {
+        "model": model,
+        "task": task,
+        "pass_at_1": score,
+        "ci95": ci,
+        "pass_at_4": min(1.0, score * 2),
+        "problems": 60,
+        "samples_per_problem": 4,
+        "temperature": 0.8,
+        "top_p": 0.95,
+        "max_tokens": 48,
+    }
 
 
 def test_markdown_states_samples_interval_and_extraction_rule():

@@ -13,15 +13,28 @@ def sft_rows(n: int = 8) -> list[dict]:
     rows = []
     for i in range(n):
         prompt = [{"role": "user", "content": f"What is {i} + 1?"}]
-        rows.append({"prompt": prompt, "completion": [{"role": "assistant", "content": f"\\boxed{{{i + 1}}}"}],
-                     "prompt_id": str(i), "sample_idx": 0})
+        rows.append(
+            {
+                "prompt": prompt,
+                "completion": [{"role": "assistant", "content": f"\\boxed{{{i + 1}}}"}],
+                "prompt_id": str(i),
+                "sample_idx": 0,
+            }
+        )
     return rows
 
 
 def train_tiny(tmp_path, **overrides):
     train = write_parquet(sft_rows(), tmp_path / "train.parquet")
-    cfg = StudentConfig(name="tiny", model="tiny-random-llama", epochs=2, batch_size=4, learning_rate=1e-3,
-                        max_length=64, **overrides)
+    cfg = StudentConfig(
+        name="tiny",
+        model="tiny-random-llama",
+        epochs=2,
+        batch_size=4,
+        learning_rate=1e-3,
+        max_length=64,
+        **overrides,
+    )
     return train_student(resolve_model("tiny-random-llama"), train, tmp_path / "out", cfg)
 
 

@@ -1,0 +1,169 @@
+"""Decontamination: find training problems that copy a benchmark problem.
+
+Two passes over normalised text (lower-case words and numbers; LaTeX commands reduce to their names, so
+``\\frac{1}{2}`` and ``frac 1 2`` read alike):
+
+1. word n-grams (default 8, the usual choice for this check): a problem sharing any n-gram with a
+   benchmark problem is a copy. Benchmark problems shorter than n words match only as a whole.
+2. optional fuzzy pass (rapidfuzz ``ratio`` over the whole normalised text) for light rewording that
+   breaks every n-gram; it only looks at problems the first pass let through.
+
+Each match names the benchmark set and the item, so the filter report can say what was removed and why.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from distill.errors import DistillError
+from distill.recipe import BenchmarkSource
+from distill.records import read_rows
+
+_WORD = re.compile(r"[a-z0-9]+")
+_PROBLEM_COLUMNS = ("problem", "question", "prompt")
+_FUZZY_BATCH = 2048  # rows per rapidfuzz cdist call: bounds its (rows x benchmark problems) score matrix
+
+
+@dataclass(frozen=True)
+class BenchmarkSet:
+    name: str
+    problems: list[str]
+    ids: list[str]
+
+
+@dataclass(frozen=True)
+class Match:
+    benchmark: str
+    item: str
+    method: str  # "8-gram" | "exact" | "fuzzy 93"
+
+    def __str__(self) -> str:
+        return f"{self.benchmark}#{self.item} ({self.method})"
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def load_benchmark(spec: BenchmarkSource) -> BenchmarkSet:
+    """Read one benchmark set from a local file, or from `datasets` when ``source`` is not a file."""
+    path = Path(spec.source)
+    if path.is_file():
+        rows, where = read_rows(path), str(path)
+        default_name = f"{path.parent.name}/{path.stem}" if path.parent.name else path.stem
+    else:
+        rows, where, default_name = _load_hub(spec), f"{spec.source} ({spec.split})", spec.source
+    if not rows:
+        raise DistillError(f"{where}: benchmark set is empty; check filter.decontaminate.benchmarks")
+    column = spec.column or next((c for c in _PROBLEM_COLUMNS if c in rows[0]), None)
+    if column is None or column not in rows[0]:
+        raise DistillError(
+            f"{where}: no problem column (found: {', '.join(sorted(rows[0]))}); "
+            "set filter.decontaminate.benchmarks[].column"
+        )
+    problems = [str(row.get(column) or "") for row in rows]
+    ids = [str(row.get("unique_id") or row.get("id") or index) for index, row in enumerate(rows)]
+    return BenchmarkSet(spec.name or default_name, problems, ids)
+
+
+def _load_hub(spec: BenchmarkSource) -> list[dict[str, Any]]:
+    if spec.source.startswith((".", "/")) or spec.source.endswith((".jsonl", ".json", ".parquet", ".csv")):
+        raise DistillError(f"{spec.source}: benchmark file not found; fix filter.decontaminate.benchmarks")
+    import datasets
+
+    try:
+        return list(datasets.load_dataset(spec.source, spec.config, split=spec.split))
+    except Exception as exc:  # offline, unknown id, wrong split: all fixable by pointing at a local file
+        raise DistillError(
+            f"filter.decontaminate.benchmarks: cannot load {spec.source!r} split {spec.split!r} "
+            f"({type(exc).__name__}); use a local file path instead"
+        ) from None
+
+
+class Decontaminator:
+    """An index of benchmark problems; ``match_many`` checks training problems against it."""
+
+    def __init__(
+        self,
+        benchmarks: Iterable[BenchmarkSet],
+        ngram: int = 8,
+        fuzzy: bool = False,
+        fuzzy_threshold: float = 90.0,
+    ) -> None:
+        self.ngram, self.fuzzy, self.fuzzy_threshold = ngram, fuzzy, fuzzy_threshold
+        self.sizes: dict[str, int] = {}
+        self._items: list[tuple[str, str]] = []  # (benchmark, item id), indexed like _texts
+        self._texts: list[str] = []
+        self._grams: dict[tuple[str, ...], int] = {}
+        self._whole: dict[str, int] = {}
+        for bench in benchmarks:
+            self.sizes[bench.name] = len(bench.problems)
+            for problem, item in zip(bench.problems, bench.ids, strict=True):
+                self._add(words(problem), (bench.name, item))
+
+    def _add(self, tokens: list[str], item: tuple[str, str]) -> None:
+        if not tokens:  # an empty benchmark row would otherwise match every empty problem
+            return
+        index = len(self._items)
+        self._items.append(item)
+        self._texts.append(" ".join(tokens))
+        if len(tokens) < self.ngram:
+            self._whole.setdefault(" ".join(tokens), index)
+            return
+        for gram in zip(*(tokens[i:] for i in range(self.ngram)), strict=False):
+            self._grams.setdefault(gram, index)
+
+    def match_ngram(self, text: str) -> Match | None:
+        tokens = words(text)
+        whole = self._whole.get(" ".join(tokens))
+        if whole is not None:
+            return Match(*self._items[whole], "exact")
+        grams = self._grams
+        for gram in zip(*(tokens[i:] for i in range(self.ngram)), strict=False):
+            hit = grams.get(gram)
+            if hit is not None:
+                return Match(*self._items[hit], f"{self.ngram}-gram")
+        return None
+
+    def match_many(self, texts: list[str]) -> list[Match | None]:
+        """One match (or None) per text; each distinct text is checked once."""
+        unique = list(dict.fromkeys(texts))
+        found = {text: self.match_ngram(text) for text in unique}
+        if self.fuzzy and self._texts:
+            left = [text for text in unique if found[text] is None]
+            found.update(self._fuzzy(left))
+        return [found[text] for text in texts]
+
+    def _fuzzy(self, texts: list[str]) -> dict[str, Match]:
+        import numpy as np
+        from rapidfuzz import fuzz, process
+
+        matches: dict[str, Match] = {}
+        for start in range(0, len(texts), _FUZZY_BATCH):
+            batch = texts[start : start + _FUZZY_BATCH]
+            queries = [" ".join(words(text)) for text in batch]
+            scores = process.cdist(
+                queries,
+                self._texts,
+                scorer=fuzz.ratio,
+                score_cutoff=self.fuzzy_threshold,
+                dtype=np.uint8,
+                workers=-1,
+            )
+            best = scores.argmax(axis=1)
+            for row, text in enumerate(batch):
+                score = int(scores[row, best[row]])
+                if score and queries[row]:
+                    matches[text] = Match(*self._items[best[row]], f"fuzzy {score}")
+        return matches
+
+
+def build_decontaminator(
+    specs: list[BenchmarkSource], ngram: int = 8, fuzzy: bool = False, fuzzy_threshold: float = 90.0
+) -> Decontaminator:
+    """Load every benchmark set of the recipe and index it."""
+    return Decontaminator([load_benchmark(spec) for spec in specs], ngram, fuzzy, fuzzy_threshold)
