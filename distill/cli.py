@@ -22,6 +22,19 @@ _STAGE_HELP = {
 }
 
 
+def _at_least(minimum: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {text!r}")
+        return value
+
+    return parse
+
+
 def _add_recipe_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("recipe", help="recipe YAML file, e.g. recipes/quickstart.yaml")
     parser.add_argument(
@@ -56,6 +69,13 @@ def build_parser() -> argparse.ArgumentParser:
         stage = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
         _add_recipe_args(stage)
         stage.add_argument("--force", action="store_true", help="rerun even if finished with the same inputs")
+        if name == "generate":
+            stage.add_argument(
+                "--limit",
+                type=_at_least(1),
+                metavar="N",
+                help="use only the first N prompts (smoke runs; data.limit)",
+            )
         if name == "filter":
             stage.add_argument(
                 "--traces",
@@ -65,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
                 "instead of the generate stage's output; sets filter.traces",
             )
             stage.add_argument(
-                "--workers", type=int, metavar="N", help="verification processes (filter.workers)"
+                "--workers", type=_at_least(0), metavar="N", help="verification processes (filter.workers)"
             )
     validate = sub.add_parser(
         "validate",
@@ -92,6 +112,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     from distill.recipe import load_recipe
 
     recipe = load_recipe(args.recipe, args.overrides)
+    if getattr(args, "limit", None) is not None:
+        recipe.data.limit = args.limit
     if getattr(args, "traces", None):
         recipe.filter.traces = args.traces
     if getattr(args, "workers", None) is not None:

@@ -259,6 +259,11 @@ class StudentConfig(Section):
 class EvalConfig(Section):
     tasks: list[str] = Field(min_length=1)
     include_teacher: bool = True
+    teacher_model: str | None = Field(
+        None,
+        description="Weights the teacher row is evaluated with (default teacher.model); set it when "
+        "teacher.backend is openai and the served model name is not a loadable model reference.",
+    )
     samples_per_problem: int = Field(4, ge=1, description="n samples per problem; pass@1 is their mean.")
     temperature: float = Field(0.6, ge=0.0)
     top_p: float = Field(0.95, gt=0.0, le=1.0)

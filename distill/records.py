@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -25,17 +24,26 @@ TRACE_COLUMNS = (
     "answer",
 )
 VERIFIED_COLUMNS = ("extracted", "correct", "verify_reason")
-_THINK = re.compile(r"<think>(.*?)(?:</think>|$)", re.DOTALL)
 
 
 def split_think(completion: str) -> tuple[str, str]:
-    """Split a completion into (reasoning inside <think>, final text after it); no tags -> ("", text)."""
-    match = _THINK.search(completion)
-    if not match:
-        return "", completion.strip()
-    closed = "</think>" in completion[match.start() :]
-    final = completion[match.end() :].strip() if closed else ""
-    return match.group(1).strip(), final
+    """(reasoning, final answer text) of a completion: the one place that reads ``<think>`` tags.
+
+    The final text is what follows the last ``</think>`` (cut at any later ``<think>``). A ``</think>``
+    without its opening tag counts too: chat templates such as DeepSeek-R1's put ``<think>`` in the
+    prompt, so the reasoning must not leak into the answer. An unclosed ``<think>`` (truncated) is all
+    reasoning and no answer; no tags at all is all answer.
+    """
+    close = completion.rfind("</think>")
+    if close >= 0:
+        head, after = completion[:close], completion[close + len("</think>") :]
+        start = head.find("<think>")
+        reasoning = head[start + len("<think>") :] if start >= 0 else head
+        return reasoning.strip(), after.split("<think>", 1)[0].strip()
+    start = completion.find("<think>")
+    if start >= 0:
+        return completion[start + len("<think>") :].strip(), ""
+    return "", completion.strip()
 
 
 def read_rows(path: str | Path) -> list[dict[str, Any]]:

@@ -19,6 +19,8 @@ import threading
 from dataclasses import dataclass
 from fractions import Fraction
 
+from distill.records import split_think
+
 _NUMBER = re.compile(r"-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|-?\d+(?:\.\d+)?(?:/\d+)?|-?\.\d+")
 # Thousands separators must be well grouped: "1,000" is a number, "1,2" is a pair (math-verify agrees).
 _PLAIN_NUMBER = re.compile(r"^-?(?:\d{1,3}(?:,\d{3})+|\d+)?(?:\.\d+)?(?:/\d+)?$")
@@ -65,16 +67,8 @@ def last_boxed(text: str) -> str | None:
 
 
 def final_text(completion: str) -> str:
-    """The final answer of a completion: after the last ``</think>``; "" while a think block is open.
-
-    A ``</think>`` without its opening tag counts too: chat templates such as DeepSeek-R1's put ``<think>``
-    in the prompt, so the reasoning must not leak into the answer.
-    """
-    close = completion.rfind("</think>")
-    if close >= 0:
-        after = completion[close + len("</think>") :]
-        return after.split("<think>", 1)[0].strip()
-    return "" if "<think>" in completion else completion.strip()
+    """The final answer text of a completion (see ``distill.records.split_think``)."""
+    return split_think(completion)[1]
 
 
 def extract_answer(completion: str, fallback: str = "none") -> str | None:

@@ -140,11 +140,7 @@ def evaluate(recipe, run_root: Path, out_dir: Path) -> tuple[list[dict[str, Any]
     from eval.compare import release_gate, write_comparison, write_gate
 
     cfg = recipe.eval
-    models = (
-        [(f"teacher ({recipe.teacher.model})", resolve_model(recipe.teacher.model))]
-        if cfg.include_teacher
-        else []
-    )
+    models = [_teacher_entry(recipe, resolve_model)] if cfg.include_teacher else []
     for student in recipe.students:
         final = run_root / "students" / student.name / "final"
         if not final.exists():
@@ -181,6 +177,18 @@ def evaluate(recipe, run_root: Path, out_dir: Path) -> tuple[list[dict[str, Any]
     outputs.append(write_gate(gate, out_dir / "gate.json"))
     print((out_dir / "comparison.md").read_text(), flush=True)
     return rows, outputs
+
+
+def _teacher_entry(recipe, resolve_model) -> tuple[str, str]:
+    ref = recipe.eval.teacher_model or recipe.teacher.model
+    try:
+        return f"teacher ({ref})", resolve_model(ref)
+    except DistillError as exc:
+        # A served teacher (backend openai) is often named something no loader knows, e.g. deepseek-reasoner.
+        raise DistillError(
+            f"eval: cannot load the teacher for evaluation ({exc}); set eval.teacher_model to its weights "
+            "(a folder or Hub id) or eval.include_teacher=false"
+        ) from None
 
 
 def extraction_rule(tasks: list[str]) -> str:

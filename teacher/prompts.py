@@ -110,17 +110,9 @@ def load_chat_template(value: str | None) -> str | None:
 
 
 def split_reasoning(completion: str, reasoning: str | None = None) -> tuple[str, str]:
-    """(reasoning, final) of a completion.
-
-    Handles: reasoning returned separately by a server; ``<think>..</think>`` in the text; a ``</think>``
-    without its opening tag (chat templates such as DeepSeek-R1's put ``<think>`` in the prompt); an
-    unclosed ``<think>`` (truncated: everything is reasoning, no final answer).
-    """
+    """(reasoning, final) of a completion; ``reasoning`` is what a server returned separately, if any."""
     if reasoning:
         return reasoning.strip(), completion.strip()
-    close = completion.find("</think>")
-    if close >= 0 and "<think>" not in completion[:close]:
-        return completion[:close].strip(), completion[close + len("</think>") :].strip()
     return split_think(completion)
 
 

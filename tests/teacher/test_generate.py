@@ -169,3 +169,12 @@ def test_openai_recipe_needs_base_url_and_never_echoes_a_pasted_key(gen_recipe_d
             path, ["teacher.openai.base_url=http://127.0.0.1:9/v1", f"teacher.openai.api_key_env={secret}"]
         )
     assert "never the key itself" in str(err.value) and secret not in str(err.value)
+
+
+def test_cli_limit_is_a_smoke_run_over_the_first_prompts(gen_recipe_dict):
+    from distill.cli import main
+
+    recipe = save_recipe(Path(gen_recipe_dict["run_dir"]).parent, gen_recipe_dict)
+    assert main(["generate", str(recipe), "--limit", "2"]) == 0
+    counts = key_counts(Path(gen_recipe_dict["run_dir"]) / "generate")
+    assert sorted(counts) == [("p000", 0), ("p000", 1), ("p001", 0), ("p001", 1)]
