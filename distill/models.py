@@ -33,6 +33,17 @@ CHATML_TEMPLATE = (
 )
 
 
+# The Hub repository each built-in model comes from (None: built here, not on the Hub).
+_BUILTIN_HUB_IDS = {EMBEDDED_MODEL: "HuggingFaceTB/SmolLM2-135M-Instruct", TINY_MODEL: None}
+
+
+def hub_id(ref: str) -> str | None:
+    """The Hub id a model reference stands for (a model card's `base_model`), or None for local folders."""
+    if ref in _BUILTIN_HUB_IDS:
+        return _BUILTIN_HUB_IDS[ref]
+    return ref if _HUB_ID.match(ref) and not Path(ref).expanduser().exists() else None
+
+
 def cache_dir() -> Path:
     """Where built-in models are materialised; override with DISTILL_CACHE."""
     return Path(os.environ.get("DISTILL_CACHE", Path.home() / ".cache" / "distill"))

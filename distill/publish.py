@@ -13,13 +13,14 @@ from typing import Any
 
 import yaml
 
+from distill.models import hub_id
 from distill.runs import atomic_write_text
 
 _MODEL_FILES = ("*.safetensors", "*.json", "*.txt", "*.model", "*.jinja")
 
 
 def render_release(
-    student: str, model_dir: Path, out_dir: Path, *, base_model: str, card: dict[str, Any]
+    student: str, model_dir: Path, out_dir: Path, *, base_model: str | None, card: dict[str, Any]
 ) -> Path:
     """Copy the model files and write README.md; written to a temp folder then renamed into place."""
     tmp = out_dir.with_name(f".{out_dir.name}.tmp")
@@ -37,7 +38,7 @@ def render_release(
 
 def model_card(
     student: str,
-    base_model: str,
+    base_model: str | None,
     *,
     teacher: str,
     rows: list[dict[str, Any]],
@@ -60,9 +61,10 @@ def model_card(
         for row in rows
         if row["model"] == student
     ]
+    # The Hub checks base_model against its repositories: only a real Hub id goes there.
     front = {
         "license": license,
-        "base_model": base_model,
+        **({"base_model": base_model} if base_model else {}),
         "library_name": "transformers",
         "pipeline_tag": "text-generation",
         "tags": ["distill", "reasoning", "sft"],
@@ -117,7 +119,7 @@ def publish(recipe, run, out_dir: Path) -> tuple[dict[str, Any], list[Path]]:
             student.name,
             run.root / "students" / student.name / "final",
             target,
-            base_model=student.model,
+            base_model=hub_id(student.model),
             card=card,
         )
         outputs.append(target)

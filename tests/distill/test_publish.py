@@ -1,0 +1,42 @@
+import yaml
+
+from distill.models import hub_id
+from distill.publish import model_card
+
+ROW = {"model": "s", "task": "t", "pass_at_1": 0.5, "samples_per_problem": 4}
+
+
+def _front_matter(card: str) -> dict:
+    assert card.startswith("---\n")
+    return yaml.safe_load(card.split("---\n")[1])
+
+
+def _card(base_model):
+    return model_card(
+        "s",
+        base_model,
+        teacher="teacher-x",
+        rows=[ROW, {**ROW, "model": "teacher-x", "pass_at_1": 0.1}],
+        lineage={"teacher": "teacher-x"},
+        comparison_md="| table |\n",
+        license="apache-2.0",
+    )
+
+
+def test_card_front_matter_has_the_students_eval_results_only():
+    front = _front_matter(_card("HuggingFaceTB/SmolLM2-135M-Instruct"))
+    assert front["base_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    (result,) = front["model-index"][0]["results"]
+    assert result["metrics"][0]["value"] == 0.5 and result["task"]["name"] == "t"
+
+
+def test_card_has_no_base_model_when_the_student_started_from_a_local_folder():
+    assert "base_model" not in _front_matter(_card(None))
+
+
+def test_hub_id_of_model_references(tmp_path):
+    assert hub_id("smollm2-135m-instruct") == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert hub_id("tiny-random-llama") is None
+    assert hub_id("Qwen/Qwen2.5-Math-1.5B") == "Qwen/Qwen2.5-Math-1.5B"
+    (tmp_path / "org" / "model").mkdir(parents=True)
+    assert hub_id(str(tmp_path / "org" / "model")) is None
