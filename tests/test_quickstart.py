@@ -33,6 +33,7 @@ def test_quickstart_student_beats_teacher_with_non_overlapping_ci(tmp_path):
     gate = json.loads((run_dir / "eval" / "gate.json").read_text())
     assert all(d["ship"] for d in gate["decisions"].values())
     assert (run_dir / "release" / student["model"] / "README.md").exists()
+    assert all((run_dir / "filter" / f"report.{ext}").stat().st_size > 0 for ext in ("json", "md", "png"))
     print(
         f"quickstart took {minutes:.1f} min; teacher {teacher['pass_at_1']} -> student {student['pass_at_1']}"
     )
