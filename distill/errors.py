@@ -6,3 +6,8 @@ class DistillError(Exception):
 
     def __init__(self, message: str):
         super().__init__(" ".join(message.split()))
+
+
+def first_line(text: str, limit: int = 160) -> str:
+    """The first non-blank line of a (library's) message, cut to ``limit``: enough for a one-line error."""
+    return (text.strip().splitlines() or [""])[0][:limit]

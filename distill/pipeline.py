@@ -86,9 +86,10 @@ def _filter_config(recipe: Recipe) -> dict[str, Any]:
 
 def _generate_body(recipe: Recipe, run: Run, folder: Path):
     from teacher.generate import generate
+    from teacher.shards import shard_paths
 
     metrics = generate(recipe, run, folder)
-    return metrics, sorted(folder.glob("shard-*.parquet")) + [folder / "prompts.parquet"]
+    return metrics, [*shard_paths(folder), folder / "prompts.parquet"]
 
 
 def _filter_body(recipe: Recipe, run: Run, folder: Path):

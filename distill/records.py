@@ -87,17 +87,15 @@ def _read_jsonl(path: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def write_parquet(rows: list[dict[str, Any]], path: Path) -> Path:
-    """Write rows to parquet atomically (temp file + rename)."""
-    import os
-
+def write_parquet(rows: list[dict[str, Any]], path: Path, schema: Any = None) -> Path:
+    """Write rows to parquet atomically (temp file + rename); ``schema`` pins column types if given."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    pq.write_table(pa.Table.from_pylist(rows), tmp)
-    os.replace(tmp, path)
+    from distill.runs import atomic_path
+
+    with atomic_path(path) as tmp:
+        pq.write_table(pa.Table.from_pylist(rows, schema=schema), tmp)
     return path
 
 

@@ -18,6 +18,7 @@ import shutil
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,21 @@ _TRACKED_PACKAGES = (
     "math-verify",
     "vllm",
 )
+
+
+@contextlib.contextmanager
+def atomic_path(path: Path) -> Iterator[Path]:
+    """A temp path beside ``path`` for a writer to fill; renamed onto ``path`` only if the block succeeds.
+
+    The temp name is ``.<name>.<pid>.tmp``: hidden, per process, and easy to sweep after a kill -9.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def atomic_write_text(path: Path, text: str) -> None:

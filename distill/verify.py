@@ -18,6 +18,7 @@ import re
 import threading
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Any
 
 from distill.records import split_think
 
@@ -162,18 +163,28 @@ def _verdict(extracted: str | None, ok: bool, how: str) -> Verdict:
     return Verdict(ok, extracted, how if ok else f"wrong ({how})")
 
 
-def verify_completion(gold: str, completion: str, fallback: str = "none") -> Verdict:
-    """Extract the answer from ``completion`` and compare it with ``gold`` (single item, in-process)."""
+def precheck(gold: Any, completion: Any, fallback: str) -> Verdict | str:
+    """What needs no comparison: a Verdict (bad gold, no answer), else the extracted answer to compare."""
     if not isinstance(gold, str) or not gold.strip():
         return Verdict(False, None, "gold-unparseable")
     extracted = extract_answer(completion, fallback)
-    if extracted is None:
-        return Verdict(False, None, "no-answer")
+    return Verdict(False, None, "no-answer") if extracted is None else extracted
+
+
+def checked_match(gold: str, extracted: str) -> tuple[bool, str]:
+    """``answers_match`` that turns an exception into a reason: one odd input must not sink a batch."""
     try:
-        ok, how = answers_match(gold, extracted)
-    except Exception as exc:  # math-verify/sympy raising on odd input must not sink a whole batch
-        return Verdict(False, extracted, f"error: {type(exc).__name__}")
-    return _verdict(extracted, ok, how)
+        return answers_match(gold, extracted)
+    except Exception as exc:  # math-verify/sympy raising on odd input
+        return False, f"error: {type(exc).__name__}"
+
+
+def verify_completion(gold: str, completion: str, fallback: str = "none") -> Verdict:
+    """Extract the answer from ``completion`` and compare it with ``gold`` (single item, in-process)."""
+    checked = precheck(gold, completion, fallback)
+    if isinstance(checked, Verdict):
+        return checked
+    return _verdict(checked, *checked_match(gold, checked))
 
 
 def verify_many(

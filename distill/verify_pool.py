@@ -14,18 +14,11 @@ from multiprocessing.connection import wait
 
 from tqdm.auto import tqdm
 
-from distill.verify import Verdict, _verdict, answers_match, extract_answer, fast_match
+from distill.verify import Verdict, _verdict, checked_match, fast_match, precheck
 
 # fork: workers start in milliseconds and need no `if __name__ == "__main__"` guard in user scripts; they run
 # only pure-Python parsing (no torch/tokenizers), so the usual fork-with-threads hazards do not apply.
 _CTX = mp.get_context("fork")
-
-
-def _check(gold: str, extracted: str) -> tuple[bool, str]:
-    try:
-        return answers_match(gold, extracted)
-    except Exception as exc:  # one odd input must not sink the batch
-        return False, f"error: {type(exc).__name__}"
 
 
 def _worker_main(conn) -> None:
@@ -34,7 +27,7 @@ def _worker_main(conn) -> None:
         if chunk is None:
             return
         for index, gold, extracted in chunk:
-            conn.send((index, *_check(gold, extracted)))
+            conn.send((index, *checked_match(gold, extracted)))
 
 
 class _Worker:
@@ -69,12 +62,9 @@ def triage(
     verdicts: list[Verdict | None] = [None] * len(items)
     pending = []
     for index, (gold, completion) in enumerate(items):
-        if not isinstance(gold, str) or not gold.strip():
-            verdicts[index] = Verdict(False, None, "gold-unparseable")
-            continue
-        extracted = extract_answer(completion if isinstance(completion, str) else "", fallback)
-        if extracted is None:
-            verdicts[index] = Verdict(False, None, "no-answer")
+        extracted = precheck(gold, completion, fallback)
+        if isinstance(extracted, Verdict):
+            verdicts[index] = extracted
             continue
         fast = fast_match(gold, extracted)
         if fast is not None:
@@ -99,7 +89,7 @@ def verify_in_pool(
     try:
         if workers <= 0:
             for index, gold, extracted in pending:
-                verdicts[index] = _verdict(extracted, *_check(gold, extracted))
+                verdicts[index] = _verdict(extracted, *checked_match(gold, extracted))
                 bar.update(1)
         elif pending:
             _run_pool(pending, verdicts, min(workers, len(pending)), timeout, bar)
@@ -113,6 +103,7 @@ def _run_pool(pending, verdicts, workers: int, timeout: float, bar) -> None:
     extracted_of = {index: extracted for index, _, extracted in pending}
     chunk_size = max(1, min(32, len(pending) // (workers * 4)))
     pool = [_Worker() for _ in range(workers)]
+    deaths: list[float] = []  # when workers died this batch: many in a short time means a systematic fault
     try:
         while queue or any(w.inflight for w in pool):
             for worker in pool:
@@ -123,7 +114,7 @@ def _run_pool(pending, verdicts, workers: int, timeout: float, bar) -> None:
             ready = set(wait([w.conn for w in busy], timeout=wait_for))
             for slot, worker in enumerate(pool):
                 if worker.conn in ready:
-                    pool[slot] = _receive(worker, verdicts, extracted_of, timeout, bar, queue)
+                    pool[slot] = _receive(worker, verdicts, extracted_of, timeout, bar, queue, deaths)
                 elif worker.inflight and time.monotonic() > worker.deadline:
                     pool[slot] = _replace(worker, verdicts, "timeout", bar, queue)
     finally:
@@ -131,15 +122,12 @@ def _run_pool(pending, verdicts, workers: int, timeout: float, bar) -> None:
             worker.stop()
 
 
-_DEATHS: list[float] = []
-
-
-def _receive(worker: _Worker, verdicts, extracted_of, timeout: float, bar, queue) -> _Worker:
+def _receive(worker: _Worker, verdicts, extracted_of, timeout: float, bar, queue, deaths) -> _Worker:
     try:
         index, ok, how = worker.conn.recv()
     except (EOFError, OSError):  # the worker died (e.g. out of memory): blame its current item
-        _DEATHS.append(time.monotonic())
-        if len(_DEATHS) >= 20 and _DEATHS[-1] - _DEATHS[-20] < 10:
+        deaths.append(time.monotonic())
+        if len(deaths) >= 20 and deaths[-1] - deaths[-20] < 10:
             raise RuntimeError(
                 "verification workers keep dying; rerun with workers=0 to see the error"
             ) from None

@@ -7,14 +7,13 @@ pass-rate histogram, completion lengths before/after and, when on, what decontam
 
 from __future__ import annotations
 
-import os
 import statistics
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from distill.recipe import FilterConfig
-from distill.runs import atomic_write_json, atomic_write_text
+from distill.runs import atomic_path, atomic_write_json, atomic_write_text
 from teacher.decontaminate import Decontaminator
 from teacher.filter_steps import pass_rates, problem_text
 
@@ -227,9 +226,8 @@ def plot_report(report: dict[str, Any], verified: list[Row], kept: list[Row], pa
     length_ax.hist(after, bins=40, alpha=0.7, label=f"after ({len(after)})", color="tab:orange")
     length_ax.set(title="completion length", xlabel=unit.replace("_", " "), ylabel="rows")
     length_ax.legend()
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp.png")
-    fig.savefig(tmp, dpi=100)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
 
 
 def write_report(report: dict[str, Any], verified: list[Row], kept: list[Row], out_dir: Path) -> None:

@@ -30,6 +30,7 @@ from distill.verify import verify_many
 from teacher import filter_steps as steps
 from teacher.decontaminate import Decontaminator, build_decontaminator
 from teacher.filter_report import build_report, write_report
+from teacher.shards import SHARD_GLOB, shard_paths
 
 REQUIRED = ("prompt_id", "sample_idx", "messages", "completion", "answer")
 REMOVAL_COLUMNS = ("kept", "removed_by", "removed_detail")
@@ -45,9 +46,9 @@ def load_traces(source: Path, columns: dict[str, str] | None = None) -> list[Row
 
 
 def _load_generated(trace_dir: Path) -> list[Row]:
-    shards = sorted(trace_dir.glob("shard-*.parquet"))
+    shards = shard_paths(trace_dir)
     if not shards:
-        raise DistillError(f"{trace_dir}: no trace shards (shard-*.parquet); run `distill generate` first")
+        raise DistillError(f"{trace_dir}: no trace shards ({SHARD_GLOB}); run `distill generate` first")
     rows = [row for shard in shards for row in read_rows(shard)]
     require_columns(rows, REQUIRED, str(trace_dir))
     prompts = trace_dir / "prompts.parquet"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from distill.errors import DistillError
+from distill.errors import DistillError, first_line
 from distill.records import read_rows, split_think
 
 _FILE_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
@@ -27,7 +27,7 @@ def load_prompt_rows(source: str, split: str = "train") -> list[dict[str, Any]]:
     except Exception as exc:
         raise DistillError(
             f"data.source {source!r} (split {split!r}): not a local file and `datasets` could not load it "
-            f"({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]})"
+            f"({type(exc).__name__}: {first_line(str(exc), 200)})"
         ) from None
 
 
@@ -48,7 +48,7 @@ def _load_dataset_folder(path: Path, split: str) -> list[dict[str, Any]]:
     except Exception as exc:
         raise DistillError(
             f"data.source {path}: `datasets` could not load this folder ({type(exc).__name__}: "
-            f"{(str(exc).splitlines() or [''])[0][:200]})"
+            f"{first_line(str(exc), 200)})"
         ) from None
 
 

@@ -8,7 +8,6 @@ duplicates and no gaps, and at most one shard of work is redone.
 
 from __future__ import annotations
 
-import os
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -17,6 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from distill.errors import DistillError
+from distill.records import write_parquet
 
 SHARD_GLOB = "shard-*.parquet"
 
@@ -103,10 +103,7 @@ class ShardWriter:
     def flush(self) -> Path | None:
         if not self.buffer:
             return None
-        path = self.out_dir / f"shard-{self.next_index:05d}.parquet"
-        tmp = self.out_dir / f".{path.name}.{os.getpid()}.tmp"
-        pq.write_table(pa.Table.from_pylist(self.buffer, schema=TRACE_SCHEMA), tmp)
-        os.replace(tmp, path)
+        path = write_parquet(self.buffer, self.out_dir / f"shard-{self.next_index:05d}.parquet", TRACE_SCHEMA)
         self.next_index += 1
         self.buffer = []
         return path

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
+
+from distill.errors import DistillError
 
 SEED_SCOPES = ("request", "engine", "batch", "none")
 
@@ -66,3 +68,16 @@ class Backend(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+def load_chat_tokenizer(model: str, chat_template: str | None) -> Any:
+    """The model's tokenizer with ``chat_template`` (when given) in place of its own; local backends
+    render prompts with it, so a model without any template is refused here."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model)
+    if chat_template:
+        tokenizer.chat_template = chat_template
+    if not tokenizer.chat_template:
+        raise DistillError(f"model {model} has no chat template; set teacher.chat_template to a .jinja file")
+    return tokenizer

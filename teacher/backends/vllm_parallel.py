@@ -14,7 +14,7 @@ import queue
 from collections.abc import Iterator
 from typing import Any
 
-from distill.errors import DistillError
+from distill.errors import DistillError, first_line
 from teacher.backends.base import GenerationRequest, GenerationResult, SamplingSpec
 
 _START_TIMEOUT_S = 1800  # loading a 70B checkpoint from network storage takes a while
@@ -110,7 +110,7 @@ class DataParallelVLLM:
                 if timeout is not None and waited >= timeout:
                     raise DistillError(f"vLLM replicas sent nothing for {timeout:.0f} s") from None
         if kind == "error":
-            raise DistillError(f"vLLM replica {rank} failed: {(payload.splitlines() or [''])[0][:300]}")
+            raise DistillError(f"vLLM replica {rank} failed: {first_line(payload, 300)}")
         return kind, rank, payload
 
     def generate(

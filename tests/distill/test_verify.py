@@ -8,7 +8,6 @@ import time
 
 import pytest
 
-from distill import verify_pool
 from distill.verify import (
     extract_answer,
     fast_match,
@@ -190,8 +189,10 @@ def _ignores_alarms(gold, predicted):
 
 
 def test_stuck_worker_is_killed_and_replaced(monkeypatch):
-    # Workers are forked, so they inherit the patched comparison.
-    monkeypatch.setattr(verify_pool, "answers_match", _ignores_alarms)
+    # Workers are forked, so they inherit the patched comparison (looked up in distill.verify).
+    import distill.verify as verify
+
+    monkeypatch.setattr(verify, "answers_match", _ignores_alarms)
     items = [("hang", f"{B}{{x}}"), ("a", f"{B}{{a}}"), ("hang", f"{B}{{y}}"), ("b", f"{B}{{b}}")]
     started = time.monotonic()
     verdicts = verify_many(items, workers=1, timeout=0.5, progress=False)
