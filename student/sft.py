@@ -1,72 +1,129 @@
-"""Stage `sft`: fine-tune a student on the filtered traces with TRL's SFTTrainer (completion-only loss)."""
+"""Stage `sft`: fine-tune a student on the filtered traces with TRL's SFTTrainer, in-process or launched.
+
+1. tokenize once (student/data.py): count over-long examples, check the template keeps <think> and ends
+   every turn with its end-of-turn token; write the token set and a job file into the partial folder;
+2. train: strategy ``single`` in this process, anything else through `accelerate launch` (student/launch.py),
+   resuming from the last complete checkpoint (student/checkpoints.py) when a killed attempt left one;
+3. check what really ran (world size, the model wrapper) against what the recipe asked for: accelerate
+   falls back silently (e.g. FSDP2 on a CPU becomes DDP), and a student trained another way than stated
+   must not be recorded as if it had not.
+"""
 
 from __future__ import annotations
 
-import shutil
+import json
+import time
 from pathlib import Path
 from typing import Any
 
 from distill.errors import DistillError
 from distill.recipe import StudentConfig
+from distill.records import read_rows
+from distill.runs import atomic_write_json
+from student.checkpoints import last_complete_checkpoint
+from student.trainer import FINAL, METRICS_FILE, run_training
 
-FINAL = "final"
-
-
-def _on_cpu() -> bool:
-    import torch
-
-    return not torch.cuda.is_available()
+JOB_FILE = "job.json"
+TOKENS_FILE = "train-tokens.parquet"
+# Which wrapper each multi-process strategy must produce (checked when world size > 1).
+_EXPECTED_WRAPPER = {
+    "cpu": "DistributedDataParallel",
+    "ddp": "DistributedDataParallel",
+    "zero2": "DeepSpeedEngine",
+    "zero3": "DeepSpeedEngine",
+    "zero3-offload": "DeepSpeedEngine",
+    "fsdp2": "FSDP2",
+}
 
 
 def train_student(model_path: str, train_file: Path, out_dir: Path, cfg: StudentConfig) -> dict[str, Any]:
     """Train ``model_path`` on ``train_file`` (prompt/completion rows); the final model lands in out_dir/final."""
-    import datasets
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-    from trl import SFTConfig, SFTTrainer
-
     if not train_file.exists():
         raise DistillError(f"{train_file}: training set missing; run `distill filter` first")
-    dataset = datasets.load_dataset("parquet", data_files=str(train_file), split="train")
-    dataset = dataset.select_columns(["prompt", "completion"])
-    cpu = _on_cpu()
-    args = SFTConfig(
-        output_dir=str(out_dir / "checkpoints"),
-        learning_rate=cfg.learning_rate,
-        num_train_epochs=cfg.epochs,
-        per_device_train_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-        max_length=cfg.max_length,
-        warmup_steps=cfg.warmup_ratio,  # transformers>=5: a float in [0, 1) is a ratio of total steps
-        lr_scheduler_type=cfg.lr_scheduler,
-        seed=cfg.seed,
-        completion_only_loss=True,
-        # TRL defaults to bf16 + gradient checkpointing; both only slow a CPU down.
-        bf16=cfg.bf16 and not cpu,
-        gradient_checkpointing=not cpu,
-        use_cpu=cpu,
-        logging_steps=1,
-        save_strategy="no",
-        report_to="none",
-        dataloader_num_workers=0,
-        disable_tqdm=False,
-    )
+    job_file = prepare_job(model_path, train_file, out_dir, cfg)
+    job = json.loads(job_file.read_text())
+    resume = last_complete_checkpoint(out_dir / "checkpoints")
+    job["resume_from"] = str(resume) if resume else None
+    atomic_write_json(job_file, job)
+    if resume:
+        print(f"[distill] sft {cfg.name}: resuming from {resume.name}", flush=True)
+    (out_dir / METRICS_FILE).unlink(missing_ok=True)
+    if cfg.launch.strategy == "single":
+        run_training(job)
+    else:
+        from student.launch import run_launched
+
+        run_launched(cfg.launch, job_file, out_dir / "launch.log")
+    return check_result(out_dir, cfg, job)
+
+
+def prepare_job(model_path: str, train_file: Path, out_dir: Path, cfg: StudentConfig) -> Path:
+    """Tokenize the training set and write the job file (reused as is when a killed attempt left them)."""
+    job_file = out_dir / JOB_FILE
+    if job_file.exists() and (out_dir / TOKENS_FILE).exists():
+        return job_file
+    from transformers import AutoConfig, AutoTokenizer
+
+    from student.data import align_eos, save_tokenized, tokenize_rows
+
+    started = time.time()
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    model = AutoModelForCausalLM.from_pretrained(model_path, dtype="auto" if not cpu else None)
-    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tokenizer)
-    result = trainer.train()
-    final_dir = out_dir / FINAL
-    tmp_dir = out_dir / f".{FINAL}.tmp"
-    shutil.rmtree(tmp_dir, ignore_errors=True)
-    trainer.save_model(str(tmp_dir))
-    tokenizer.save_pretrained(str(tmp_dir))
-    shutil.rmtree(final_dir, ignore_errors=True)
-    tmp_dir.rename(final_dir)
-    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
-    return {
-        "train_rows": len(dataset),
-        "steps": trainer.state.global_step,
-        "train_loss": round(result.training_loss, 4),
-        "first_loss": round(losses[0], 4) if losses else None,
-        "last_loss": round(losses[-1], 4) if losses else None,
-        "train_seconds": round(result.metrics.get("train_runtime", 0.0), 1),
+    if not tokenizer.chat_template:
+        raise DistillError(
+            f"student model {model_path}: its tokenizer has no chat template; give one that has"
+        )
+    model_config = AutoConfig.from_pretrained(model_path)
+    eos = align_eos(tokenizer, model_config)
+    rows = read_rows(train_file)
+    data = tokenize_rows(rows, tokenizer, cfg.max_length, cfg.too_long, where=str(train_file))
+    stats = data.stats(cfg.max_length)
+    _report_too_long(cfg, stats)
+    save_tokenized(data, out_dir / TOKENS_FILE)
+    tokenizer.save_pretrained(str(out_dir / "tokenizer"))
+    job = {
+        "student": cfg.model_dump(mode="json"),
+        "model_path": model_path,
+        "tokenizer": str(out_dir / "tokenizer"),
+        "train_file": str(out_dir / TOKENS_FILE),
+        "out_dir": str(out_dir),
+        "packing": cfg.packing if cfg.packing is not None else True,
+        "eos_token": eos,
+        "eos_token_id": model_config.eos_token_id,
+        "data": stats,
+        "tokenize_seconds": round(time.time() - started, 1),
     }
+    atomic_write_json(job_file, job)
+    return job_file
+
+
+def _report_too_long(cfg: StudentConfig, stats: dict[str, Any]) -> None:
+    if not stats["too_long"]:
+        return
+    action = "truncated (their answers are cut)" if cfg.too_long == "truncate" else "dropped"
+    print(
+        f"[distill] sft {cfg.name}: {stats['too_long']} of {stats['rows_in']} examples are longer than "
+        f"max_length {cfg.max_length} (longest {stats['longest_tokens']} tokens): {action}",
+        flush=True,
+    )
+
+
+def check_result(out_dir: Path, cfg: StudentConfig, job: dict[str, Any]) -> dict[str, Any]:
+    """Read rank 0's metrics and refuse a run that did not train the way the recipe said."""
+    metrics_path = out_dir / METRICS_FILE
+    if not metrics_path.exists() or not (out_dir / FINAL).is_dir():
+        raise DistillError(f"sft {cfg.name}: training ended without {metrics_path.name} or a final model")
+    metrics = json.loads(metrics_path.read_text())
+    expected = cfg.launch.world_size
+    if metrics["world_size"] != expected:
+        raise DistillError(
+            f"sft {cfg.name}: asked for {expected} processes ({cfg.launch.strategy}) but training ran with world "
+            f"size {metrics['world_size']}; accelerate fell back silently - check the launch settings"
+        )
+    wanted = _EXPECTED_WRAPPER.get(cfg.launch.strategy)
+    if expected > 1 and wanted and metrics["wrapper"] != wanted:
+        raise DistillError(
+            f"sft {cfg.name}: strategy {cfg.launch.strategy} was not applied - the model was wrapped in "
+            f"{metrics['wrapper']}, not {wanted} (FSDP2 and DeepSpeed need CUDA GPUs)"
+        )
+    metrics.pop("log_history", None)
+    return {**job["data"], **metrics, "packing": job["packing"], "strategy": cfg.launch.strategy}

@@ -1,0 +1,62 @@
+"""Training throughput metrics the Trainer does not log: tokens/s and the share of real (non-pad) tokens.
+
+The collator is wrapped to count, per batch, the token slots the model computes on and how many of them
+are real; a callback turns the counts into ``tokens_per_second`` (real tokens, summed over ranks) and
+``real_token_share`` at each logging step, so they reach report_to and the manifest like the loss.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from transformers import TrainerCallback
+
+
+class TokenCounter:
+    """Wraps a data collator; counts real and total token slots of every batch it builds."""
+
+    def __init__(self, collator):
+        self.collator = collator
+        self.real = 0
+        self.slots = 0
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        batch = self.collator(examples)
+        ids = batch["input_ids"]
+        self.slots += ids.numel()
+        mask = batch.get("attention_mask")
+        if mask is not None:
+            self.real += int(mask.sum())
+        else:  # padding-free: one flat row, padded only up to pad_to_multiple_of (position id 0 after the end)
+            self.real += sum(len(example["input_ids"]) for example in examples)
+        return batch
+
+
+class ThroughputCallback(TrainerCallback):
+    """Adds tokens_per_second and real_token_share to every log entry (world totals)."""
+
+    def __init__(self, counter: TokenCounter, world_size: int):
+        self.counter = counter
+        self.world_size = world_size
+        self.started: float | None = None
+        self.totals = {"real_tokens": 0, "token_slots": 0}
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.started = time.perf_counter()
+        self._last = (self.started, 0, 0)
+        return control
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs is None or "loss" not in logs or self.started is None:
+            return control
+        now, real, slots = time.perf_counter(), self.counter.real, self.counter.slots
+        last_time, last_real, last_slots = self._last
+        # Every rank sees its own batches; ranks get equal-sized shares, so scale by the world size.
+        logs["tokens_per_second"] = round(
+            (real - last_real) * self.world_size / max(now - last_time, 1e-9), 1
+        )
+        logs["real_token_share"] = round((real - last_real) / max(slots - last_slots, 1), 4)
+        self._last = (now, real, slots)
+        self.totals = {"real_tokens": real * self.world_size, "token_slots": slots * self.world_size}
+        return control

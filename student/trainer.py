@@ -1,0 +1,213 @@
+"""The training process: TRL SFTTrainer on the pre-tokenized set, resumable, saving the final student.
+
+Runs in the stage's own process (strategy ``single``) or in every process that ``accelerate launch``
+starts (``python -m student.trainer JOB.json``). The job file is the only input: paths plus the student's
+recipe section, so a launched process never re-reads the recipe. Rank 0 writes ``train_metrics.json``
+with what really ran (world size, the model wrapper, optimizer steps) for the stage to check.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from distill.recipe import StudentConfig
+from distill.runs import atomic_write_json
+from student.checkpoints import CompleteMarker
+from student.metrics import ThroughputCallback, TokenCounter
+
+METRICS_FILE = "train_metrics.json"
+FINAL = "final"
+
+
+def _on_cpu() -> bool:
+    import torch
+
+    return not torch.cuda.is_available()
+
+
+def build_args(cfg: StudentConfig, out_dir: Path, cpu: bool, packing: bool):
+    from trl import SFTConfig
+
+    checkpointing = cfg.gradient_checkpointing if cfg.gradient_checkpointing is not None else not cpu
+    return SFTConfig(
+        output_dir=str(out_dir / "checkpoints"),
+        learning_rate=cfg.learning_rate,
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps or -1,
+        per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        max_length=cfg.max_length,
+        packing=packing,
+        packing_strategy="bfd",  # best-fit decreasing, whole examples only (never split across rows)
+        warmup_steps=cfg.warmup_ratio,  # transformers>=5: a float in [0, 1) is a ratio of total steps
+        lr_scheduler_type=cfg.lr_scheduler,
+        weight_decay=cfg.weight_decay,
+        max_grad_norm=cfg.max_grad_norm,
+        seed=cfg.seed,
+        completion_only_loss=True,
+        bf16=cfg.bf16 and not cpu,
+        gradient_checkpointing=checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False} if checkpointing else None,
+        use_liger_kernel=cfg.liger,
+        use_cpu=cpu,
+        logging_steps=cfg.logging_steps,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        save_only_model=False,  # optimizer + scheduler + RNG states: resume continues the same run
+        report_to=cfg.report_to or "none",
+        dataloader_num_workers=0,  # the token counter lives in the collator, which must run in-process
+        ddp_find_unused_parameters=False,
+        disable_tqdm=False,
+    )
+
+
+def load_model(model_path: str, cfg: StudentConfig, cpu: bool):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    kwargs: dict[str, Any] = {"dtype": torch.float32 if cpu else (torch.bfloat16 if cfg.bf16 else "auto")}
+    if cfg.attn_implementation:
+        kwargs["attn_implementation"] = cfg.attn_implementation
+    if cfg.lora and cfg.lora.quantize_4bit:
+        from transformers import BitsAndBytesConfig
+
+        kwargs["quantization_config"] = BitsAndBytesConfig(
+            load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_compute_dtype=torch.bfloat16
+        )
+    return AutoModelForCausalLM.from_pretrained(model_path, **kwargs)
+
+
+def lora_config(cfg: StudentConfig):
+    if cfg.lora is None:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(
+        r=cfg.lora.r,
+        lora_alpha=cfg.lora.alpha,
+        lora_dropout=cfg.lora.dropout,
+        target_modules=cfg.lora.target_modules,
+        task_type="CAUSAL_LM",
+    )
+
+
+def run_training(job: dict[str, Any]) -> dict[str, Any]:
+    """Train as described by ``job`` (see student/sft.py ``write_job``); returns rank 0's metrics."""
+    import datasets
+    from transformers import AutoTokenizer
+    from trl import SFTTrainer
+
+    cfg = StudentConfig.model_validate(job["student"])
+    out_dir = Path(job["out_dir"])
+    cpu = _on_cpu()
+    os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(out_dir / "tensorboard"))
+    args = build_args(cfg, out_dir, cpu, job["packing"])
+    tokenizer = AutoTokenizer.from_pretrained(job["tokenizer"])
+    model = load_model(job["model_path"], cfg, cpu)
+    if job.get("eos_token_id") is not None:
+        model.config.eos_token_id = job["eos_token_id"]
+        if model.generation_config is not None:
+            model.generation_config.eos_token_id = job["eos_token_id"]
+    dataset = datasets.load_dataset("parquet", data_files=job["train_file"], split="train")
+    trainer = SFTTrainer(
+        model=model,
+        args=args,
+        train_dataset=dataset,
+        processing_class=tokenizer,
+        peft_config=lora_config(cfg),
+    )
+    counter = TokenCounter(trainer.data_collator)
+    trainer.data_collator = counter
+    throughput = ThroughputCallback(counter, trainer.args.world_size)
+    # First in line, so report_to callbacks (tensorboard, wandb) see the added keys too.
+    trainer.callback_handler.callbacks.insert(0, throughput)
+    trainer.add_callback(CompleteMarker())
+    result = trainer.train(resume_from_checkpoint=job.get("resume_from"))
+    _save_final(trainer, tokenizer, cfg, out_dir, job["model_path"])
+    metrics = _summarise(trainer, result, throughput, job)
+    if trainer.is_world_process_zero():
+        atomic_write_json(out_dir / METRICS_FILE, metrics)
+    return metrics
+
+
+def _save_final(trainer, tokenizer, cfg: StudentConfig, out_dir: Path, base_path: str) -> None:
+    """safetensors + tokenizer + chat template + generation config into out_dir/final (via a temp folder)."""
+    tmp = out_dir / f".{FINAL}.tmp"
+    if trainer.is_world_process_zero():
+        shutil.rmtree(tmp, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
+    trainer.save_model(str(tmp))  # every rank: ZeRO-3/FSDP gather their shards here
+    if not trainer.is_world_process_zero():
+        return
+    if cfg.lora is not None and cfg.lora.save == "merged":
+        _merge_adapter(base_path, tmp, tokenizer)
+    tokenizer.save_pretrained(str(tmp))
+    final = out_dir / FINAL
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+
+
+def _merge_adapter(base_path: str, adapter_dir: Path, tokenizer) -> None:
+    """Fold the saved adapter into a fresh copy of the base weights (works for every strategy)."""
+    import torch
+    from peft import PeftModel
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.bfloat16 if not _on_cpu() else None)
+    merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
+    merged.config.eos_token_id = tokenizer.eos_token_id
+    for name in os.listdir(adapter_dir):
+        (adapter_dir / name).unlink()
+    merged.save_pretrained(str(adapter_dir), safe_serialization=True)
+
+
+def _summarise(trainer, result, throughput: ThroughputCallback, job: dict[str, Any]) -> dict[str, Any]:
+    history = trainer.state.log_history
+    losses = [entry["loss"] for entry in history if "loss" in entry]
+    speeds = [entry["tokens_per_second"] for entry in history if "tokens_per_second" in entry]
+    totals = throughput.totals
+    return {
+        "world_size": trainer.args.world_size,
+        "wrapper": _wrapper_name(trainer),
+        "distributed_type": str(trainer.accelerator.distributed_type).split(".")[-1],
+        "steps": trainer.state.global_step,
+        "resumed_from": Path(job["resume_from"]).name if job.get("resume_from") else None,
+        "train_loss": round(result.training_loss, 4),
+        "first_loss": round(losses[0], 4) if losses else None,
+        "last_loss": round(losses[-1], 4) if losses else None,
+        "grad_norm_last": next((e["grad_norm"] for e in reversed(history) if "grad_norm" in e), None),
+        "learning_rate_last": next(
+            (e["learning_rate"] for e in reversed(history) if "learning_rate" in e), None
+        ),
+        "tokens_per_second": round(sum(speeds) / len(speeds), 1) if speeds else None,
+        "real_token_share": round(totals["real_tokens"] / max(totals["token_slots"], 1), 4),
+        "train_seconds": round(result.metrics.get("train_runtime", 0.0), 1),
+        "log_history": history,
+    }
+
+
+def _wrapper_name(trainer) -> str:
+    """The class that really wraps the model (DistributedDataParallel, FSDPModule, DeepSpeedEngine...)."""
+    wrapped = trainer.model_wrapped
+    name = type(wrapped).__name__
+    if name == type(trainer.model).__name__:
+        # FSDP2 swaps the module's class in place (FSDP<Model>) instead of wrapping it.
+        return "FSDP2" if name.startswith("FSDP") else "none"
+    return name
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    job = json.loads(Path(argv[0]).read_text())
+    run_training(job)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
