@@ -93,6 +93,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Load and type-check a recipe (and overrides); print a summary.",
     )
     _add_recipe_args(validate)
+    plan = sub.add_parser(
+        "plan",
+        help="estimate GPU memory per strategy and the GPUs each student needs",
+        description="Print, for every student, per-GPU memory (weights, gradients, optimizer, activations) "
+        "for each launch strategy, whether it fits the recipe's GPUs and the minimum GPU count. "
+        "Reads config.json files already on this machine; downloads nothing.",
+    )
+    _add_recipe_args(plan)
     return parser
 
 
@@ -125,6 +133,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             f"({recipe.teacher.backend}); students: {students}; eval: {', '.join(recipe.eval.tasks)}"
         )
         return 0
+    if args.command == "plan":
+        return _print_plan(recipe)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from distill.pipeline import run_pipeline
 
@@ -135,6 +145,18 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"\n{comparison}:\n{comparison.read_text()}", flush=True)
     else:
         run_pipeline(recipe, only=args.command, force=(args.command,) if args.force else ())
+    return 0
+
+
+def _print_plan(recipe) -> int:
+    from student.plan import render_plan
+
+    for index, student in enumerate(recipe.students):
+        try:
+            table = render_plan(student)
+        except DistillError as exc:
+            table = f"student {student.name}: no estimate ({exc})"
+        print(("\n" if index else "") + table)
     return 0
 
 
