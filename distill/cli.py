@@ -10,8 +10,11 @@ import argparse
 import os
 import sys
 
+from pydantic import ValidationError
+
 from distill import __version__
 from distill.errors import DistillError
+from distill.recipe import LAUNCH_STRATEGIES, LaunchConfig
 
 _STAGE_HELP = {
     "generate": "sample the teacher: prompts -> traces (sharded, resumable)",
@@ -43,6 +46,53 @@ def _add_recipe_args(parser: argparse.ArgumentParser) -> None:
         metavar="key.sub=value",
         help="override recipe fields, e.g. teacher.batch_size=8 eval.limit=10",
     )
+
+
+def _add_launch_args(stage: argparse.ArgumentParser) -> None:
+    group = stage.add_argument_group("launch (override each student's launch: section)")
+    group.add_argument("--student", metavar="NAME", help="train only this student")
+    group.add_argument(
+        "--launch",
+        metavar="STRATEGY",
+        choices=LAUNCH_STRATEGIES,
+        help=f"how to start training: {', '.join(LAUNCH_STRATEGIES)} (accelerate configs in student/accelerate/)",
+    )
+    group.add_argument("--nproc", type=_at_least(1), metavar="N", help="processes (GPUs) per node")
+    group.add_argument("--nnodes", type=_at_least(1), metavar="M", help="number of nodes")
+    group.add_argument(
+        "--node-rank", type=_at_least(0), metavar="R", help="this node's rank (0 records the run)"
+    )
+    group.add_argument("--main-ip", metavar="HOST", help="address of node 0")
+    group.add_argument("--main-port", type=_at_least(1), metavar="PORT", help="rendezvous port on node 0")
+    group.add_argument(
+        "--slurm",
+        action="store_true",
+        help="write a Slurm batch script per student into the run dir (one accelerate launch per node) "
+        "instead of training",
+    )
+
+
+_LAUNCH_FLAGS = ("launch", "nproc", "nnodes", "node_rank", "main_ip", "main_port")
+
+
+def _apply_launch_args(recipe, args: argparse.Namespace) -> None:
+    if args.student:
+        chosen = [s for s in recipe.students if s.name == args.student]
+        if not chosen:
+            names = ", ".join(s.name for s in recipe.students)
+            raise DistillError(f"--student {args.student!r}: the recipe's students are {names}")
+        recipe.students = chosen
+    updates = {flag: getattr(args, flag) for flag in _LAUNCH_FLAGS if getattr(args, flag) is not None}
+    if "launch" in updates:
+        updates["strategy"] = updates.pop("launch")
+    for student in recipe.students:
+        merged = {**student.launch.model_dump(), **updates}
+        try:
+            student.launch = LaunchConfig.model_validate(merged)
+        except ValidationError as exc:
+            raise DistillError(
+                f"launch options for student {student.name}: {exc.errors()[0]['msg']}"
+            ) from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,6 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
             stage.add_argument(
                 "--workers", type=_at_least(0), metavar="N", help="verification processes (filter.workers)"
             )
+        if name == "sft":
+            _add_launch_args(stage)
     validate = sub.add_parser(
         "validate",
         help="check a recipe without running anything",
@@ -135,6 +187,13 @@ def _dispatch(args: argparse.Namespace) -> int:
         return 0
     if args.command == "plan":
         return _print_plan(recipe)
+    if args.command == "sft":
+        _apply_launch_args(recipe, args)
+        if args.slurm:
+            from student.launch import write_slurm_scripts
+
+            write_slurm_scripts(recipe, args.recipe, args.overrides)
+            return 0
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     from distill.pipeline import run_pipeline
 

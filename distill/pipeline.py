@@ -6,6 +6,7 @@ This is the only module (with cli.py) that imports the stage packages.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -28,11 +29,22 @@ class StageSpec:
     body: Callable[[Recipe, Run, Path], tuple[dict, list[Path]]] | None = None
 
 
+# Student knobs that do not change the trained model: where this node sits in the rendezvous, how often to
+# checkpoint or log, and where to report. Left out of the fingerprint so that every node of a multi-node run
+# computes the same partial folder and changing them resumes instead of retraining.
+_SFT_RUNTIME_KEYS = ("save_steps", "save_total_limit", "logging_steps", "report_to")
+_LAUNCH_RUNTIME_KEYS = ("node_rank", "main_ip", "main_port", "gpu_memory_gb")
+
+
+def _sft_config(student) -> dict[str, Any]:
+    config = {k: v for k, v in student.model_dump(mode="json").items() if k not in _SFT_RUNTIME_KEYS}
+    config["launch"] = {k: v for k, v in config["launch"].items() if k not in _LAUNCH_RUNTIME_KEYS}
+    return config
+
+
 def plan(recipe: Recipe) -> list[StageSpec]:
     sft = [
-        StageSpec(
-            f"sft:{s.name}", f"students/{s.name}", s.model_dump(mode="json"), ["filter"], _sft_body(s.name)
-        )
+        StageSpec(f"sft:{s.name}", f"students/{s.name}", _sft_config(s), ["filter"], _sft_body(s.name))
         for s in recipe.students
     ]
     eval_config = {
@@ -107,11 +119,15 @@ def _filter_body(recipe: Recipe, run: Run, folder: Path):
 def _sft_body(name: str):
     def body(recipe: Recipe, run: Run, folder: Path):
         from distill.models import resolve_model
+        from student.plan import check_fits
         from student.sft import train_student
 
         cfg = next(s for s in recipe.students if s.name == name)
+        warning = check_fits(cfg)
+        if warning:
+            print(f"[distill] warning: {warning}", flush=True)
         metrics = train_student(resolve_model(cfg.model), run.root / "filter" / "train.parquet", folder, cfg)
-        return metrics, [folder / "final"]
+        return metrics, [folder / "final", folder / "train_metrics.json"]
 
     return body
 
@@ -134,6 +150,9 @@ def run_pipeline(recipe: Recipe, only: str | None = None, force: tuple[str, ...]
     unknown = [f for f in force if f not in STAGE_NAMES and not f.startswith("sft:")]
     if unknown:
         raise DistillError(f"--force {unknown[0]!r}: expected one of {', '.join(STAGE_NAMES)}")
+    followers = [s for s in recipe.students if s.launch.node_rank > 0]
+    if followers:
+        return _follow_students(recipe, followers, only)
     run = Run(recipe.run_path(), recipe.model_dump(mode="json"), recipe.digest())
     specs = plan(recipe)
     for spec in specs:
@@ -153,6 +172,26 @@ def run_pipeline(recipe: Recipe, only: str | None = None, force: tuple[str, ...]
             continue
         run_stage(run, spec, fp, recipe)
     return run
+
+
+def _follow_students(recipe: Recipe, students: list, only: str | None) -> None:
+    """Nodes 1..M-1 of a multi-node run join node 0's training; only node 0 writes the manifest."""
+    from student.sft import follow_job
+
+    if only != "sft":
+        raise DistillError(
+            "launch.node_rank > 0 is only for `distill sft` on the other nodes of a multi-node run"
+        )
+    manifest = recipe.run_path() / "manifest.json"
+    if not manifest.exists():
+        raise DistillError(
+            f"{manifest}: not found; start node 0 (node_rank 0) first, on a shared file system"
+        )
+    stages = json.loads(manifest.read_text()).get("stages", {})
+    filter_id = stages.get("filter", {}).get("completion_id", "")
+    for student in students:
+        folder = recipe.run_path() / "students" / student.name
+        follow_job(Run.work_dir(folder, fingerprint(_sft_config(student), [filter_id])), student)
 
 
 def run_stage(run: Run, spec: StageSpec, fp: str, recipe: Recipe) -> None:

@@ -6,15 +6,17 @@ error is reported on one line naming the file, the field and what was expected.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from distill.errors import DistillError
+from distill.records import check_readable_file, decode_text
 
 
 class Section(BaseModel):
@@ -37,6 +39,11 @@ class DataConfig(Section):
     system_prompt: str | None = None
     prompt_template: str = "{problem}"
     limit: int | None = Field(None, ge=1, description="Use only the first N prompts (smoke runs).")
+    too_long: Literal["drop", "error"] = Field(
+        "drop",
+        description="Prompts longer than the teacher can take (its context minus sampling.max_tokens): "
+        "drop (counted in the manifest) or error.",
+    )
 
     @field_validator("prompt_template")
     @classmethod
@@ -242,14 +249,15 @@ class FilterConfig(Section):
         return value
 
 
-LAUNCH_STRATEGIES = ("single", "cpu", "ddp", "zero2", "zero3", "zero3-offload", "fsdp2")
+LaunchStrategy = Literal["single", "cpu", "ddp", "zero2", "zero3", "zero3-offload", "fsdp2"]
+LAUNCH_STRATEGIES: tuple[str, ...] = get_args(LaunchStrategy)
 
 
 class LaunchConfig(Section):
     """How a student's training is started. ``single``: in this process (the CPU default). Any other
     strategy runs ``accelerate launch`` with ``student/accelerate/<strategy>.yaml``."""
 
-    strategy: Literal["single", "cpu", "ddp", "zero2", "zero3", "zero3-offload", "fsdp2"] = Field(
+    strategy: LaunchStrategy = Field(
         "single",
         description="single | cpu (DDP over gloo, for tests) | ddp | zero2 | zero3 | zero3-offload | fsdp2.",
     )
@@ -258,14 +266,18 @@ class LaunchConfig(Section):
     node_rank: int = Field(0, ge=0, description="This node's rank (0 = the node that records the run).")
     main_ip: str = Field("127.0.0.1", description="Address of node 0, reachable from every node.")
     main_port: int = Field(29500, ge=1, le=65535, description="Free TCP port on node 0 for the rendezvous.")
-    gpu_memory_gb: float = Field(80.0, gt=0, description="Memory per GPU, for `distill plan` and its warning.")
+    gpu_memory_gb: float = Field(
+        80.0, gt=0, description="Memory per GPU, for `distill plan` and its warning."
+    )
 
     @model_validator(mode="after")
     def _rank_in_range(self) -> LaunchConfig:
         if self.node_rank >= self.nnodes:
             raise ValueError(f"node_rank {self.node_rank} must be below nnodes {self.nnodes}")
         if self.strategy == "single" and (self.nproc > 1 or self.nnodes > 1):
-            raise ValueError("strategy single runs one process; pick ddp, zero2, zero3 or fsdp2 for nproc/nnodes > 1")
+            raise ValueError(
+                "strategy single runs one process; pick ddp, zero2, zero3 or fsdp2 for nproc/nnodes > 1"
+            )
         return self
 
     @property
@@ -282,7 +294,9 @@ class LoraConfig(Section):
     target_modules: list[str] | Literal["all-linear"] = Field(
         "all-linear", description="Module names to adapt, or all-linear."
     )
-    quantize_4bit: bool = Field(False, description="QLoRA: load the base in 4-bit NF4 (bitsandbytes, CUDA only).")
+    quantize_4bit: bool = Field(
+        False, description="QLoRA: load the base in 4-bit NF4 (bitsandbytes, CUDA only)."
+    )
     save: Literal["merged", "adapter"] = Field(
         "merged", description="merged: full weights with adapters folded in; adapter: adapter files only."
     )
@@ -293,7 +307,9 @@ class StudentConfig(Section):
     model: str
     learning_rate: float = Field(2e-5, gt=0)
     epochs: float = Field(1.0, gt=0)
-    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps (smoke runs).")
+    max_steps: int | None = Field(
+        None, ge=1, description="Stop after this many optimizer steps (smoke runs)."
+    )
     batch_size: int = Field(8, ge=1, description="Per-device micro-batch (packed sequences when packing).")
     gradient_accumulation_steps: int = Field(1, ge=1)
     max_length: int = Field(1024, ge=16, description="Token limit per example (and per packed sequence).")
@@ -319,8 +335,12 @@ class StudentConfig(Section):
         None, description="Recompute activations to save memory (default: on with CUDA, off on CPU)."
     )
     liger: bool = Field(False, description="Liger kernels (fused RMSNorm/RoPE/SwiGLU/cross-entropy; CUDA).")
-    lora: LoraConfig | None = Field(None, description="Set to train LoRA adapters (peft) instead of all weights.")
-    save_steps: int = Field(200, ge=1, description="Checkpoint every N optimizer steps; a rerun resumes there.")
+    lora: LoraConfig | None = Field(
+        None, description="Set to train LoRA adapters (peft) instead of all weights."
+    )
+    save_steps: int = Field(
+        200, ge=1, description="Checkpoint every N optimizer steps; a rerun resumes there."
+    )
     save_total_limit: int = Field(2, ge=1, description="Checkpoints kept (older ones deleted).")
     logging_steps: int = Field(1, ge=1)
     report_to: list[str] = Field(
@@ -393,14 +413,7 @@ class Recipe(Section):
 def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
     """Load and validate a recipe file, applying ``key.sub=value`` overrides (values parsed as YAML)."""
     path = Path(path)
-    if not path.is_file():
-        raise DistillError(f"{path}: recipe file not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" line {mark.line + 1}" if mark else ""
-        raise DistillError(f"{path}:{where} is not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    data = _read_yaml(path)
     if not isinstance(data, dict):
         raise DistillError(
             f"{path}: expected a mapping of sections (name, data, teacher, ...) at the top level"
@@ -411,6 +424,25 @@ def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -
         return Recipe.model_validate(data)
     except ValidationError as exc:
         raise DistillError(f"{path}: {_first_error(exc)}") from None
+
+
+def _read_yaml(path: Path) -> Any:
+    """The recipe file parsed, or one line saying why not: missing, a folder, a link loop, binary, not
+    UTF-8, empty, or not YAML (with the line). A UTF-8 byte-order mark and CRLF line ends are fine."""
+    if not path.exists() and not path.is_symlink():
+        raise DistillError(f"{path}: recipe file not found")
+    check_readable_file(path)
+    text = decode_text(path.read_bytes(), path, "YAML")
+    if not text.strip():
+        raise DistillError(f"{path}: empty file; expected a YAML recipe (name, data, teacher, students, eval)")
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark else ""
+        raise DistillError(f"{path}:{where} is not valid YAML ({getattr(exc, 'problem', exc)})") from None
+    except RecursionError:
+        raise DistillError(f"{path}: YAML nested too deeply") from None
 
 
 def _apply_override(data: dict, override: str, path: Path) -> None:
@@ -437,13 +469,35 @@ def _apply_override(data: dict, override: str, path: Path) -> None:
 
 
 def _first_error(exc: ValidationError) -> str:
-    err = exc.errors()[0]
+    # Unknown keys first: pydantic lists them after "missing", but a misspelled required section
+    # (`studnets:`) is reported as both, and only the unknown key points at the typo.
+    errors = exc.errors()
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     field = ".".join(str(p) for p in err["loc"]) or "<top level>"
     kind = err["type"]
     if kind == "extra_forbidden":
-        return f"unknown key '{field}' (check the spelling; `distill validate --help` lists the sections)"
+        known = _keys_at(err["loc"])
+        close = difflib.get_close_matches(str(err["loc"][-1]), known, n=1, cutoff=0.6)
+        hint = f"did you mean '{close[0]}'?" if close else f"valid keys here: {', '.join(known)}"
+        return f"unknown key '{field}' ({hint})"
     if kind == "missing":
         return f"missing required field '{field}'"
     got = err.get("input")
     got_text = "" if isinstance(got, dict | list) else f", got {got!r}"
     return f"field '{field}': {err['msg'].lower()}{got_text}"
+
+
+def _keys_at(loc: tuple[str | int, ...]) -> list[str]:
+    """The field names of the section that an error location (``students.0.lora.rr``) points into."""
+    model: type[BaseModel] | None = Recipe
+    for part in loc[:-1]:
+        field = model.model_fields.get(part) if model and isinstance(part, str) else None
+        if field is not None:  # list indexes and union tags leave the section as it is
+            model = _section_type(field.annotation)
+    return list(model.model_fields) if model else []
+
+
+def _section_type(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    return next((m for m in map(_section_type, get_args(annotation)) if m), None)

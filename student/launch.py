@@ -103,6 +103,25 @@ def _last_error_line(log_file: Path) -> str:
     return lines[-1][:200] if lines else "no output"
 
 
+def write_slurm_scripts(recipe, recipe_path: str, overrides: list[str]) -> list[Path]:
+    """One batch script per student under <run>/slurm/; prints how to submit each. Trains nothing."""
+    folder = recipe.run_path() / "slurm"
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for student in recipe.students:
+        args = ["sft", recipe_path, *overrides, "--student", student.name]
+        path = folder / f"sft-{student.name}.sbatch"
+        path.write_text(slurm_script(student.launch, args, f"distill-sft-{student.name}"))
+        path.chmod(0o755)
+        written.append(path)
+        print(
+            f"[distill] wrote {path}: {student.launch.nnodes} node(s) x {student.launch.nproc} GPU(s), "
+            f"{student.launch.strategy}; submit from this folder with: sbatch {path}",
+            flush=True,
+        )
+    return written
+
+
 def slurm_script(
     launch: LaunchConfig, distill_args: list[str], job_name: str, gpus_per_node: int | None = None
 ) -> str:

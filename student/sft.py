@@ -12,7 +12,9 @@
 from __future__ import annotations
 
 import json
+import os
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +26,7 @@ from student.checkpoints import last_complete_checkpoint
 from student.trainer import FINAL, METRICS_FILE, run_training
 
 JOB_FILE = "job.json"
+DATA_FILE = "data.json"
 TOKENS_FILE = "train-tokens.parquet"
 # Which wrapper each multi-process strategy must produce (checked when world size > 1).
 _EXPECTED_WRAPPER = {
@@ -40,10 +43,15 @@ def train_student(model_path: str, train_file: Path, out_dir: Path, cfg: Student
     """Train ``model_path`` on ``train_file`` (prompt/completion rows); the final model lands in out_dir/final."""
     if not train_file.exists():
         raise DistillError(f"{train_file}: training set missing; run `distill filter` first")
-    job_file = prepare_job(model_path, train_file, out_dir, cfg)
-    job = json.loads(job_file.read_text())
+    job = prepare_job(model_path, train_file, out_dir, cfg)
+    job["student"] = cfg.model_dump(
+        mode="json"
+    )  # knobs left out of the fingerprint (save_steps...) may differ
     resume = last_complete_checkpoint(out_dir / "checkpoints")
     job["resume_from"] = str(resume) if resume else None
+    # Written once per attempt, resume point included: the other nodes of a multi-node run start from it.
+    job["attempt"] = os.environ.get("SLURM_JOB_ID") or uuid.uuid4().hex[:12]
+    job_file = out_dir / JOB_FILE
     atomic_write_json(job_file, job)
     if resume:
         print(f"[distill] sft {cfg.name}: resuming from {resume.name}", flush=True)
@@ -57,11 +65,31 @@ def train_student(model_path: str, train_file: Path, out_dir: Path, cfg: Student
     return check_result(out_dir, cfg, job)
 
 
-def prepare_job(model_path: str, train_file: Path, out_dir: Path, cfg: StudentConfig) -> Path:
-    """Tokenize the training set and write the job file (reused as is when a killed attempt left them)."""
-    job_file = out_dir / JOB_FILE
-    if job_file.exists() and (out_dir / TOKENS_FILE).exists():
-        return job_file
+def follow_job(out_dir: Path, cfg: StudentConfig, timeout_s: float = 3600) -> None:
+    """Node rank > 0 of a multi-node run: wait for node 0's job file, then join its rendezvous."""
+    from student.launch import run_launched
+
+    job_file, attempt = out_dir / JOB_FILE, os.environ.get("SLURM_JOB_ID")
+    deadline = time.time() + timeout_s
+    print(f"[distill] sft {cfg.name}: node {cfg.launch.node_rank} waiting for {job_file}", flush=True)
+    while True:
+        if job_file.exists():
+            job = json.loads(job_file.read_text())
+            if attempt is None or job.get("attempt") == attempt:
+                break
+        if time.time() > deadline:
+            raise DistillError(
+                f"{job_file}: node 0 did not write it within {timeout_s:.0f}s; is node 0 running?"
+            )
+        time.sleep(2)
+    run_launched(cfg.launch, job_file, out_dir / f"launch-node{cfg.launch.node_rank}.log")
+
+
+def prepare_job(model_path: str, train_file: Path, out_dir: Path, cfg: StudentConfig) -> dict[str, Any]:
+    """Tokenize the training set once (reused when a killed attempt left it) and describe the job."""
+    data_file = out_dir / DATA_FILE
+    if data_file.exists() and (out_dir / TOKENS_FILE).exists():
+        return json.loads(data_file.read_text())
     from transformers import AutoConfig, AutoTokenizer
 
     from student.data import align_eos, save_tokenized, tokenize_rows
@@ -89,11 +117,10 @@ def prepare_job(model_path: str, train_file: Path, out_dir: Path, cfg: StudentCo
         "packing": cfg.packing if cfg.packing is not None else True,
         "eos_token": eos,
         "eos_token_id": model_config.eos_token_id,
-        "data": stats,
-        "tokenize_seconds": round(time.time() - started, 1),
+        "data": {**stats, "tokenize_seconds": round(time.time() - started, 1)},
     }
-    atomic_write_json(job_file, job)
-    return job_file
+    atomic_write_json(data_file, job)
+    return job
 
 
 def _report_too_long(cfg: StudentConfig, stats: dict[str, Any]) -> None:
