@@ -211,15 +211,8 @@ class Estimate:
 
     @property
     def total(self) -> float:
-        return (
-            self.weights
-            + self.grads
-            + self.optimizer
-            + self.activations
-            + self.logits
-            + self.other
-            - self.overlap
-        )
+        parts = (self.weights, self.grads, self.optimizer, self.activations, self.logits, self.other)
+        return sum(parts) - self.overlap
 
 
 def _state_bytes(strategy: str, bf16: bool) -> tuple[float, float, float]:
@@ -246,11 +239,8 @@ def _model_states(shape: ModelShape, cfg: StudentConfig, strategy: str, world: i
         g += 2  # DDP's gradient buckets are a second copy
     shard_w = world if strategy in ("zero3", "fsdp2") else 1
     shard_go = world if strategy in ("zero2", "zero3", "fsdp2", "zero3-offload") else 1
-    weights, grads, optimizer = (
-        (frozen + trainable * w) / shard_w,
-        trainable * g / shard_go,
-        trainable * o / shard_go,
-    )
+    weights = (frozen + trainable * w) / shard_w
+    grads, optimizer = trainable * g / shard_go, trainable * o / shard_go
     if strategy != "zero3-offload":
         return weights, grads, optimizer, 0.0
     # ZeRO-Offload: fp32 master weights + Adam + fp32 gradients and the bf16 weights live in CPU RAM.
@@ -261,9 +251,8 @@ def _model_states(shape: ModelShape, cfg: StudentConfig, strategy: str, world: i
 def layer_activation_bytes(shape: ModelShape, bf16: bool = True) -> float:
     """Bytes kept per token by one decoder layer (module docstring): 16h + 4h_kv + 8i in bf16."""
     h, kv, i = shape.hidden_size, shape.kv_dim, shape.intermediate_size
-    elements = (
-        8 * h + 2 * kv + 4 * i
-    )  # two RMSNorms (fp32 copy + output), q, attn out, k, v, 4 SwiGLU tensors
+    # two RMSNorms (fp32 copy + output: 3h each), q, attention output, k, v, four SwiGLU tensors
+    elements = 8 * h + 2 * kv + 4 * i
     return elements * (2 if bf16 else 4)
 
 
@@ -293,16 +282,8 @@ def estimate(shape: ModelShape, cfg: StudentConfig, strategy: str, world: int, n
     # Liger's fused linear cross-entropy works in chunks: ~an fp32 hidden-size buffer per token.
     logits = tokens * shape.hidden_size * 6.0 if cfg.liger else float(tokens) * shape.vocab_size * LOGIT_BYTES
     other = FIXED_OVERHEAD + _buffers(shape, strategy, world)
-    return Estimate(
-        weights,
-        grads,
-        optimizer,
-        activations,
-        logits,
-        other,
-        overlap=min(recompute, logits),
-        cpu_per_node=cpu_rank * min(world, nproc),
-    )
+    overlap, cpu = min(recompute, logits), cpu_rank * min(world, nproc)
+    return Estimate(weights, grads, optimizer, activations, logits, other, overlap, cpu)
 
 
 def min_gpus(shape: ModelShape, cfg: StudentConfig, strategy: str) -> int | None:
@@ -392,8 +373,10 @@ def check_fits(cfg: StudentConfig, shape: ModelShape | None = None) -> str | Non
         return None
     fitting = [(r.min_gpus, r.strategy) for r in plan_rows(shape, cfg) if r.min_gpus]
     hint = ", ".join(f"{s} on {n} GPUs" for n, s in sorted(fitting)[:3]) or "no strategy up to 512 GPUs"
+    knobs = {"liger": cfg.liger, "gradient_checkpointing": cfg.gradient_checkpointing is not False}
+    off = "".join(f", set {knob}" for knob, on in knobs.items() if not on)
     return (
         f"student {cfg.name}: {launch.strategy} on {world} GPU(s) needs ~{math.ceil(need / GIB)} GiB per GPU, "
-        f"more than {launch.gpu_memory_gb:g} GiB; fits: {hint}; or lower batch_size/max_length, set liger "
-        "or gradient_checkpointing (see `distill plan`)"
+        f"more than {launch.gpu_memory_gb:g} GiB; fits: {hint}; or lower batch_size/max_length{off} "
+        "(see `distill plan`)"
     )

@@ -1,0 +1,85 @@
+"""Every shipped recipe validates, explains itself, and `distill plan` agrees with the hardware it states."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+import pytest
+
+from distill.cli import main
+from distill.recipe import load_recipe
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPES = sorted((REPO / "recipes").glob("*.yaml"))
+GPU_RECIPES = [p for p in RECIPES if p.name.startswith("r1-")]
+BENCHMARKS = Path(os.environ.get("DISTILL_BENCHMARKS", REPO.parent / "shared" / "benchmarks"))
+
+
+def test_the_scale_recipes_are_shipped():
+    names = {p.name for p in RECIPES}
+    for name in (
+        "tiny.yaml",
+        "r1-qwen2.5-math-1.5b.yaml",
+        "r1-qwen2.5-math-7b.yaml",
+        "r1-qwen2.5-14b.yaml",
+        "r1-qwen2.5-32b.yaml",
+        "r1-llama3.3-70b.yaml",
+    ):
+        assert name in names
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.name)
+def test_recipe_validates_and_starts_with_its_command(path):
+    recipe = load_recipe(path)
+    header = path.read_text().split("\nname:")[0]
+    assert f"distill run recipes/{path.name}" in header or f"recipes/{path.name}" in header
+    assert "Hardware" in header
+    assert recipe.students
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.name)
+def test_plan_prints_a_fitting_row_for_each_student(path, capsys):
+    assert main(["plan", str(path)]) == 0
+    out = capsys.readouterr().out
+    recipe = load_recipe(path)
+    for student in recipe.students:
+        assert f"student {student.name}:" in out
+        row = re.search(
+            rf"^\| {re.escape(student.launch.strategy)} \* \| (\d+) \|.*\| (yes|no) \| \S+ \|$", out, re.M
+        )
+        assert row, out
+        assert int(row.group(1)) == (1 if student.launch.strategy == "single" else student.launch.world_size)
+        assert row.group(2) == "yes", f"{path.name}: {student.name} does not fit what the recipe asks for"
+    assert "warning:" not in out
+
+
+@pytest.mark.parametrize("path", GPU_RECIPES, ids=lambda p: p.name)
+def test_gpu_recipes_state_their_sources_and_global_batch(path):
+    text = path.read_text()
+    recipe = load_recipe(path)
+    assert "Sources:" in text and "distill plan" in text
+    for student in recipe.students:
+        assert student.bf16 and student.launch.strategy not in ("single", "cpu")
+        global_batch = student.batch_size * student.gradient_accumulation_steps * student.launch.world_size
+        assert f"{global_batch}" in text  # the comment names the published global batch
+        assert str(student.launch.world_size) in text
+
+
+@pytest.mark.parametrize("path", GPU_RECIPES, ids=lambda p: p.name)
+def test_decontamination_files_exist(path):
+    if not BENCHMARKS.is_dir():
+        pytest.skip(f"{BENCHMARKS} is absent")
+    recipe = load_recipe(path)
+    assert recipe.filter.decontaminate.benchmarks
+    for bench in recipe.filter.decontaminate.benchmarks:
+        assert (REPO / bench.source).is_file(), bench.source
+
+
+def test_tiny_recipe_is_offline():
+    recipe = load_recipe(REPO / "recipes" / "tiny.yaml")
+    assert recipe.teacher.model == "tiny-random-llama"
+    assert all(s.model == "tiny-random-llama" for s in recipe.students)
+    assert (REPO / recipe.data.source).is_file()
+    assert recipe.filter.correctness is False  # a random model is never right
