@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import errno
+import io
 import json
+import os
+import stat
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from distill.errors import DistillError
+from distill.errors import DistillError, first_line
 
 PROMPT_COLUMNS = ("id", "problem", "answer")
 TRACE_COLUMNS = (
@@ -47,44 +52,189 @@ def split_think(completion: str) -> tuple[str, str]:
 
 
 def read_rows(path: str | Path) -> list[dict[str, Any]]:
-    """Read a jsonl/json/parquet/csv file into a list of dicts; errors name the file and line."""
+    """Read a jsonl/json/parquet/csv file into a list of dicts.
+
+    Any problem with the file itself (missing, a folder, a symlink loop, binary, not UTF-8, empty, corrupt,
+    one malformed row, a column whose type changes between rows) is a one-line DistillError naming the file
+    and, where there is one, the line or row. A UTF-8 byte-order mark and CRLF line ends are accepted.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise DistillError(f"{path}: file not found")
+    check_readable_file(path)
     suffix = path.suffix.lower()
     if suffix == ".jsonl":
-        return _read_jsonl(path)
+        rows, lines = _read_jsonl(path)
+        _check_column_types(rows, path, lambda i: f"line {lines[i]}")
+        return rows
     if suffix == ".json":
-        data = json.loads(path.read_text())
-        if not isinstance(data, list):
-            raise DistillError(f"{path}: expected a JSON list of objects")
-        return data
+        rows = _read_json(path)
+        _check_column_types(rows, path, lambda i: f"item {i + 1}")
+        return rows
     if suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        return pq.read_table(path).to_pylist()
+        return _read_parquet(path)
     if suffix == ".csv":
-        import csv
-
-        with path.open(newline="") as handle:
-            return list(csv.DictReader(handle))
+        return _read_csv(path)
     raise DistillError(f"{path}: unsupported file type {suffix!r}; use .jsonl, .json, .parquet or .csv")
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any]]:
-    rows = []
-    with path.open() as handle:
-        for number, line in enumerate(handle, 1):
+def check_readable_file(path: Path) -> None:
+    """One line for a path that is not a regular file: missing, a folder, a dangling link or a link loop."""
+    try:
+        info = path.stat()
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise DistillError(f"{path}: symbolic link loop; point at the real file") from None
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            dangling = " (a symbolic link to a missing file)" if path.is_symlink() else ""
+            raise DistillError(f"{path}: file not found{dangling}") from None
+        raise DistillError(f"{path}: cannot read it ({exc.strerror})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise DistillError(f"{path}: is a folder, expected a file")
+    if not stat.S_ISREG(info.st_mode):
+        raise DistillError(f"{path}: not a regular file")
+    if not os.access(path, os.R_OK):
+        raise DistillError(f"{path}: permission denied")
+
+
+def decode_text(data: bytes, path: Path, kind: str, start_line: int = 1) -> str:
+    """UTF-8 text of ``data`` (a BOM is dropped); binary or other encodings -> one line with the line number."""
+    if start_line == 1 and data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DistillError(f"{path}: UTF-16 text; save it as UTF-8 {kind}")
+    if b"\x00" in data:
+        line = start_line + data.count(b"\n", 0, data.index(b"\x00"))
+        raise DistillError(f"{path}:{line}: binary data (NUL bytes), expected UTF-8 {kind} text")
+    try:
+        return data.decode("utf-8-sig" if start_line == 1 else "utf-8")
+    except UnicodeDecodeError as exc:
+        line = start_line + data.count(b"\n", 0, exc.start)
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise DistillError(
+            f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x} at column {column}); "
+            f"save the file as UTF-8 {kind}"
+        ) from None
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise DistillError(f"{path}: cannot read it ({exc.strerror})") from None
+    if not data.strip():
+        raise DistillError(f"{path}: empty file, no rows")
+    return data
+
+
+def _read_jsonl(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
+    rows, lines = [], []
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            line = decode_text(raw, path, "JSON lines", number)
             if not line.strip():
                 continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DistillError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise DistillError(f"{path}:{number}: expected a JSON object per line")
-            rows.append(row)
+            rows.append(_json_object(line, f"{path}:{number}"))
+            lines.append(number)
+    if not rows:
+        raise DistillError(f"{path}: empty file, no rows")
+    return rows, lines
+
+
+def _json_object(line: str, where: str) -> dict[str, Any]:
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise DistillError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:
+        raise DistillError(f"{where}: JSON nested too deeply") from None
+    if not isinstance(row, dict):
+        raise DistillError(f"{where}: expected a JSON object per line, got {type(row).__name__}")
+    return row
+
+
+def _read_json(path: Path) -> list[dict[str, Any]]:
+    text = decode_text(_read_bytes(path), path, "JSON")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise DistillError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+    except RecursionError:
+        raise DistillError(f"{path}: JSON nested too deeply") from None
+    if not isinstance(data, list):
+        raise DistillError(f"{path}: expected a JSON list of objects, got {type(data).__name__}")
+    for index, item in enumerate(data):
+        if not isinstance(item, dict):
+            raise DistillError(f"{path}: item {index + 1} is a {type(item).__name__}, expected an object")
+    if not data:
+        raise DistillError(f"{path}: empty list, no rows")
+    return data
+
+
+def _read_parquet(path: Path) -> list[dict[str, Any]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    if path.stat().st_size == 0:
+        raise DistillError(f"{path}: empty file, no rows")
+    try:
+        return pq.read_table(path).to_pylist()
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise DistillError(
+            f"{path}: not a readable parquet file ({first_line(str(exc), 120) or type(exc).__name__}); "
+            "is it truncated, or another format renamed .parquet?"
+        ) from None
+
+
+def _read_csv(path: Path) -> list[dict[str, Any]]:
+    import csv
+
+    text = decode_text(_read_bytes(path), path, "CSV")
+    csv.field_size_limit(2**31 - 1)  # the default (128 KB) would refuse a long problem statement
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(reader)
+        if len(set(header)) < len(header):
+            twice = next(name for name in header if header.count(name) > 1)
+            raise DistillError(f"{path}:1: column {twice!r} appears twice in the header")
+        rows = []
+        for fields in reader:
+            if not fields:
+                continue
+            if len(fields) != len(header):
+                raise DistillError(
+                    f"{path}:{reader.line_num}: {len(fields)} fields, the header has {len(header)} "
+                    "(an unquoted comma or quote?)"
+                )
+            rows.append(dict(zip(header, fields, strict=True)))
+    except csv.Error as exc:
+        raise DistillError(f"{path}:{reader.line_num}: not valid CSV ({exc})") from None
+    if not rows:
+        raise DistillError(f"{path}: no rows below the header")
     return rows
+
+
+def _kind(value: Any) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, int | float):
+        return "number"
+    return {str: "string", list: "list", dict: "object"}.get(type(value), type(value).__name__)
+
+
+def _check_column_types(rows: list[dict[str, Any]], path: Path, label: Callable[[int], str]) -> None:
+    """One type per column (nulls aside), as `datasets`/pyarrow require: a type change fails here, not
+    when a stage writes its output hours later."""
+    first: dict[str, tuple[str, int]] = {}
+    for index, row in enumerate(rows):
+        for column, value in row.items():
+            kind = _kind(value)
+            if kind is None:
+                continue
+            seen = first.setdefault(column, (kind, index))
+            if seen[0] != kind:
+                raise DistillError(
+                    f"{path}: {label(index)}: column {column!r} is a {kind} here but a {seen[0]} in "
+                    f"{label(seen[1])}; use one type per column (e.g. quote the numbers)"
+                )
 
 
 def write_parquet(rows: list[dict[str, Any]], path: Path, schema: Any = None) -> Path:

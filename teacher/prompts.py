@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from distill.errors import DistillError, first_line
-from distill.records import read_rows, split_think
+from distill.records import decode_text, read_rows, split_think
 
 _FILE_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
 
@@ -61,31 +61,49 @@ def build_prompts(
     answer_column: str,
     limit: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Normalise rows into the Prompts contract: id, problem, answer. Errors name the row and the column."""
+    """Normalise rows into the Prompts contract: id, problem, answer. Errors name the row (1-based) and the
+    column: a missing or null value, a blank problem, an answer that is not a string or number, a repeated id."""
     if not rows:
         raise DistillError(f"{where}: no rows; expected rows with columns {problem_column}, {answer_column}")
     rows = rows[:limit] if limit else rows
     use_ids = bool(id_column) and id_column in rows[0]
-    prompts, seen = [], set()
-    for index, row in enumerate(rows):
+    prompts, seen = [], {}
+    for number, row in enumerate(rows, 1):
         for column in (problem_column, answer_column, *([id_column] if use_ids else [])):
-            if column not in row or row[column] is None:
+            if column not in row:
                 have = ", ".join(sorted(map(str, row))) or "none"
                 raise DistillError(
-                    f"{where}: row {index} has no column {column!r} (found: {have}); "
+                    f"{where}: row {number} has no column {column!r} (found: {have}); "
                     "map it with data.problem_column / data.answer_column / data.id_column"
                 )
-        prompt_id = str(row[id_column]) if use_ids else str(index)
+            if row[column] is None:
+                raise DistillError(
+                    f"{where}: row {number} column {column!r} is null; fill it or drop the row"
+                )
+        prompt_id = _scalar_text(row[id_column], where, number, id_column) if use_ids else str(number - 1)
         if prompt_id in seen:
             raise DistillError(
-                f"{where}: duplicate id {prompt_id!r} in column {id_column!r}; ids must be unique"
+                f"{where}: row {number} has duplicate id {prompt_id!r} (column {id_column!r}, first in row "
+                f"{seen[prompt_id]}); ids must be unique"
             )
-        seen.add(prompt_id)
+        seen[prompt_id] = number
         problem = row[problem_column]
         if not isinstance(problem, str) or not problem.strip():
-            raise DistillError(f"{where}: row {index} column {problem_column!r} must be a non-empty string")
-        prompts.append({"id": prompt_id, "problem": problem, "answer": str(row[answer_column])})
+            raise DistillError(f"{where}: row {number} column {problem_column!r} must be a non-empty string")
+        answer = _scalar_text(row[answer_column], where, number, answer_column)
+        prompts.append({"id": prompt_id, "problem": problem, "answer": answer})
     return prompts
+
+
+def _scalar_text(value: Any, where: str, number: int, column: str) -> str:
+    """An id or answer as text: strings and numbers only (a list or an object is a mapping mistake)."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float):
+        raise DistillError(
+            f"{where}: row {number} column {column!r} must be a string or number, got {type(value).__name__}"
+        )
+    if not str(value).strip():
+        raise DistillError(f"{where}: row {number} column {column!r} is empty")
+    return str(value)
 
 
 def render_messages(problem: str, template: str, system_prompt: str | None) -> list[dict[str, str]]:
@@ -101,7 +119,7 @@ def load_chat_template(value: str | None) -> str | None:
         return None
     path = Path(value).expanduser()
     if "\n" not in value and len(value) < 4096 and path.is_file():
-        return path.read_text()
+        return decode_text(path.read_bytes(), path, "Jinja template")
     if "{%" in value or "{{" in value:
         return value
     raise DistillError(

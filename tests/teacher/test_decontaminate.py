@@ -131,7 +131,7 @@ def test_bad_benchmark_sources_give_one_line_errors(tmp_path: Path):
     cases.append((BenchmarkSource(source=str(nocol)), "no problem column"))
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
-    cases.append((BenchmarkSource(source=str(empty)), "benchmark set is empty"))
+    cases.append((BenchmarkSource(source=str(empty)), "empty.jsonl: empty file"))
     for spec, message in cases:
         with pytest.raises(DistillError) as info:
             load_benchmark(spec)

@@ -62,7 +62,7 @@ def test_local_datasets_folder_and_split(tmp_path):
 
 def test_missing_column_names_the_row_and_the_fix():
     rows = [*ROWS, {"qid": "c", "gold": 1}]
-    with pytest.raises(DistillError, match=r"row 2 has no column 'question' .*data.problem_column"):
+    with pytest.raises(DistillError, match=r"row 3 has no column 'question' .*data.problem_column"):
         _build(rows)
     with pytest.raises(DistillError, match="no column 'problem'"):
         build_prompts(ROWS, where="t", id_column="id", problem_column="problem", answer_column="gold")
@@ -73,7 +73,7 @@ def test_empty_dataset_duplicates_and_blank_problems(tmp_path):
     empty.write_text("")
     with pytest.raises(DistillError, match="no rows"):
         _build(load_prompt_rows(str(empty)))
-    with pytest.raises(DistillError, match="duplicate id 'a'"):
+    with pytest.raises(DistillError, match="row 2 has duplicate id 'a'"):
         _build([ROWS[0], ROWS[0]])
     with pytest.raises(DistillError, match="non-empty string"):
         _build([{"qid": "a", "question": "  ", "gold": 1}])
