@@ -53,10 +53,13 @@ class ThroughputCallback(TrainerCallback):
         now, real, slots = time.perf_counter(), self.counter.real, self.counter.slots
         last_time, last_real, last_slots = self._last
         # Every rank sees its own batches; ranks get equal-sized shares, so scale by the world size.
-        logs["tokens_per_second"] = round(
-            (real - last_real) * self.world_size / max(now - last_time, 1e-9), 1
-        )
-        logs["real_token_share"] = round((real - last_real) / max(slots - last_slots, 1), 4)
+        added = {
+            "tokens_per_second": round((real - last_real) * self.world_size / max(now - last_time, 1e-9), 1),
+            "real_token_share": round((real - last_real) / max(slots - last_slots, 1), 4),
+        }
+        logs.update(added)  # seen by the report_to callbacks that run after this one
+        if state.log_history:  # the Trainer stored a copy of `logs` before calling back
+            state.log_history[-1].update(added)
         self._last = (now, real, slots)
         self.totals = {"real_tokens": real * self.world_size, "token_slots": slots * self.world_size}
         return control

@@ -24,8 +24,8 @@ def sft_rows(n: int = 8) -> list[dict]:
     return rows
 
 
-def train_tiny(tmp_path, **overrides):
-    train = write_parquet(sft_rows(), tmp_path / "train.parquet")
+def train_tiny(tmp_path, rows=None, **overrides):
+    train = write_parquet(rows or sft_rows(), tmp_path / "train.parquet")
     cfg = StudentConfig(
         name="tiny",
         model="tiny-random-llama",
@@ -62,3 +62,30 @@ def test_sft_bf16_on_cuda(tmp_path):
         pytest.skip("needs a CUDA GPU")
     metrics = train_tiny(tmp_path, bf16=True)
     assert metrics["last_loss"] < metrics["first_loss"]
+
+
+@pytest.mark.parametrize("save", ["merged", "adapter"])
+def test_lora_saves_merged_weights_or_adapter_only(tmp_path, save):
+    from distill.recipe import LoraConfig
+
+    metrics = train_tiny(tmp_path, lora=LoraConfig(r=4, alpha=8, save=save))
+    final = tmp_path / "out" / "final"
+    assert metrics["steps"] > 0
+    if save == "merged":
+        from transformers import AutoModelForCausalLM
+
+        assert (final / "model.safetensors").exists() and not (final / "adapter_config.json").exists()
+        assert AutoModelForCausalLM.from_pretrained(final).config.num_hidden_layers == 2
+    else:
+        assert (final / "adapter_config.json").exists() and not (final / "model.safetensors").exists()
+
+
+def test_metrics_record_throughput_and_real_token_share(tmp_path):
+    rows = sft_rows()
+    for i, row in enumerate(rows):  # lengths that differ within a batch, so padding shows
+        row["completion"][0]["content"] += " ok" * i
+    padded = train_tiny(tmp_path / "padded", rows, packing=False)
+    packed = train_tiny(tmp_path / "packed", rows, packing=True)
+    assert packed["real_token_share"] == 1.0 and packed["tokens_per_second"] > 0
+    assert 0 < padded["real_token_share"] < 1.0
+    assert packed["packing"] is True and padded["too_long"] == 0 and packed["train_rows"] == 8
