@@ -53,7 +53,7 @@ def traces(count: int, seed: int = 0) -> list[dict]:
     """Prompt/completion rows with <think> reasoning of log-normally spread length."""
     rng = random.Random(seed)
     rows = []
-    for i in range(count):
+    for _ in range(count):
         a, b = rng.randint(10, 99), rng.randint(10, 99)
         words = min(int(rng.lognormvariate(4.6, 0.8)), 900)  # median ~100 words, long tail
         thinking = " ".join(
