@@ -81,6 +81,28 @@ def model_card(
     )
 
 
+def _training_line(student, metrics: dict[str, Any]) -> str:
+    """How the student was trained, as the sft stage recorded it (strategy, world size, LoRA save form)."""
+    launch = student.launch
+    world = metrics.get("world_size", launch.world_size)
+    line = (
+        f"TRL SFT, lr {student.learning_rate}, {student.epochs} epochs, micro-batch {student.batch_size} x "
+        f"grad accum {student.gradient_accumulation_steps} x {world} process(es) ({launch.strategy}), "
+        f"max_length {student.max_length}, packing {'on' if metrics.get('packing') else 'off'}, "
+        f"{metrics.get('steps', '?')} optimizer steps, {metrics.get('too_long', 0)} over-long examples "
+        f"{'truncated' if student.too_long == 'truncate' else 'dropped'}"
+    )
+    if student.lora is not None:
+        kind = "QLoRA" if student.lora.quantize_4bit else "LoRA"
+        saved = (
+            "merged into the base weights"
+            if student.lora.save == "merged"
+            else "adapter only (load it on the base model)"
+        )
+        line += f"; {kind} r={student.lora.r} alpha={student.lora.alpha}, {saved}"
+    return line
+
+
 def publish(recipe, run, out_dir: Path) -> tuple[dict[str, Any], list[Path]]:
     """Stage entry point: render a release folder for every student the gate lets ship."""
     import json
@@ -105,7 +127,7 @@ def publish(recipe, run, out_dir: Path) -> tuple[dict[str, Any], list[Path]]:
             "prompts": recipe.data.source,
             "traces": f"{filter_metrics.get('rows_in')} sampled, {filter_metrics.get('rows_out')} kept after filtering",
             "recipe": f"{recipe.name} (sha256 {recipe.digest()})",
-            "training": f"TRL SFT, lr {student.learning_rate}, {student.epochs} epochs, batch {student.batch_size}",
+            "training": _training_line(student, run.record(f"sft:{student.name}").get("metrics", {})),
         }
         card = {
             "teacher": recipe.teacher.model,
