@@ -32,7 +32,7 @@ How it compares with published runs (``student/plan.py`` figures; the README has
   P_os / P_os+g / P_os+g+p; our DeepSpeed state terms (zero3 on 1 GPU, zero2 and zero3 on 64) give 120,
   16.6 and 1.9 GB.
 - open-r1 OpenR1-Distill-7B (Qwen2.5-Math-7B, 8 x H100, ZeRO-3, micro-batch 2 x 32,768, checkpointing,
-  Liger): ~53 GiB/GPU, fits; min 8 GPUs for zero3.
+  Liger): ~52 GiB/GPU, fits (zero3 would fit from 4 GPUs).
 - s1.1 (Qwen2.5-32B-Instruct, FSDP, 16 x H100, block 20,000 "to avoid OOM"): ~61 GiB with Liger; without
   Liger ~86 GiB, i.e. we are ~8% conservative there (worst case: the longest trace fills the block).
 - Sky-T1-32B-Preview (8 x H100, ZeRO-3 offload, cutoff 16,384): ~54 GiB, fits; zero3 without offload would
