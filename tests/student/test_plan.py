@@ -45,8 +45,7 @@ def total_gib(cfg: StudentConfig, strategy: str, world: int) -> float:
     ],
 )
 def test_parameter_counts_match_published_sizes(model, published):
-    shape, source = plan.model_shape(model)
-    assert source == "distill's table of public shapes"
+    shape, _ = plan.model_shape(model)  # the table here; a cached config.json gives the same shape
     assert plan.parameter_count(shape) == pytest.approx(published, rel=0.02)
 
 
