@@ -33,6 +33,29 @@ class TokenCounter:
         return batch
 
 
+class PackedRowsCollator:
+    """Packed rows kept apart for attention without a varlen kernel (SDPA, eager).
+
+    TRL's padding-free collator flattens the whole micro-batch into one row; flash attention then runs each
+    example on its own, but SDPA computes a masked attention over the full (batch x max_length)^2 square.
+    Here each BFD-packed row stays a row: position ids restart at every example and the attention mask is
+    dropped, so transformers derives a block-diagonal mask per row (no example sees another). Pad tokens
+    sit after every real token of their row, so causal attention never lets a real token see one, and they
+    carry no loss.
+    """
+
+    def __init__(self, pad_token_id: int):
+        from trl.trainer.sft_trainer import DataCollatorForLanguageModeling
+
+        self.inner = DataCollatorForLanguageModeling(pad_token_id=pad_token_id, return_position_ids=True)
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        batch = self.inner(examples)
+        batch.pop("attention_mask", None)
+        batch["labels"][batch["position_ids"] == 0] = -100  # no example is a target of the one before it
+        return batch
+
+
 class ThroughputCallback(TrainerCallback):
     """Adds tokens_per_second and real_token_share to every log entry (world totals)."""
 

@@ -18,7 +18,7 @@ from typing import Any
 from distill.recipe import StudentConfig
 from distill.runs import atomic_write_json
 from student.checkpoints import CompleteMarker
-from student.metrics import ThroughputCallback, TokenCounter
+from student.metrics import PackedRowsCollator, ThroughputCallback, TokenCounter
 
 METRICS_FILE = "train_metrics.json"
 FINAL = "final"
@@ -97,6 +97,13 @@ def lora_config(cfg: StudentConfig):
     )
 
 
+def packed_collator(model, tokenizer):
+    """None (TRL's flat padding-free batch) for flash attention's varlen kernels; packed rows otherwise."""
+    if "flash" in str(getattr(model.config, "_attn_implementation", "")):
+        return None
+    return PackedRowsCollator(tokenizer.pad_token_id)
+
+
 def run_training(job: dict[str, Any]) -> dict[str, Any]:
     """Train as described by ``job`` (see student/sft.py ``write_job``); returns rank 0's metrics."""
     import datasets
@@ -122,6 +129,9 @@ def run_training(job: dict[str, Any]) -> dict[str, Any]:
         processing_class=tokenizer,
         peft_config=lora_config(cfg),
     )
+    if job["packing"]:
+        # TRL refuses a custom collator with packing at construction; the swap happens before any batch.
+        trainer.data_collator = packed_collator(model, tokenizer) or trainer.data_collator
     counter = TokenCounter(trainer.data_collator)
     trainer.data_collator = counter
     throughput = ThroughputCallback(counter, trainer.args.world_size)

@@ -8,6 +8,7 @@ from distill.errors import DistillError
 from distill.models import resolve_model
 from distill.records import write_parquet
 from student.data import align_eos, end_of_turn_token, tokenize_rows
+from student.metrics import PackedRowsCollator
 from student.sft import TOKENS_FILE, prepare_job
 
 
@@ -19,8 +20,9 @@ def tiny():
     return path, AutoTokenizer.from_pretrained(path)
 
 
-def packed_batch(tmp_path, tiny, rows, **cfg_overrides):
-    """The first training batch TRL builds from our token set, with packing on."""
+def packed_batch(tmp_path, tiny, rows, flat=True, **cfg_overrides):
+    """The first training batch built from our token set with packing on: TRL's flat padding-free row
+    (flash attention) or our packed rows (SDPA/eager)."""
     import datasets
     from transformers import AutoModelForCausalLM
     from trl import SFTTrainer
@@ -28,17 +30,15 @@ def packed_batch(tmp_path, tiny, rows, **cfg_overrides):
     from student.trainer import build_args
 
     path, _ = tiny
-    cfg = student_cfg(batch_size=1, max_length=256, **cfg_overrides)
+    cfg = student_cfg(**{"batch_size": 1, "max_length": 256, **cfg_overrides})
     prepare_job(path, write_parquet(rows, tmp_path / "train.parquet"), tmp_path, cfg)
     dataset = datasets.load_dataset("parquet", data_files=str(tmp_path / TOKENS_FILE), split="train")
     args = build_args(cfg, tmp_path, cpu=True, packing=True)
     args.shuffle_dataset = False
-    trainer = SFTTrainer(
-        model=AutoModelForCausalLM.from_pretrained(path),
-        args=args,
-        train_dataset=dataset,
-        processing_class=tiny[1],
-    )
+    model = AutoModelForCausalLM.from_pretrained(path)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=dataset, processing_class=tiny[1])
+    if not flat:  # what student.trainer does for attention without a varlen kernel
+        trainer.data_collator = PackedRowsCollator(tiny[1].pad_token_id)
     return trainer.model, next(iter(trainer.get_train_dataloader()))
 
 
@@ -64,16 +64,26 @@ def test_packed_batch_trains_completions_only_with_restarting_positions(tmp_path
         assert torch.equal(trained, example_ids[first:][example_labels[first:] != -100])
 
 
-def test_packed_examples_do_not_attend_to_each_other(tmp_path, tiny):
-    model, batch = packed_batch(tmp_path, tiny, think_rows(3))
+@pytest.mark.parametrize("flat", [True, False], ids=["flat-padding-free", "packed-rows"])
+def test_packed_examples_do_not_attend_to_each_other(tmp_path, tiny, flat):
+    # 5 examples of 80 tokens in rows of at most 170: several rows, several examples per row.
+    model, batch = packed_batch(tmp_path, tiny, think_rows(5), flat=flat, batch_size=3, max_length=170)
     model.eval()
-    ids, positions = batch["input_ids"], batch["position_ids"]
+    ids, positions, labels = batch["input_ids"], batch["position_ids"], batch["labels"]
+    assert "attention_mask" not in batch and ids.shape[0] == (1 if flat else 3)
     with torch.no_grad():
-        packed = model(input_ids=ids, position_ids=positions).logits[0]
-        starts = [*(positions[0] == 0).nonzero().flatten().tolist(), ids.shape[1]]
+        packed = model(input_ids=ids, position_ids=positions).logits
+    checked = 0
+    for row in range(ids.shape[0]):
+        real = int((labels[row] != -100).nonzero().max()) + 1  # pads (rows layout) come after this
+        starts = [*(positions[row, :real] == 0).nonzero().flatten().tolist(), real]
+        assert flat or len(starts) - 1 <= 2  # at most two examples fit a row of 170
         for start, end in zip(starts, starts[1:], strict=False):
-            alone = model(input_ids=ids[:, start:end]).logits[0]
-            assert torch.allclose(packed[start:end], alone, atol=1e-5)
+            with torch.no_grad():
+                alone = model(input_ids=ids[row : row + 1, start:end]).logits[0]
+            assert torch.allclose(packed[row, start:end], alone, atol=1e-5)
+            checked += 1
+    assert checked == 5
 
 
 def test_too_long_rows_are_counted_then_dropped_truncated_or_rejected(tiny):
