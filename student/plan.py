@@ -166,9 +166,11 @@ def model_shape(ref: str) -> tuple[ModelShape, str]:
     for name, shape in KNOWN_SHAPES.items():
         if name.lower() == ref.lower():
             return shape, "distill's table of public shapes"
+    if ref.startswith((".", "/", "~")):
+        raise DistillError(f"model folder {ref} has no config.json yet; create it (see the recipe's header)")
     raise DistillError(
         f"model {ref!r}: no config.json on this machine and not in distill's table of public shapes; "
-        f"download its config (huggingface-cli download {ref} config.json) or point at a local folder"
+        f"download its config (hf download {ref} config.json) or point at a local folder"
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import re
 from pathlib import Path
@@ -10,6 +12,7 @@ import pytest
 
 from distill.cli import main
 from distill.recipe import load_recipe
+from student import plan
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = sorted((REPO / "recipes").glob("*.yaml"))
@@ -39,9 +42,31 @@ def test_recipe_validates_and_starts_with_its_command(path):
     assert recipe.students
 
 
+def made_by_hand(path: Path, tmp_path: Path) -> list[str]:
+    """Overrides for student folders a recipe's header makes (download + config edit): stand-in folders with
+    the config.json those commands produce, so the plan is checked before anyone downloads weights."""
+    header = path.read_text().split("\nname:")[0]
+    overrides = []
+    for index, student in enumerate(load_recipe(path).students):
+        folder = student.model.removeprefix("./")
+        made = re.search(rf"hf download (\S+) --local-dir {re.escape(folder)}\n", header)
+        if not student.model.startswith("./") or (REPO / folder).exists() or not made:
+            continue
+        config = dataclasses.asdict(plan.KNOWN_SHAPES[made.group(1)])
+        edit = re.search(r"c\.update\(([^)]*)\)", header).group(
+            1
+        )  # e.g. rope_theta=300000.0, max_pos...=32768
+        config.update({key: float(value) for key, value in re.findall(r"(\w+)=([\d.]+)", edit)})
+        config["max_position_embeddings"] = int(config["max_position_embeddings"])
+        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder / "config.json").write_text(json.dumps(config))
+        overrides.append(f"students.{index}.model={tmp_path / folder}")
+    return overrides
+
+
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.name)
-def test_plan_prints_a_fitting_row_for_each_student(path, capsys):
-    assert main(["plan", str(path)]) == 0
+def test_plan_prints_a_fitting_row_for_each_student(path, capsys, tmp_path):
+    assert main(["plan", str(path), *made_by_hand(path, tmp_path)]) == 0
     out = capsys.readouterr().out
     recipe = load_recipe(path)
     for student in recipe.students:

@@ -89,7 +89,7 @@ def test_hub_cache_config_is_read_without_downloading(tmp_path, monkeypatch):
 
 
 def test_unknown_model_and_moe_configs_fail_with_a_fix():
-    with pytest.raises(DistillError, match="huggingface-cli download nobody/nothing config.json"):
+    with pytest.raises(DistillError, match="hf download nobody/nothing config.json"):
         plan.model_shape("nobody/nothing")
     with pytest.raises(DistillError, match="mixture-of-experts"):
         plan.shape_from_config({"hidden_size": 8, "num_experts": 64})
