@@ -8,8 +8,8 @@ What is counted, per GPU (GiB = 2**30 bytes; ``launch.gpu_memory_gb`` is read as
 - **model states**, the 16 bytes/parameter of mixed-precision Adam (Rajbhandari et al. 2020, "ZeRO",
   Sec. 3.1: 2 bf16 weights + 2 bf16 gradients + 12 fp32 master weights, m and v). DeepSpeed keeps that split;
   FSDP2 under accelerate's bf16 policy upcasts the trainable weights to fp32 (4 + 4 + 8, same total);
-  ddp/single train the bf16-loaded model directly (2 + 2 + 4: AdamW states in bf16, no master copy) and DDP
-  adds a 2-byte/parameter gradient bucket. ``bf16: false`` is fp32 everywhere (4 + 4 + 8).
+  ddp/single load fp32 weights and train under bf16 autocast (4 + 4 + 8: the fp32 weights are the master
+  copy; student/trainer.py) and DDP adds a 2-byte/parameter gradient bucket. ``bf16: false`` is fp32 everywhere (4 + 4 + 8).
   Sharding: ddp none; zero2 gradients + optimizer; zero3 and fsdp2 all three; zero3-offload keeps weights
   and optimizer in CPU RAM (reported per node) and a bf16 gradient partition on the GPU.
   LoRA: frozen base in bf16 (QLoRA: NF4 at 4.127 bits, Dettmers et al. 2023) + fp32 adapters at 16 bytes.
@@ -223,7 +223,7 @@ def _state_bytes(strategy: str, bf16: bool) -> tuple[float, float, float]:
         return 4, 4, 8
     if strategy in ("zero2", "zero3", "zero3-offload"):
         return 2, 2, 12
-    return (4, 4, 8) if strategy == "fsdp2" else (2, 2, 4)
+    return 4, 4, 8  # fsdp2 upcasts; single/ddp load fp32 weights and train under bf16 autocast
 
 
 def _model_states(shape: ModelShape, cfg: StudentConfig, strategy: str, world: int) -> tuple[float, ...]:

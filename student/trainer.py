@@ -71,7 +71,12 @@ def load_model(model_path: str, cfg: StudentConfig, cpu: bool):
     import torch
     from transformers import AutoModelForCausalLM
 
-    kwargs: dict[str, Any] = {"dtype": torch.float32 if cpu else (torch.bfloat16 if cfg.bf16 else "auto")}
+    # Full fine-tuning without ZeRO/FSDP keeps fp32 weights as the optimizer's master copy and trains under
+    # bf16 autocast; AdamW on bf16-loaded weights loses small updates. DeepSpeed keeps its own fp32 masters
+    # and FSDP2 upcasts, so those (and LoRA's frozen base) load in bf16 to save host memory.
+    fp32_master = cfg.lora is None and cfg.launch.strategy in ("single", "ddp", "cpu")
+    wide = cpu or fp32_master or not cfg.bf16
+    kwargs: dict[str, Any] = {"dtype": torch.float32 if wide else torch.bfloat16}
     if cfg.attn_implementation:
         kwargs["attn_implementation"] = cfg.attn_implementation
     if cfg.lora and cfg.lora.quantize_4bit:
