@@ -153,7 +153,7 @@ def test_bad_prompt_files_fail_before_anything_is_written(gen_recipe_dict, tmp_p
     with pytest.raises(DistillError, match="no rows"):
         _run_stage(gen_recipe_dict, out, None)
     gen_recipe_dict["data"].update(source=str(tmp_path / "prompts.jsonl"), problem_column="question")
-    with pytest.raises(DistillError, match="row 0 has no column 'question'"):
+    with pytest.raises(DistillError, match="row 1 has no column 'question'"):
         _run_stage(gen_recipe_dict, out, None)
     assert not list(out.glob("*"))
 
