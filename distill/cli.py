@@ -1,20 +1,26 @@
 """The `distill` command: thin wrappers around the stage functions.
 
 Every subcommand takes a recipe file plus `key.sub=value` overrides. A problem the user can fix is
-printed as one line (`distill: error: ...`) with exit status 2; no traceback.
+printed as one line (`distill: error: ...`) with exit status 2; no traceback. Before any stage starts, the
+preflight (distill.preflight) checks what the stages about to run need. An unexpected library error is one
+line too (exit status 1); `--debug` or DISTILL_DEBUG=1 prints the traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
+import traceback
 
 from pydantic import ValidationError
 
 from distill import __version__
-from distill.errors import DistillError
+from distill.errors import DistillError, is_bad_input, library_error_line
 from distill.recipe import LAUNCH_STRATEGIES, LaunchConfig
+
+_DEBUG_HELP = "on an error, print the full traceback (for bug reports); also DISTILL_DEBUG=1"
 
 _STAGE_HELP = {
     "generate": "sample the teacher: prompts -> traces (sharded, resumable)",
@@ -40,6 +46,8 @@ def _at_least(minimum: int):
 
 def _add_recipe_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("recipe", help="recipe YAML file, e.g. recipes/quickstart.yaml")
+    # Also accepted after the subcommand; SUPPRESS keeps an absent flag from hiding `distill --debug CMD`.
+    parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
     parser.add_argument(
         "overrides",
         nargs="*",
@@ -101,6 +109,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Distil a reasoning teacher into smaller students: generate -> filter -> sft -> eval -> publish.",
     )
     parser.add_argument("--version", action="version", version=f"distill {__version__}")
+    parser.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     run = sub.add_parser(
         "run",
@@ -142,9 +151,14 @@ def build_parser() -> argparse.ArgumentParser:
     validate = sub.add_parser(
         "validate",
         help="check a recipe without running anything",
-        description="Load and type-check a recipe (and overrides); print a summary.",
+        description="Load and type-check a recipe (and overrides), then run the same preflight checks as "
+        "`distill run` (data, models, students, eval tasks, benchmark files, run dir, prompt lengths); "
+        "print a summary.",
     )
     _add_recipe_args(validate)
+    validate.add_argument(
+        "--schema-only", action="store_true", help="only type-check the recipe; skip the preflight checks"
+    )
     plan = sub.add_parser(
         "plan",
         help="estimate GPU memory per strategy and the GPUs each student needs",
@@ -158,14 +172,34 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    debug = args.debug or os.environ.get("DISTILL_DEBUG", "0") not in ("", "0")
+    if not debug:
+        _quiet_libraries()
     try:
         return _dispatch(args)
     except DistillError as exc:
+        if debug:
+            traceback.print_exc()
         print(f"distill: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("distill: interrupted; rerun the same command to resume", file=sys.stderr)
         return 130
+    except Exception as exc:  # a library's error: one line, the traceback only on request
+        if debug:
+            traceback.print_exc()
+        hint = "" if debug else " (rerun with --debug for the traceback)"
+        print(f"distill: error: {library_error_line(exc)}{hint}", file=sys.stderr)
+        return 2 if is_bad_input(exc) else 1
+
+
+def _quiet_libraries() -> None:
+    """Errors only from `datasets` and `huggingface_hub`: a failed load is then one line (ours), not a
+    dozen retry warnings. Set before their import (they read the variables) and after (they may be loaded)."""
+    for variable in ("HF_HUB_VERBOSITY", "DATASETS_VERBOSITY"):
+        os.environ.setdefault(variable, "error")
+    for name in ("huggingface_hub", "datasets", "fsspec"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
 
 def _dispatch(args: argparse.Namespace) -> int:
@@ -179,12 +213,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if getattr(args, "workers", None) is not None:
         recipe.filter.workers = args.workers
     if args.command == "validate":
-        students = ", ".join(s.name for s in recipe.students)
-        print(
-            f"{args.recipe}: ok - run '{recipe.name}' -> {recipe.run_path()}; teacher {recipe.teacher.model} "
-            f"({recipe.teacher.backend}); students: {students}; eval: {', '.join(recipe.eval.tasks)}"
-        )
-        return 0
+        return _validate(recipe, args)
     if args.command == "plan":
         return _print_plan(recipe)
     if args.command == "sft":
@@ -204,6 +233,25 @@ def _dispatch(args: argparse.Namespace) -> int:
             print(f"\n{comparison}:\n{comparison.read_text()}", flush=True)
     else:
         run_pipeline(recipe, only=args.command, force=(args.command,) if args.force else ())
+    return 0
+
+
+def _validate(recipe, args: argparse.Namespace) -> int:
+    """The schema, then (unless --schema-only) the preflight of every stage, as `distill run` would."""
+    report = None
+    if not args.schema_only:
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        from distill.pipeline import plan, preflight
+
+        report = preflight(recipe, {spec.name.split(":")[0] for spec in plan(recipe)})
+    students = ", ".join(s.name for s in recipe.students)
+    print(
+        f"{args.recipe}: ok - run '{recipe.name}' -> {recipe.run_path()}; teacher {recipe.teacher.model} "
+        f"({recipe.teacher.backend}); students: {students}; eval: {', '.join(recipe.eval.tasks)}"
+    )
+    if report:
+        notes = "".join(f"; {note}" for note in report.notes)
+        print(f"preflight: ok - {', '.join(report.stages)} checked in {report.seconds:.1f}s{notes}")
     return 0
 
 

@@ -16,7 +16,7 @@ import re
 import shutil
 from pathlib import Path
 
-from distill.errors import DistillError
+from distill.errors import DistillError, first_line
 
 EMBEDDED_MODEL = "smollm2-135m-instruct"
 TINY_MODEL = "tiny-random-llama"
@@ -66,26 +66,110 @@ def resolve_model(ref: str) -> str:
         return str(_embedded_model_dir())
     if ref == TINY_MODEL:
         return str(build_tiny_model(cache_dir() / "models" / TINY_MODEL))
-    if _HUB_ID.match(ref) and not ref.startswith((".", "/")):
+    if _is_hub_id(ref):
         return _resolve_hub_id(ref)
-    raise DistillError(
-        f"cannot resolve model {ref!r}: it is not a local folder, not a Hub id (org/name) and not a built-in "
+    raise _unresolvable(ref)
+
+
+def check_model_ref(ref: str) -> Path | None:
+    """Cheap check that ``resolve_model(ref)`` will succeed, without building, converting or downloading.
+
+    Raises the DistillError resolve_model would raise; returns the model's config.json when it is already
+    on disk (a local folder, a built-in made earlier, a cached Hub id), else None. Online, a Hub id that is
+    not cached is looked up on the Hub (10 s timeout).
+    """
+    if not ref or not isinstance(ref, str) or Path(ref).expanduser().is_dir():
+        # an empty reference raises; a folder resolves without any work, or raises without a config.json
+        return Path(resolve_model(ref)) / "config.json"
+    if ref in BUILTIN_MODELS:
+        config = cache_dir() / "models" / ref / "config.json"
+        if ref == EMBEDDED_MODEL and not (config.parent / "model.safetensors").exists():
+            _embedded_gguf()  # raises when the package that carries the weights is missing
+            return None
+        return config if config.exists() else None
+    if _is_hub_id(ref):
+        return _check_hub_id(ref)
+    raise _unresolvable(ref)
+
+
+_CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
+
+
+def model_context_length(config_path: Path) -> int | None:
+    """The token context a model's config.json declares (its text part for multimodal models), if any."""
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DistillError(
+            f"{config_path}: not a readable model config ({type(exc).__name__}); re-save the model"
+        ) from None
+    for section in (config, config.get("text_config") or {}) if isinstance(config, dict) else ():
+        value = next((section[k] for k in _CONTEXT_KEYS if isinstance(section.get(k), int)), None)
+        if value:
+            return value
+    return None
+
+
+def _is_hub_id(ref: str) -> bool:
+    return bool(_HUB_ID.match(ref)) and not ref.startswith((".", "/"))
+
+
+def _unresolvable(ref: str) -> DistillError:
+    what = "a file, not a model folder" if Path(ref).expanduser().exists() else "not a local folder"
+    return DistillError(
+        f"cannot resolve model {ref!r}: it is {what}, not a Hub id (org/name) and not a built-in "
         f"({', '.join(BUILTIN_MODELS)}); fix the path or the name"
     )
 
 
+def _offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "0") in ("1", "true", "True", "YES", "yes", "ON", "on")
+
+
+def _not_cached(ref: str, cause: str) -> DistillError:
+    return DistillError(
+        f"model {ref!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE=1 forbids downloading it; "
+        f"unset HF_HUB_OFFLINE, or download it first, or give a local folder ({cause})"
+    )
+
+
 def _resolve_hub_id(ref: str) -> str:
-    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("1", "true", "True", "YES", "yes"):
+    if not _offline():
         return ref
     from huggingface_hub import snapshot_download
 
     try:
         return snapshot_download(ref, local_files_only=True)
     except Exception as exc:
+        raise _not_cached(ref, type(exc).__name__) from None
+
+
+def _check_hub_id(ref: str) -> Path | None:
+    from huggingface_hub import HfApi, try_to_load_from_cache
+    from huggingface_hub.errors import GatedRepoError, RepositoryNotFoundError
+
+    cached = try_to_load_from_cache(ref, "config.json")
+    if isinstance(cached, str):
+        return Path(cached)
+    if _offline():
+        raise _not_cached(ref, "no cached config.json")
+    try:
+        HfApi().model_info(ref, timeout=10)
+    except GatedRepoError:
         raise DistillError(
-            f"model {ref!r} is not in the local Hugging Face cache and HF_HUB_OFFLINE=1 forbids downloading it; "
-            f"unset HF_HUB_OFFLINE, or download it first, or give a local folder ({type(exc).__name__})"
+            f"model {ref!r} is gated: accept its terms on huggingface.co and log in (`hf auth login`)"
         ) from None
+    except RepositoryNotFoundError:
+        raise DistillError(
+            f"model {ref!r}: no such model on the Hugging Face Hub (or it is private: log in with "
+            "`hf auth login`); fix the id or give a local folder"
+        ) from None
+    except Exception as exc:
+        raise DistillError(
+            f"model {ref!r} is not cached and the Hugging Face Hub cannot be reached ({type(exc).__name__}: "
+            f"{first_line(str(exc), 120)}); check the network, or download it and set HF_HUB_OFFLINE=1"
+        ) from None
+    return None
 
 
 def _embedded_gguf() -> Path:

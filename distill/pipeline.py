@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from distill import preflight as checks
 from distill.errors import DistillError
 from distill.recipe import Recipe
 from distill.runs import Run, file_digest, fingerprint
@@ -145,6 +146,51 @@ def _publish_body(recipe: Recipe, run: Run, folder: Path):
     return publish(recipe, run, folder)
 
 
+def preflight(recipe: Recipe, stages: set[str]) -> checks.PreflightReport:
+    """Every cheap check for ``stages``, cheapest first, before anything is written (see distill.preflight).
+    Raises a one-line DistillError at the first problem."""
+    report = checks.PreflightReport(sorted(stages, key=STAGE_NAMES.index))
+    if not stages:
+        return report
+    started = time.perf_counter()
+    checks.check_run_dir(recipe.run_path())
+    teacher_config = checks.check_teacher(recipe) if "generate" in stages else None
+    if "sft" in stages:
+        checks.check_students(recipe.students)
+    if "eval" in stages:
+        from eval.task_index import check_task_names
+
+        check_task_names(recipe.eval.tasks)
+        checks.check_eval_models(recipe)
+    if "filter" in stages:
+        from teacher.preflight import check_filter_inputs
+
+        check_filter_inputs(recipe.filter)
+    if "generate" in stages:
+        from teacher.preflight import check_prompts
+
+        report.notes.append(check_prompts(recipe, teacher_config))
+    report.seconds = round(time.perf_counter() - started, 2)
+    return report
+
+
+def pending_stages(recipe: Recipe, only: str | None = None, force: tuple[str, ...] = ()) -> set[str]:
+    """The stage families ``run_pipeline`` with these arguments will run rather than skip, read from the
+    manifest without writing anything: a stage runs when forced, when it is not done with its current
+    fingerprint, or when a stage it reads from runs (that gives its outputs a new completion id)."""
+    run = Run(recipe.run_path(), write=False)
+    running: set[str] = set()
+    for spec in plan(recipe):
+        family = spec.name.split(":")[0]
+        if only and family != only:
+            continue
+        fp = fingerprint(spec.config, [run.completion_id(u) for u in spec.upstream])
+        upstream_runs = any(u in running for u in spec.upstream)
+        if family in force or spec.name in force or upstream_runs or not run.is_done(spec.name, fp):
+            running.add(spec.name)
+    return {name.split(":")[0] for name in running}
+
+
 def run_pipeline(recipe: Recipe, only: str | None = None, force: tuple[str, ...] = ()) -> Run:
     """Run every stage (or just ``only``, whose upstream stages must be finished), honouring ``force``."""
     unknown = [f for f in force if f not in STAGE_NAMES and not f.startswith("sft:")]
@@ -153,6 +199,7 @@ def run_pipeline(recipe: Recipe, only: str | None = None, force: tuple[str, ...]
     followers = [s for s in recipe.students if s.launch.node_rank > 0]
     if followers:
         return _follow_students(recipe, followers, only)
+    preflight(recipe, pending_stages(recipe, only, force))  # before the run dir is created or touched
     run = Run(recipe.run_path(), recipe.model_dump(mode="json"), recipe.digest())
     specs = plan(recipe)
     for spec in specs:

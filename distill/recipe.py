@@ -435,8 +435,10 @@ def _read_yaml(path: Path) -> Any:
     text = decode_text(path.read_bytes(), path, "YAML")
     if not text.strip():
         raise DistillError(f"{path}: empty file; expected a YAML recipe (name, data, teacher, students, eval)")
+    # libyaml's loader when present: the same YAML, but a 5 MB value parses in 0.2 s instead of 17 s.
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=loader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark else ""
@@ -483,8 +485,14 @@ def _first_error(exc: ValidationError) -> str:
     if kind == "missing":
         return f"missing required field '{field}'"
     got = err.get("input")
-    got_text = "" if isinstance(got, dict | list) else f", got {got!r}"
-    return f"field '{field}': {err['msg'].lower()}{got_text}"
+    got_text = "" if isinstance(got, dict | list) else f", got {_shorten(repr(got))}"
+    message = err["msg"][:1].lower() + err["msg"][1:]  # lower-case the sentence, not a regex in it
+    return f"field '{field}': {_shorten(message, 300)}{got_text}"
+
+
+def _shorten(text: str, limit: int = 80) -> str:
+    """A value in a one-line message: a pasted 5 MB string must not become a 5 MB error line."""
+    return text if len(text) <= limit else f"{text[: limit - 20]}... ({len(text):,} characters)"
 
 
 def _keys_at(loc: tuple[str | int, ...]) -> list[str]:

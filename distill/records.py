@@ -61,6 +61,8 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
     path = Path(path)
     check_readable_file(path)
     suffix = path.suffix.lower()
+    if suffix in _TEXT_KINDS:
+        _refuse_binary(path, _TEXT_KINDS[suffix])
     if suffix == ".jsonl":
         rows, lines = _read_jsonl(path)
         _check_column_types(rows, path, lambda i: f"line {lines[i]}")
@@ -74,6 +76,9 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
     if suffix == ".csv":
         return _read_csv(path)
     raise DistillError(f"{path}: unsupported file type {suffix!r}; use .jsonl, .json, .parquet or .csv")
+
+
+_TEXT_KINDS = {".jsonl": "JSON lines", ".json": "JSON", ".csv": "CSV"}
 
 
 def check_readable_file(path: Path) -> None:
@@ -95,13 +100,15 @@ def check_readable_file(path: Path) -> None:
         raise DistillError(f"{path}: permission denied")
 
 
+def _refuse_binary(path: Path, kind: str) -> None:
+    """A text format whose first 8 KB hold a NUL byte (an image, an archive, UTF-16) is not text at all."""
+    with path.open("rb") as handle:
+        _check_not_binary(handle.read(8192), path, kind, 1)
+
+
 def decode_text(data: bytes, path: Path, kind: str, start_line: int = 1) -> str:
     """UTF-8 text of ``data`` (a BOM is dropped); binary or other encodings -> one line with the line number."""
-    if start_line == 1 and data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        raise DistillError(f"{path}: UTF-16 text; save it as UTF-8 {kind}")
-    if b"\x00" in data:
-        line = start_line + data.count(b"\n", 0, data.index(b"\x00"))
-        raise DistillError(f"{path}:{line}: binary data (NUL bytes), expected UTF-8 {kind} text")
+    _check_not_binary(data, path, kind, start_line)
     try:
         return data.decode("utf-8-sig" if start_line == 1 else "utf-8")
     except UnicodeDecodeError as exc:
@@ -111,6 +118,14 @@ def decode_text(data: bytes, path: Path, kind: str, start_line: int = 1) -> str:
             f"{path}:{line}: not UTF-8 text (byte 0x{data[exc.start]:02x} at column {column}); "
             f"save the file as UTF-8 {kind}"
         ) from None
+
+
+def _check_not_binary(data: bytes, path: Path, kind: str, start_line: int) -> None:
+    if start_line == 1 and data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise DistillError(f"{path}: UTF-16 text; save it as UTF-8 {kind}")
+    if b"\x00" in data:
+        line = start_line + data.count(b"\n", 0, data.index(b"\x00"))
+        raise DistillError(f"{path}:{line}: binary data (NUL bytes), expected UTF-8 {kind} text")
 
 
 def _read_bytes(path: Path) -> bytes:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from distill import __version__
+from distill.errors import DistillError
 
 MANIFEST = "manifest.json"
 _TRACKED_PACKAGES = (
@@ -104,11 +105,20 @@ class Run:
     """A run directory ``runs/<name>/`` with its manifest.json."""
 
     def __init__(
-        self, root: str | Path, recipe: dict[str, Any] | None = None, recipe_digest: str | None = None
+        self,
+        root: str | Path,
+        recipe: dict[str, Any] | None = None,
+        recipe_digest: str | None = None,
+        *,
+        write: bool = True,
     ):
+        """Open (creating it) the run dir; ``write=False`` only reads what is there, creating nothing."""
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
         self.manifest_path = self.root / MANIFEST
+        if not write:
+            self.manifest = self._load()
+            return
+        self.root.mkdir(parents=True, exist_ok=True)
         self.manifest = self._load()
         if recipe is not None:
             self.manifest["recipe"] = recipe
@@ -117,9 +127,15 @@ class Run:
         self.save()
 
     def _load(self) -> dict[str, Any]:
-        if self.manifest_path.exists():
-            return json.loads(self.manifest_path.read_text())
-        return {"created": _now(), "stages": {}}
+        if not self.manifest_path.exists():
+            return {"created": _now(), "stages": {}}
+        try:
+            return json.loads(self.manifest_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise DistillError(
+                f"{self.manifest_path}: unreadable run manifest ({type(exc).__name__}); move the run folder "
+                "away to start afresh"
+            ) from None
 
     def save(self) -> None:
         atomic_write_json(self.manifest_path, self.manifest)

@@ -22,6 +22,7 @@ from distill.recipe import Recipe, TeacherConfig
 from distill.records import write_parquet
 from distill.runs import Run
 from teacher.backends import Backend, GenerationRequest, GenerationResult, SamplingSpec, make_backend
+from teacher.prompt_length import fit_prompts
 from teacher.prompts import (
     assemble_completion,
     build_prompts,
@@ -49,6 +50,8 @@ def generate(recipe: Recipe, run: Run, out_dir: Path, backend: Backend | None = 
         answer_column=data.answer_column,
         limit=data.limit,
     )
+    model_dir = resolve_model(teacher.model) if teacher.backend != "openai" else ""
+    prompts, too_long = fit_prompts(prompts, model_dir, teacher, data, f"data.source {data.source}")
     write_parquet(prompts, out_dir / "prompts.parquet")
     requests = build_requests(
         prompts, data.prompt_template, data.system_prompt, teacher.samples_per_prompt, teacher.sampling.seed
@@ -64,7 +67,7 @@ def generate(recipe: Recipe, run: Run, out_dir: Path, backend: Backend | None = 
         },
         "answers": {p["id"]: p["answer"] for p in prompts},
     }
-    return generate_traces(
+    metrics = generate_traces(
         requests,
         out_dir,
         shard_size=teacher.shard_size,
@@ -72,6 +75,7 @@ def generate(recipe: Recipe, run: Run, out_dir: Path, backend: Backend | None = 
         provenance=provenance,
         backend=backend or (lambda: build_backend(teacher)),
     )
+    return {**metrics, "prompts_too_long": too_long}  # dropped per data.too_long
 
 
 def build_backend(teacher: TeacherConfig) -> Backend:

@@ -38,7 +38,21 @@ def test_overrides_parse_values_as_yaml(tiny_recipe):
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
-        (lambda d: d["teacher"].update(bach_size=3), "unknown key 'teacher.bach_size'"),
+        (
+            lambda d: d["teacher"].update(bach_size=3),
+            "unknown key 'teacher.bach_size' (did you mean 'batch_size'?)",
+        ),
+        (lambda d: d.update(studnets=d.pop("students")), "unknown key 'studnets' (did you mean 'students'?)"),
+        (
+            lambda d: d["students"][0].update(lora={"rank": 8}),
+            "unknown key 'students.0.lora.rank' (valid keys here: r, alpha,",
+        ),
+        (
+            lambda d: d["filter"].update(dedup={"zzz": 1}),
+            "unknown key 'filter.dedup.zzz' (valid keys here: exact,",
+        ),
+        (lambda d: d["data"].update(too_long="truncate"), "field 'data.too_long'"),
+        (lambda d: d.update(name="x y" * 50_000), "... (150,002 characters)"),
         (lambda d: d.pop("teacher"), "missing required field 'teacher'"),
         (lambda d: d["teacher"].update(batch_size="many"), "field 'teacher.batch_size'"),
         (lambda d: d["teacher"].update(backend="magic"), "field 'teacher.backend'"),
