@@ -434,7 +434,9 @@ def _read_yaml(path: Path) -> Any:
     check_readable_file(path)
     text = decode_text(path.read_bytes(), path, "YAML")
     if not text.strip():
-        raise DistillError(f"{path}: empty file; expected a YAML recipe (name, data, teacher, students, eval)")
+        raise DistillError(
+            f"{path}: empty file; expected a YAML recipe (name, data, teacher, students, eval)"
+        )
     # libyaml's loader when present: the same YAML, but a 5 MB value parses in 0.2 s instead of 17 s.
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     try:
