@@ -82,7 +82,10 @@ def plan(recipe: Recipe) -> list[StageSpec]:
 
 def _source_digest(source: str) -> str | None:
     path = Path(source)
-    return file_digest(path) if path.is_file() else None
+    try:
+        return file_digest(path) if path.is_file() else None
+    except OSError:  # unreadable: the preflight names the file and the problem
+        return None
 
 
 def _filter_config(recipe: Recipe) -> dict[str, Any]:
