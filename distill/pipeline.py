@@ -6,7 +6,6 @@ This is the only module (with cli.py) that imports the stage packages.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -232,13 +231,12 @@ def _follow_students(recipe: Recipe, students: list, only: str | None) -> None:
         raise DistillError(
             "launch.node_rank > 0 is only for `distill sft` on the other nodes of a multi-node run"
         )
-    manifest = recipe.run_path() / "manifest.json"
-    if not manifest.exists():
+    run = Run(recipe.run_path(), write=False)  # read only: node 0 owns the manifest
+    if not run.manifest_path.exists():
         raise DistillError(
-            f"{manifest}: not found; start node 0 (node_rank 0) first, on a shared file system"
+            f"{run.manifest_path}: not found; start node 0 (node_rank 0) first, on a shared file system"
         )
-    stages = json.loads(manifest.read_text()).get("stages", {})
-    filter_id = stages.get("filter", {}).get("completion_id", "")
+    filter_id = run.completion_id("filter")
     for student in students:
         folder = recipe.run_path() / "students" / student.name
         follow_job(Run.work_dir(folder, fingerprint(_sft_config(student), [filter_id])), student)

@@ -152,13 +152,19 @@ def _read_jsonl(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
     return rows, lines
 
 
-def _json_object(line: str, where: str) -> dict[str, Any]:
+def _parse_json(text: str, where: str, line_prefix: str | None = None) -> Any:
+    """json.loads with one-line errors; ``line_prefix`` (a path) makes the error name the failing line."""
     try:
-        row = json.loads(line)
+        return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise DistillError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})") from None
+        at = f"{line_prefix}:{exc.lineno}" if line_prefix else where
+        raise DistillError(f"{at}: not valid JSON ({exc.msg} at column {exc.colno})") from None
     except RecursionError:
         raise DistillError(f"{where}: JSON nested too deeply") from None
+
+
+def _json_object(line: str, where: str) -> dict[str, Any]:
+    row = _parse_json(line, where)
     if not isinstance(row, dict):
         raise DistillError(f"{where}: expected a JSON object per line, got {type(row).__name__}")
     return row
@@ -166,12 +172,7 @@ def _json_object(line: str, where: str) -> dict[str, Any]:
 
 def _read_json(path: Path) -> list[dict[str, Any]]:
     text = decode_text(_read_bytes(path), path, "JSON")
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise DistillError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg} at column {exc.colno})") from None
-    except RecursionError:
-        raise DistillError(f"{path}: JSON nested too deeply") from None
+    data = _parse_json(text, str(path), line_prefix=str(path))
     if not isinstance(data, list):
         raise DistillError(f"{path}: expected a JSON list of objects, got {type(data).__name__}")
     for index, item in enumerate(data):

@@ -158,3 +158,22 @@ def test_unknown_strategy_and_bad_rank_are_one_line_errors(tiny_recipe, capsys):
         == 2
     )
     assert "node_rank 2 must be below nnodes 2" in capsys.readouterr().err
+
+
+def test_every_node_computes_node_zeros_partial_folder(tiny_recipe_dict):
+    from distill.pipeline import _sft_config
+    from distill.recipe import Recipe
+
+    node0 = Recipe.model_validate(tiny_recipe_dict).students[0]
+    node1 = node0.model_copy(deep=True)
+    node1.launch = node1.launch.model_copy(update={"strategy": "ddp", "node_rank": 1, "nnodes": 2, "main_ip": "10.0.0.1"})
+    node0.launch = node0.launch.model_copy(update={"strategy": "ddp", "nnodes": 2})
+    assert _sft_config(node0) == _sft_config(node1)
+    node1.launch = node1.launch.model_copy(update={"nproc": 4})  # a different world size is another run
+    assert _sft_config(node0) != _sft_config(node1)
+
+
+def test_other_nodes_need_node_zeros_manifest(tiny_recipe, capsys):
+    args = ["sft", str(tiny_recipe), "--launch", "ddp", "--nnodes", "2", "--node-rank", "1"]
+    assert main(args) == 2
+    assert "start node 0 (node_rank 0) first" in capsys.readouterr().err
