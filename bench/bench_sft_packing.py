@@ -9,8 +9,11 @@ computed token slots that are real.
     HF_HUB_OFFLINE=1 python bench/bench_sft_packing.py                # ~5 minutes on 2 cores
     HF_HUB_OFFLINE=1 python bench/bench_sft_packing.py --steps 12 --rounds 2
 
-The model is a randomly initialised 4-layer Llama (hidden 256) with the tiny model's tokenizer: big enough
-that compute, not Python overhead, dominates a step on a CPU. Sides alternate for ``--rounds`` rounds and
+The model is a randomly initialised Llama (default 4 layers, hidden 256; ``--hidden``/``--layers``) with the
+tiny model's tokenizer: big enough that compute, not Python overhead, dominates a step on a CPU. How much
+packing gains depends on the width: SDPA on a CPU computes each packed row's full (masked) attention
+square, so a narrow model with long rows is attention-bound, while real students (hidden >= 1536) spend
+most of a step in their linear layers, where padding is pure waste. Sides alternate for ``--rounds`` rounds and
 the best round of each is compared (the machine is shared and noisy).
 """
 
@@ -27,7 +30,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def build_model(folder: Path) -> str:
+def build_model(folder: Path, hidden: int, layers: int) -> str:
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
     from distill.models import TINY_MODEL, resolve_model
@@ -35,11 +38,11 @@ def build_model(folder: Path) -> str:
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(TINY_MODEL))
     config = LlamaConfig(
         vocab_size=len(tokenizer),
-        hidden_size=256,
-        intermediate_size=768,
-        num_hidden_layers=4,
-        num_attention_heads=8,
-        num_key_value_heads=4,
+        hidden_size=hidden,
+        intermediate_size=3 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=hidden // 32,
+        num_key_value_heads=hidden // 64,
         max_position_embeddings=4096,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
@@ -110,12 +113,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--max-length", type=int, default=2048)
     parser.add_argument("--batch", type=int, default=4, help="micro-batch (packed rows when packing)")
+    parser.add_argument("--hidden", type=int, default=256, help="model width (intermediate = 3x)")
+    parser.add_argument("--layers", type=int, default=4)
     args = parser.parse_args()
     from distill.records import write_parquet
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        model = build_model(root / "model")
+        model = build_model(root / "model", args.hidden, args.layers)
         train = write_parquet(traces(args.rows), root / "train.parquet")
         best: dict[str, dict] = {}
         for round_index in range(args.rounds):
