@@ -126,7 +126,11 @@ def _sft_body(name: str):
         from student.sft import train_student
 
         cfg = next(s for s in recipe.students if s.name == name)
-        warning = check_fits(cfg)
+        import torch
+
+        # `single` on a machine without CUDA trains in host memory: GPU sizes say nothing about it.
+        on_gpus = cfg.launch.strategy != "single" or torch.cuda.is_available()
+        warning = check_fits(cfg) if on_gpus else None
         if warning:
             print(f"[distill] warning: {warning}", flush=True)
         metrics = train_student(resolve_model(cfg.model), run.root / "filter" / "train.parquet", folder, cfg)
