@@ -28,6 +28,16 @@ class CompleteMarker(TrainerCallback):
         return control
 
 
+class SkipEndCheckpoint(TrainerCallback):
+    """The Trainer also checkpoints the last step (weights + optimizer: ~12 bytes/parameter) even off the
+    ``save_steps`` grid; the final model is saved right after anyway, so that write is only cost."""
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step >= state.max_steps and state.global_step % args.save_steps:
+            control.should_save = False
+        return control
+
+
 def checkpoint_steps(folder: Path) -> list[tuple[int, Path]]:
     if not folder.is_dir():
         return []

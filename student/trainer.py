@@ -17,7 +17,7 @@ from typing import Any
 
 from distill.recipe import StudentConfig
 from distill.runs import atomic_write_json
-from student.checkpoints import CompleteMarker
+from student.checkpoints import CompleteMarker, SkipEndCheckpoint
 from student.metrics import PackedRowsCollator, ThroughputCallback, TokenCounter
 
 METRICS_FILE = "train_metrics.json"
@@ -143,6 +143,7 @@ def run_training(job: dict[str, Any]) -> dict[str, Any]:
     # First in line, so report_to callbacks (tensorboard, wandb) see the added keys too.
     trainer.callback_handler.callbacks.insert(0, throughput)
     trainer.add_callback(CompleteMarker())
+    trainer.add_callback(SkipEndCheckpoint())
     result = trainer.train(resume_from_checkpoint=job.get("resume_from"))
     _save_final(trainer, tokenizer, cfg, out_dir, job["model_path"])
     metrics = _summarise(trainer, result, throughput, job)
