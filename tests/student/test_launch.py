@@ -166,7 +166,9 @@ def test_every_node_computes_node_zeros_partial_folder(tiny_recipe_dict):
 
     node0 = Recipe.model_validate(tiny_recipe_dict).students[0]
     node1 = node0.model_copy(deep=True)
-    node1.launch = node1.launch.model_copy(update={"strategy": "ddp", "node_rank": 1, "nnodes": 2, "main_ip": "10.0.0.1"})
+    node1.launch = node1.launch.model_copy(
+        update={"strategy": "ddp", "node_rank": 1, "nnodes": 2, "main_ip": "10.0.0.1"}
+    )
     node0.launch = node0.launch.model_copy(update={"strategy": "ddp", "nnodes": 2})
     assert _sft_config(node0) == _sft_config(node1)
     node1.launch = node1.launch.model_copy(update={"nproc": 4})  # a different world size is another run
