@@ -206,7 +206,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     from distill.recipe import load_recipe
 
     recipe = load_recipe(args.recipe, args.overrides)
-    if getattr(args, "limit", None) is not None:
+    if getattr(args, "limit", None) is not None and recipe.data is not None:
         recipe.data.limit = args.limit
     if getattr(args, "traces", None):
         recipe.filter.traces = args.traces
@@ -244,10 +244,11 @@ def _validate(recipe, args: argparse.Namespace) -> int:
         from distill.pipeline import plan, preflight
 
         report = preflight(recipe, {spec.name.split(":")[0] for spec in plan(recipe)})
-    students = ", ".join(s.name for s in recipe.students)
+    students = ", ".join(s.name for s in recipe.students) or "none"
+    teacher = f"{recipe.teacher.model} ({recipe.teacher.backend})" if recipe.teacher else "none"
     print(
-        f"{args.recipe}: ok - run '{recipe.name}' -> {recipe.run_path()}; teacher {recipe.teacher.model} "
-        f"({recipe.teacher.backend}); students: {students}; eval: {', '.join(recipe.eval.tasks)}"
+        f"{args.recipe}: ok - run '{recipe.name}' -> {recipe.run_path()}; teacher {teacher}; "
+        f"students: {students}; eval: {', '.join(recipe.eval.tasks)}"
     )
     if report:
         notes = "".join(f"; {note}" for note in report.notes)

@@ -43,36 +43,33 @@ def _sft_config(student) -> dict[str, Any]:
 
 
 def plan(recipe: Recipe) -> list[StageSpec]:
+    """The stages this recipe has: generate needs a teacher (and no filter.traces), filter a source of
+    traces, sft students; an eval-only recipe (eval.models) is just eval and publish."""
     sft = [
         StageSpec(f"sft:{s.name}", f"students/{s.name}", _sft_config(s), ["filter"], _sft_body(s.name))
         for s in recipe.students
     ]
     eval_config = {
         "eval": recipe.section("eval"),
-        "teacher": recipe.teacher.model,
-        "students": [s.name for s in recipe.students],
+        "teacher": recipe.section("teacher"),
+        "students": [{"name": s.name, "model": s.model} for s in recipe.students],
     }
-    # With filter.traces the filter reads an existing traces file: nothing to generate.
-    generate = (
-        []
-        if recipe.filter.traces
-        else [
-            StageSpec(
-                "generate",
-                "generate",
-                {
-                    "data": recipe.section("data"),
-                    "teacher": recipe.section("teacher"),
-                    "source_digest": _source_digest(recipe.data.source),
-                },
-                [],
-                _generate_body,
-            ),
-        ]
+    generate = []
+    if recipe.has_generate():
+        generate_config = {
+            "data": recipe.section("data"),
+            "teacher": recipe.section("teacher"),
+            "source_digest": _source_digest(recipe.data.source),
+        }
+        generate = [StageSpec("generate", "generate", generate_config, [], _generate_body)]
+    filters = (
+        [StageSpec("filter", "filter", _filter_config(recipe), [s.name for s in generate], _filter_body)]
+        if recipe.has_filter()
+        else []
     )
     return [
         *generate,
-        StageSpec("filter", "filter", _filter_config(recipe), [s.name for s in generate], _filter_body),
+        *filters,
         *sft,
         StageSpec("eval", "eval", eval_config, [s.name for s in sft], _eval_body),
         StageSpec("publish", "release", recipe.section("release"), ["eval"], _publish_body),
@@ -140,10 +137,9 @@ def _sft_body(name: str):
 
 
 def _eval_body(recipe: Recipe, run: Run, folder: Path):
-    from eval.harness import evaluate
+    from eval.stage import evaluate
 
-    rows, outputs = evaluate(recipe, run.root, folder)
-    return {"rows": rows}, outputs
+    return evaluate(recipe, run.root, folder)
 
 
 def _publish_body(recipe: Recipe, run: Run, folder: Path):
@@ -164,10 +160,9 @@ def preflight(recipe: Recipe, stages: set[str]) -> checks.PreflightReport:
     if "sft" in stages:
         checks.check_students(recipe.students)
     if "eval" in stages:
-        from eval.task_index import check_task_names
+        from eval.preflight import check_eval
 
-        check_task_names(recipe.eval.tasks)
-        checks.check_eval_models(recipe)
+        check_eval(recipe)
     if "filter" in stages:
         from teacher.preflight import check_filter_inputs
 
@@ -197,6 +192,13 @@ def pending_stages(recipe: Recipe, only: str | None = None, force: tuple[str, ..
     return {name.split(":")[0] for name in running}
 
 
+_MISSING_SECTION = {
+    "generate": "it needs teacher and data sections, and no filter.traces",
+    "filter": "it needs a teacher + data or filter.traces",
+    "sft": "it has no students",
+}
+
+
 def run_pipeline(recipe: Recipe, only: str | None = None, force: tuple[str, ...] = ()) -> Run:
     """Run every stage (or just ``only``, whose upstream stages must be finished), honouring ``force``."""
     unknown = [f for f in force if f not in STAGE_NAMES and not f.startswith("sft:")]
@@ -205,6 +207,10 @@ def run_pipeline(recipe: Recipe, only: str | None = None, force: tuple[str, ...]
     followers = [s for s in recipe.students if s.launch.node_rank > 0]
     if followers:
         return _follow_students(recipe, followers, only)
+    if only and not any(spec.name.split(":")[0] == only for spec in plan(recipe)):
+        raise DistillError(
+            f"this recipe has no {only} stage ({_MISSING_SECTION.get(only, 'see its sections')})"
+        )
     preflight(recipe, pending_stages(recipe, only, force))  # before the run dir is created or touched
     run = Run(recipe.run_path(), recipe.model_dump(mode="json"), recipe.digest())
     specs = plan(recipe)

@@ -75,25 +75,6 @@ def check_teacher(recipe: Recipe) -> Path | None:
     return check_model("teacher.model", teacher.model)
 
 
-def check_eval_models(recipe: Recipe) -> None:
-    """The weights the eval stage loads for the teacher row (students come from the sft stage)."""
-    if not recipe.eval.include_teacher:
-        return
-    own = recipe.eval.teacher_model
-    try:
-        check_model_ref(own or recipe.teacher.model)
-    except DistillError as exc:
-        fix = (
-            ""
-            if own
-            else "; set eval.teacher_model to its weights (a folder or Hub id) or eval.include_teacher=false"
-        )
-        raise DistillError(
-            f"eval: cannot load the teacher for evaluation ({'eval.teacher_model' if own else 'teacher.model'}: "
-            f"{exc}){fix}"
-        ) from None
-
-
 def check_students(students: list[StudentConfig]) -> None:
     for index, student in enumerate(students):
         check_student(f"students.{index}", student)

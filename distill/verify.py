@@ -187,6 +187,37 @@ def verify_completion(gold: str, completion: str, fallback: str = "none") -> Ver
     return _verdict(checked, *checked_match(gold, checked))
 
 
+# Multiple choice: the letter in the last \boxed{} ("\boxed{B}", "\boxed{(B)}", "\boxed{\text{B}}"), else the
+# last "answer is B" / "Answer: (B)" in the final answer text. Letters are compared exactly, never by sympy.
+_BOXED_LETTER = re.compile(r"^\(?\s*(?:\\text(?:bf)?\{\s*)?\(?([A-Z])\)?\s*\}?\s*\)?\.?$")
+_STATED_LETTER = re.compile(r"(?i:answer)\s*(?i:is)?\s*:?\s*\**\s*\(?([A-Z])\)?(?![A-Za-z])")
+
+
+def extract_choice(completion: str, letters: str = "ABCD") -> str | None:
+    """The chosen letter of a multiple-choice completion (see the rule above); None when there is none."""
+    if not isinstance(completion, str):
+        return None
+    text = final_text(completion)
+    boxed = last_boxed(text)
+    if boxed is not None:
+        match = _BOXED_LETTER.match(boxed.strip().strip("$"))
+        letter = match.group(1) if match else None
+    else:
+        stated = _STATED_LETTER.findall(text)
+        letter = stated[-1] if stated else None
+    return letter if letter and letter in letters else None
+
+
+def verify_choice(gold: str, completion: str, letters: str = "ABCD") -> Verdict:
+    """Multiple-choice twin of ``verify_completion``: the extracted letter must equal the gold letter."""
+    if not isinstance(gold, str) or gold.strip() not in letters or len(gold.strip()) != 1:
+        return Verdict(False, None, "gold-unparseable")
+    letter = extract_choice(completion, letters)
+    if letter is None:
+        return Verdict(False, None, "no-answer")
+    return Verdict(letter == gold.strip(), letter, "choice" if letter == gold.strip() else "wrong (choice)")
+
+
 def verify_many(
     items: list[tuple[str, str]],
     fallback: str = "none",

@@ -1,93 +1,179 @@
-"""Comparison table (md/csv/json) across models and the release gate."""
+"""The comparison (md/csv/json/png) across evaluated rows, the paired differences, and the release gate."""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 from pathlib import Path
 from typing import Any
 
-from distill.runs import atomic_write_json, atomic_write_text
+from distill.runs import atomic_path, atomic_write_json, atomic_write_text
 
 
-def comparison_markdown(rows: list[dict[str, Any]], extraction: str) -> str:
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}"
+
+
+def _interval(ci: list[float] | None) -> str:
+    return "n/a" if ci is None else f"[{_pct(ci[0])}, {_pct(ci[1])}]"
+
+
+def comparison_markdown(rows: list[dict[str, Any]], diffs: list[dict[str, Any]], extraction: str) -> str:
     if not rows:
         return "_no results_\n"
-    samples = rows[0]["samples_per_problem"]
     lines = [
-        f"| model | task | pass@1 | 95% CI | pass@{samples} | problems | samples/problem |",
-        "|---|---|---|---|---|---|---|",
+        "| model | task | pass@1 % | 95% CI | pass@n % | maj@n % | n | problems | truncated % |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for row in rows:
-        interval = (
-            "n/a" if row["ci95"] is None else f"[{100 * row['ci95'][0]:.1f}, {100 * row['ci95'][1]:.1f}]"
-        )
+        n = row["samples_per_problem"]
         lines.append(
-            f"| {row['model']} | {row['task']} | {100 * row['pass_at_1']:.1f}% | "
-            f"{interval} | {100 * row[f'pass_at_{samples}']:.1f}% | "
-            f"{row['problems']} | {samples} |"
+            f"| {row['model']} | {row['task']} | {_pct(row['pass_at_1'])} | {_interval(row['ci95'])} | "
+            f"{_pct(row['pass_at_k'][str(n)])} | {_pct(row['maj_at_n'])} | {n} | {row['problems']} | "
+            f"{_pct(row['truncated_share'])} |"
         )
+    if diffs:
+        lines += [
+            "",
+            "| student | versus | task | difference (points) | 95% CI | significant |",
+            "|---|---|---|---|---|---|",
+        ]
+        for d in diffs:
+            mark = "yes" if d["significant"] else "no"
+            lines.append(
+                f"| {d['student']} | {d['versus']}: {d['reference']} | {d['task']} | "
+                f"{100 * d['difference']:+.1f} | {_interval_signed(d['ci95'])} | {mark} |"
+            )
     first = rows[0]
     lines += [
         "",
-        f"pass@1 = mean over problems of the share of {samples} samples answered correctly "
-        f"(temperature {first['temperature']}, top_p {first['top_p']}, max {first['max_tokens']} new tokens). "
-        "95% CI = pass@1 +/- 1.96 x standard error over problems.",
+        f"pass@1 = mean over problems of the share of n samples answered correctly (temperature "
+        f"{first['temperature']}, top_p {first['top_p']}, at most {first['max_tokens']} new tokens, seed "
+        f"{first['seed']}, lm-eval {first['lm_eval_version']}). 95% CI = pass@1 +/- 1.96 x standard error over "
+        "problems. pass@n: unbiased estimator; maj@n: the most common answer is right. Differences are paired "
+        "over problems; significant = their 95% CI excludes 0. truncated = answers that used the whole token "
+        "budget.",
         f"Answer extraction: {extraction}.",
     ]
     return "\n".join(lines) + "\n"
 
 
-def write_comparison(rows: list[dict[str, Any]], out_dir: Path, extraction: str) -> list[Path]:
-    md, js, cs = out_dir / "comparison.md", out_dir / "comparison.json", out_dir / "comparison.csv"
-    atomic_write_text(md, comparison_markdown(rows, extraction))
-    atomic_write_json(js, rows)
+def _interval_signed(ci: list[float] | None) -> str:
+    return "n/a" if ci is None else f"[{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]"
+
+
+def write_comparison(rows, diffs, out_dir: Path, extraction: str) -> list[Path]:
+    md, js, cs, png = (out_dir / f"comparison.{ext}" for ext in ("md", "json", "csv", "png"))
+    atomic_write_text(md, comparison_markdown(rows, diffs, extraction))
+    atomic_write_json(js, {"rows": rows, "differences": diffs, "extraction": extraction})
+    atomic_write_text(cs, comparison_csv(rows))
+    write_chart(rows, png)
+    return [md, js, cs, png]
+
+
+def comparison_csv(rows: list[dict[str, Any]]) -> str:
     buffer = io.StringIO()
-    flat = [{**r, "ci95": "" if r["ci95"] is None else f"{r['ci95'][0]}-{r['ci95'][1]}"} for r in rows]
-    writer = csv.DictWriter(buffer, fieldnames=list(flat[0]))
+    flat = [
+        {
+            **row,
+            "ci95": "" if row["ci95"] is None else f"{row['ci95'][0]}-{row['ci95'][1]}",
+            "pass_at_k": json.dumps(row["pass_at_k"]),
+        }
+        for row in rows
+    ]
+    writer = csv.DictWriter(buffer, fieldnames=list(flat[0]) if flat else ["model"])
     writer.writeheader()
     writer.writerows(flat)
-    atomic_write_text(cs, buffer.getvalue())
-    return [md, js, cs]
+    return buffer.getvalue()
 
 
-def release_gate(
-    rows: list[dict[str, Any]],
-    students: list[str],
-    teacher_label: str | None,
-    task: str,
-    min_score: float,
-    require_beats_teacher: bool,
-) -> dict[str, Any]:
-    """Decide per student whether it may ship: score >= min_score and (optionally) CI above the teacher's."""
-    by_model = {r["model"]: r for r in rows if r["task"] == task}
-    teacher = by_model.get(teacher_label) if teacher_label else None
+ROLE_COLOURS = {"teacher": "#7f7f7f", "base": "#c7c7c7", "student": "#1f77b4", "model": "#ff7f0e"}
+
+
+def write_chart(rows: list[dict[str, Any]], path: Path) -> Path:
+    """One bar chart per benchmark: pass@1 with its 95% CI as error bars, rows side by side."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = list(dict.fromkeys(row["task"] for row in rows))
+    fig, axes = plt.subplots(1, max(1, len(tasks)), figsize=(max(4.5, 3.2 * len(tasks)), 4), squeeze=False)
+    for axis, task in zip(axes[0], tasks, strict=False):
+        task_rows = [row for row in rows if row["task"] == task]
+        scores = [100 * row["pass_at_1"] for row in task_rows]
+        low = [
+            s - 100 * (r["ci95"] or [r["pass_at_1"]] * 2)[0] for s, r in zip(scores, task_rows, strict=True)
+        ]
+        high = [
+            100 * (r["ci95"] or [r["pass_at_1"]] * 2)[1] - s for s, r in zip(scores, task_rows, strict=True)
+        ]
+        colours = [ROLE_COLOURS.get(row.get("role", "model"), "#ff7f0e") for row in task_rows]
+        positions = range(len(task_rows))
+        axis.bar(positions, scores, yerr=[low, high], capsize=4, color=colours)
+        axis.set_xticks(list(positions), [_short(row["model"]) for row in task_rows], rotation=30, ha="right")
+        axis.set_title(f"{task} (n={task_rows[0]['samples_per_problem']})")
+        axis.set_ylabel("pass@1 % (95% CI)")
+        axis.set_ylim(0, 100)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    return path
+
+
+def _short(label: str, limit: int = 24) -> str:
+    return label if len(label) <= limit else label[: limit - 1] + "…"
+
+
+def release_gate(rows, diffs, students: list[str], gate, tasks: list[str]) -> dict[str, Any]:
+    """Per student: ship or not, and every reason why not, from the same rows the comparison shows."""
+    checked = gate.tasks or tasks
     decisions = {}
     for name in students:
-        row = by_model.get(name)
         reasons = []
-        if row is None:
-            reasons.append(f"no result on {task}")
-        else:
-            if row["pass_at_1"] < min_score:
-                reasons.append(f"pass@1 {row['pass_at_1']:.3f} < min_score {min_score}")
-            if require_beats_teacher and not _ci_above(row, teacher):
-                reasons.append("95% CI is missing, or overlaps or is below the teacher's")
+        for task in checked:
+            row = next((r for r in rows if r["model"] == name and r["task"] == task), None)
+            if row is None:
+                reasons.append(f"no result on {task}")
+                continue
+            reasons += _task_reasons(row, _diff_for(diffs, name, task), gate)
         decisions[name] = {"ship": not reasons, "reasons": reasons}
-    return {
-        "task": task,
-        "min_score": min_score,
-        "require_beats_teacher": require_beats_teacher,
-        "decisions": decisions,
-    }
+    return {"tasks": checked, "settings": gate.model_dump(mode="json"), "decisions": decisions}
 
 
-def _ci_above(row: dict[str, Any], teacher: dict[str, Any] | None) -> bool:
-    if teacher is None:
-        return False
-    if row["ci95"] is None or teacher["ci95"] is None:
-        return False
-    return row["ci95"][0] > teacher["ci95"][1]
+def _diff_for(diffs, student: str, task: str) -> dict[str, dict]:
+    return {d["versus"]: d for d in diffs if d["student"] == student and d["task"] == task}
+
+
+def _task_reasons(row: dict[str, Any], diff: dict[str, dict], gate) -> list[str]:
+    task, score = row["task"], row["pass_at_1"]
+    minimum = gate.min_score.get(task, 0.0) if isinstance(gate.min_score, dict) else gate.min_score
+    reasons = []
+    if score < minimum:
+        reasons.append(f"{task}: pass@1 {score:.3f} < min_score {minimum}")
+    base, teacher = diff.get("base"), diff.get("teacher")
+    if gate.beats_base_by is not None:
+        if base is None:
+            reasons.append(f"{task}: no base-model result to compare with")
+        elif base["difference"] < gate.beats_base_by:
+            reasons.append(
+                f"{task}: {base['difference']:+.3f} over the base model < beats_base_by {gate.beats_base_by}"
+            )
+    if gate.no_regression and base is not None and base["significant"] and base["difference"] < 0:
+        reasons.append(f"{task}: significantly below the base model ({base['difference']:+.3f})")
+    if gate.within_teacher is not None:
+        if teacher is None:
+            reasons.append(f"{task}: no teacher result to compare with")
+        elif teacher["difference"] < -gate.within_teacher:
+            reasons.append(
+                f"{task}: {teacher['difference']:+.3f} versus the teacher, more than within_teacher "
+                f"{gate.within_teacher} below"
+            )
+    if gate.require_beats_teacher and not (teacher and teacher["significant"] and teacher["difference"] > 0):
+        reasons.append(f"{task}: not significantly above the teacher (paired 95% CI)")
+    return reasons
 
 
 def write_gate(gate: dict[str, Any], path: Path) -> Path:

@@ -1,21 +1,27 @@
-"""Stage `eval`: lm-eval's `simple_evaluate` (hf backend) on the recipe's tasks, n samples per problem.
+"""Stage `eval`: lm-eval's `simple_evaluate` on every row of the comparison, n samples per problem.
 
-pass@1 is the mean over problems of the per-problem share of correct samples; its standard error is
-lm-eval's (std of per-problem values / sqrt(problems)), so samples of one problem are not counted as
-independent. The 95% interval is pass@1 +/- 1.96 SE, clipped to [0, 1].
+Rows: the teacher, each student, optionally each student's base model and any `eval.models`. Each row runs
+through lm-eval with the recipe's backend (eval/backends.py); our tasks score every sample with the shared
+verifier and hand back per-problem (n, correct, majority-correct), from which eval/stats.py computes pass@1
+with its standard error and 95% CI, pass@k, maj@n and the paired differences in the comparison.
+
+Resume: a row's results are written (atomically) as ``<label>/rows.json`` the moment it finishes; a rerun
+after a crash or kill reuses them, because the stage's work folder is tied to the eval config and inputs.
 """
 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 from distill.errors import DistillError
 from distill.runs import atomic_write_json
+from eval import stats
+from eval.backends import EvalTarget, lm_eval_model
 
 TASKS_DIR = Path(__file__).parent / "tasks"
-Z95 = 1.959964
 
 
 def local_task_names() -> set[str]:
@@ -23,21 +29,24 @@ def local_task_names() -> set[str]:
 
     names = set()
     for path in TASKS_DIR.glob("*.yaml"):
-        text = path.read_text()
-        for line in text.splitlines():
+        for line in path.read_text().splitlines():
             if line.startswith("task:"):
                 names.add(yaml.safe_load(line)["task"])
     return names
 
 
-def load_tasks(names: list[str], repeats: int):
-    """Build lm-eval Task objects (our offline tasks first), with `repeats` = n samples per problem."""
+def load_tasks(names: list[str], repeats: dict[str, int] | int, data_dir: str | None = None, seed: int = 0):
+    """lm-eval Task objects (ours take precedence over built-ins of the same name), each with its n."""
     from lm_eval.tasks import TaskManager
 
     local = local_task_names()
     needs_builtin = any(name not in local for name in names)
     # Indexing lm-eval's ~10k built-in tasks costs ~12 s; skip it when every task is one of ours.
-    manager = TaskManager(include_path=str(TASKS_DIR), include_defaults=needs_builtin)
+    manager = TaskManager(
+        include_path=str(TASKS_DIR),
+        include_defaults=needs_builtin,
+        metadata={"data_dir": data_dir, "seed": seed},
+    )
     unknown = [n for n in names if n not in manager.all_tasks]
     if unknown:
         raise DistillError(
@@ -45,164 +54,162 @@ def load_tasks(names: list[str], repeats: int):
             "(eval/tasks/*.yaml), or any lm-eval task name"
         )
     loaded = manager.load(names)["tasks"]
-    for task in loaded.values():
-        task.config.repeats = repeats
+    for name, task in loaded.items():
+        task.config.repeats = repeats if isinstance(repeats, int) else repeats[name]
     return list(loaded.values())
 
 
-def evaluate_model(
-    model_path: str,
-    label: str,
-    out_dir: Path,
-    *,
-    tasks: list[str],
-    samples: int,
-    gen: dict[str, Any],
-    batch_size: int,
-    limit: int | None,
-    system_prompt: str | None,
-    seed: int,
-) -> list[dict[str, Any]]:
-    """Evaluate one model; writes lm-eval's results JSON + per-sample logs; returns summary rows."""
+def run_lm_eval(target: EvalTarget, cfg, tasks: list[str], on_gpu: bool) -> dict[str, Any]:
+    """One simple_evaluate call for one row, with the recipe's sampling settings and seeds."""
     import lm_eval
-    import torch
 
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    results = lm_eval.simple_evaluate(
-        model="hf",
-        model_args={
-            "pretrained": model_path,
-            "dtype": "float32" if device == "cpu" else "auto",
-            "device": device,
-        },
-        tasks=load_tasks(tasks, samples),
-        batch_size=batch_size,
-        limit=limit,
+    model, model_args = lm_eval_model(target, cfg, on_gpu)
+    return lm_eval.simple_evaluate(
+        model=model,
+        model_args=model_args,
+        tasks=load_tasks(tasks, {t: cfg.n_for(t) for t in tasks}, cfg.data_dir, cfg.seed),
+        batch_size="auto" if target.backend == "vllm" else cfg.batch_size,
+        limit=cfg.limit,
         gen_kwargs={
-            "do_sample": gen["temperature"] > 0,
-            "temperature": gen["temperature"],
-            "top_p": gen["top_p"],
-            "max_gen_toks": gen["max_tokens"],
+            "do_sample": cfg.temperature > 0,
+            "temperature": cfg.temperature,
+            "top_p": cfg.top_p,
+            "max_gen_toks": cfg.max_tokens,
         },
         apply_chat_template=True,
-        system_instruction=system_prompt,
+        system_instruction=cfg.system_prompt,
         log_samples=True,
-        random_seed=seed,
-        numpy_random_seed=seed,
-        torch_random_seed=seed,
-        fewshot_random_seed=seed,
-        bootstrap_iters=1000,  # for `mean` lm-eval uses the closed-form SE, so this costs nothing
+        random_seed=cfg.seed,
+        numpy_random_seed=cfg.seed,
+        torch_random_seed=cfg.seed,
+        fewshot_random_seed=cfg.seed,
+        bootstrap_iters=0,  # intervals come from eval/stats.py over problems
     )
+
+
+def evaluate_target(target: EvalTarget, cfg, out_dir: Path, on_gpu: bool) -> dict[str, Any]:
+    """Evaluate one row on every task (or reuse an earlier attempt's finished result)."""
+    done = out_dir / "rows.json"
+    if done.exists():
+        print(f"[distill] eval: {target.label}: finished in an earlier attempt, reused", flush=True)
+        return json.loads(done.read_text())
+    print(f"[distill] eval: {target.label} ({target.backend}) on {', '.join(cfg.tasks)}", flush=True)
+    started = time.perf_counter()
+    results = run_lm_eval(target, cfg, cfg.tasks, on_gpu)
+    seconds = time.perf_counter() - started
     out_dir.mkdir(parents=True, exist_ok=True)
     samples_log = results.pop("samples", {})
-    for task, rows in samples_log.items():
+    for task, samples in samples_log.items():
         with (out_dir / f"samples_{task}.jsonl").open("w") as handle:
-            for row in rows:
-                handle.write(json.dumps(row, default=str) + "\n")
+            for sample in samples:
+                handle.write(json.dumps(sample, default=str) + "\n")
     atomic_write_json(out_dir / "results.json", results)
-    return [summary_row(label, model_path, task, results, samples, gen, device) for task in tasks]
+    counter = TokenCounter(target.tokenizer)
+    per_problem, rows = {}, []
+    for task in cfg.tasks:
+        samples, metric = samples_log.get(task, []), task_metric(results, task)
+        per_problem[task] = problem_results(samples, cfg.n_for(task), metric)
+        truncated = counter.share_at_limit(samples, cfg.max_tokens)
+        row = summary_row(target, task, per_problem[task], results, cfg, truncated, on_gpu)
+        rows.append(row if metric == "pass_at_1" else {**row, "metric": f"lm-eval {metric}"})
+    result = {"rows": rows, "per_problem": per_problem, "seconds": round(seconds, 1)}
+    atomic_write_json(done, result)
+    return result
 
 
-def summary_row(
-    label: str, model_path: str, task: str, results: dict, samples: int, gen: dict, device: str
-) -> dict[str, Any]:
-    metrics = results["results"][task]
-    score = float(metrics["pass_at_1,all"])
-    stderr = metrics.get("pass_at_1_stderr,all")
-    # lm-eval reports "N/A" when it could not estimate the error (e.g. a single problem): no interval then.
-    stderr = float(stderr) if isinstance(stderr, int | float) else None
-    ci95 = (
-        None
-        if stderr is None
-        else [round(max(0.0, score - Z95 * stderr), 4), round(min(1.0, score + Z95 * stderr), 4)]
+def problem_results(samples: list[dict[str, Any]], n: int, metric: str = "pass_at_1") -> dict[str, list]:
+    """doc id -> [n, correct, majority correct] from lm-eval's per-sample log. Our tasks log pass_at_1
+    (c/n) and maj_at_n; an lm-eval task of its own is read through its first metric, as one sample."""
+    out = {}
+    for sample in samples:
+        # Pair problems across rows by their benchmark id (same data, same order: doc_id would match too).
+        doc = sample.get("doc") if isinstance(sample.get("doc"), dict) else {}
+        key = str(doc.get("id", sample["doc_id"]))
+        if metric == "pass_at_1":
+            out[key] = [n, round(float(sample["pass_at_1"]) * n), float(sample.get("maj_at_n", 0.0))]
+        else:
+            value = float(sample[metric])
+            out[key] = [1, value, value]
+    return out
+
+
+def task_metric(results: dict[str, Any], task: str) -> str:
+    """pass_at_1 for our tasks; else the first metric lm-eval reports for the task (e.g. exact_match)."""
+    names = [key.split(",")[0] for key in results["results"].get(task, {}) if "," in key]
+    names = [name for name in names if not name.endswith("_stderr")]
+    return "pass_at_1" if "pass_at_1" in names or not names else names[0]
+
+
+class TokenCounter:
+    """Counts answers that used the whole token budget (re-tokenized with the model's tokenizer, so an
+    answer cut at exactly max_tokens may count as one token shorter: a lower bound, within a token)."""
+
+    def __init__(self, tokenizer_ref: str | None):
+        self.tokenizer = None
+        if tokenizer_ref:
+            from transformers import AutoTokenizer
+
+            try:
+                self.tokenizer = AutoTokenizer.from_pretrained(tokenizer_ref)
+            except Exception:  # a served model without a local tokenizer: report "unknown"
+                self.tokenizer = None
+
+    def share_at_limit(self, samples: list[dict[str, Any]], max_tokens: int) -> float | None:
+        if self.tokenizer is None or not samples:
+            return None
+        texts = [text for sample in samples for text in _flat(sample.get("resps", []))]
+        if not texts:
+            return None
+        lengths = [len(ids) for ids in self.tokenizer(texts, add_special_tokens=False)["input_ids"]]
+        return round(sum(length >= max_tokens - 1 for length in lengths) / len(lengths), 4)
+
+
+def _flat(value) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    return [text for item in value for text in _flat(item)]
+
+
+def summary_row(target, task, per_problem, results, cfg, truncated, on_gpu) -> dict[str, Any]:
+    scores = [c / count for count, c, _ in per_problem.values()]
+    if not scores:
+        raise DistillError(f"eval: {target.label} produced no results on {task}")
+    n = int(next(iter(per_problem.values()))[0])
+    estimate = stats.mean_estimate(scores)
+    exact = all(float(c).is_integer() for _, c, _ in per_problem.values())
+    counts = [(int(count), int(c)) for count, c, _ in per_problem.values()] if exact else []
+    pass_at_k = (
+        {str(k): round(stats.pass_at_k_mean(counts, k), 4) for k in stats.k_values(n)} if exact else {}
     )
-    problems = results.get("n-samples", {}).get(task, {}).get("effective")
+    ci95 = estimate.ci95
     return {
-        "model": label,
-        "path": model_path,
+        "model": target.label,
+        "role": target.role,
+        "path": target.ref,
+        "backend": target.backend,
         "task": task,
-        "pass_at_1": round(score, 4),
-        "stderr": None if stderr is None else round(stderr, 4),
-        "ci95": ci95,
-        f"pass_at_{samples}": round(float(metrics["pass_at_n,all"]), 4),
-        "problems": problems,
-        "samples_per_problem": samples,
-        "temperature": gen["temperature"],
-        "top_p": gen["top_p"],
-        "max_tokens": gen["max_tokens"],
-        "dtype": "float32" if device == "cpu" else "auto",
+        "pass_at_1": round(estimate.mean, 4),
+        "stderr": None if estimate.stderr is None else round(estimate.stderr, 4),
+        "ci95": None if ci95 is None else [round(ci95[0], 4), round(ci95[1], 4)],
+        "pass_at_k": pass_at_k or {"1": round(estimate.mean, 4)},
+        "maj_at_n": round(sum(m for *_, m in per_problem.values()) / len(per_problem), 4),
+        "problems": len(per_problem),
+        "samples_per_problem": n,
+        "truncated_share": truncated,
+        "temperature": cfg.temperature,
+        "top_p": cfg.top_p,
+        "max_tokens": cfg.max_tokens,
+        "dtype": cfg.dtype if cfg.dtype != "auto" else ("auto" if on_gpu else "float32"),
+        "seed": cfg.seed,
+        "lm_eval_version": _version("lm_eval"),
+        "task_version": results.get("versions", {}).get(task),
     }
 
 
-def evaluate(recipe, run_root: Path, out_dir: Path) -> tuple[list[dict[str, Any]], list[Path]]:
-    """Stage entry point: evaluate the teacher (optional) and every trained student; compare; gate."""
-    from distill.models import resolve_model
-    from eval.compare import release_gate, write_comparison, write_gate
+def _version(package: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
 
-    cfg = recipe.eval
-    models = [_teacher_entry(recipe, resolve_model)] if cfg.include_teacher else []
-    for student in recipe.students:
-        final = run_root / "students" / student.name / "final"
-        if not final.exists():
-            raise DistillError(
-                f"{final}: student {student.name!r} has no final model; run `distill sft` first"
-            )
-        models.append((student.name, str(final)))
-    gen = {"temperature": cfg.temperature, "top_p": cfg.top_p, "max_tokens": cfg.max_tokens}
-    rows = []
-    for label, path in models:
-        print(f"[distill] eval: {label} on {', '.join(cfg.tasks)}", flush=True)
-        rows += evaluate_model(
-            path,
-            label,
-            out_dir / _safe(label),
-            tasks=cfg.tasks,
-            samples=cfg.samples_per_problem,
-            gen=gen,
-            batch_size=cfg.batch_size,
-            limit=cfg.limit,
-            system_prompt=cfg.system_prompt,
-            seed=cfg.seed,
-        )
-    outputs = write_comparison(rows, out_dir, extraction=extraction_rule(cfg.tasks))
-    gate_cfg = recipe.release.gate
-    gate = release_gate(
-        rows,
-        [s.name for s in recipe.students],
-        models[0][0] if cfg.include_teacher else None,
-        gate_cfg.task or cfg.tasks[0],
-        gate_cfg.min_score,
-        gate_cfg.require_beats_teacher,
-    )
-    outputs.append(write_gate(gate, out_dir / "gate.json"))
-    print((out_dir / "comparison.md").read_text(), flush=True)
-    return rows, outputs
-
-
-def _teacher_entry(recipe, resolve_model) -> tuple[str, str]:
-    ref = recipe.eval.teacher_model or recipe.teacher.model
     try:
-        return f"teacher ({ref})", resolve_model(ref)
-    except DistillError as exc:
-        # A served teacher (backend openai) is often named something no loader knows, e.g. deepseek-reasoner.
-        raise DistillError(
-            f"eval: cannot load the teacher for evaluation ({exc}); set eval.teacher_model to its weights "
-            "(a folder or Hub id) or eval.include_teacher=false"
-        ) from None
-
-
-def extraction_rule(tasks: list[str]) -> str:
-    lenient = [t for t in tasks if "process_results_lenient" in _task_text(t)]
-    rule = "the last \\boxed{...} in the text after </think>"
-    if lenient:
-        rule += f"; for {', '.join(lenient)} the last number in that text when nothing is boxed"
-    return rule + "; compared with math-verify (plain numbers compared exactly)"
-
-
-def _task_text(task: str) -> str:
-    path = TASKS_DIR / f"{task}.yaml"
-    return path.read_text() if path.exists() else ""
-
-
-def _safe(label: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "-._" else "_" for ch in label).strip("_")
+        return version(package)
+    except PackageNotFoundError:
+        return None

@@ -44,3 +44,11 @@ def tiny_recipe(tmp_path: Path, tiny_recipe_dict: dict) -> Path:
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(tiny_recipe_dict, sort_keys=False))
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir() -> Path:
+    """The 2-layer random model (built offline once per machine, then cached)."""
+    from distill.models import TINY_MODEL, resolve_model
+
+    return Path(resolve_model(TINY_MODEL))

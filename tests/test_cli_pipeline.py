@@ -27,7 +27,8 @@ def test_tiny_pipeline_runs_then_skips_then_forces(tiny_recipe, tiny_recipe_dict
     stages = manifest["stages"]
     assert [s["status"] for s in stages.values()] == ["done"] * 5
     assert stages["generate"]["metrics"]["samples"] == 8
-    assert "| model | task | pass@1 | 95% CI |" in Path(run_dir, "eval", "comparison.md").read_text()
+    assert "| model | task | pass@1 % | 95% CI |" in Path(run_dir, "eval", "comparison.md").read_text()
+    assert Path(run_dir, "eval", "comparison.png").exists()
     release = Path(run_dir, "release", tiny_recipe_dict["students"][0]["name"])
     card = (release / "README.md").read_text()
     assert "model-index" in card and "## Lineage" in card

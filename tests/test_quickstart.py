@@ -28,10 +28,13 @@ def test_quickstart_student_beats_teacher_with_non_overlapping_ci(tmp_path):
     first = subprocess.run(command, capture_output=True, text=True, cwd=REPO, timeout=3600)
     assert first.returncode == 0, first.stderr[-3000:]
     minutes = (time.time() - started) / 60
-    rows = json.loads((run_dir / "eval" / "comparison.json").read_text())
-    teacher = next(r for r in rows if r["model"].startswith("teacher"))
-    student = next(r for r in rows if not r["model"].startswith("teacher"))
+    comparison = json.loads((run_dir / "eval" / "comparison.json").read_text())
+    teacher = next(r for r in comparison["rows"] if r["role"] == "teacher")
+    student = next(r for r in comparison["rows"] if r["role"] == "student")
     assert student["ci95"][0] > teacher["ci95"][1], (teacher, student)
+    (versus_teacher,) = [d for d in comparison["differences"] if d["versus"] == "teacher"]
+    assert versus_teacher["significant"] and versus_teacher["difference"] > 0
+    assert (run_dir / "eval" / "comparison.png").stat().st_size > 0
     gate = json.loads((run_dir / "eval" / "gate.json").read_text())
     assert all(d["ship"] for d in gate["decisions"].values())
     assert (run_dir / "release" / student["model"] / "README.md").exists()

@@ -1,16 +1,20 @@
 """Helpers the task YAMLs in this folder reference with `!function utils.<name>`.
 
 Scoring goes through distill.verify, the same checker the filter stage uses, so a trace kept for training
-and an answer counted at evaluation are judged by one rule.
+and an answer counted at evaluation are judged by one rule. Each problem's n samples arrive together (the
+keep_all filter), and process_results returns per-problem values the harness turns into pass@k, maj@n and
+intervals (eval/stats.py): pass_at_1 = c/n, pass_at_n, and maj_at_n (is the most common answer right?).
 """
 
 from __future__ import annotations
 
-import math
+from collections import Counter
 from pathlib import Path
 
 from distill.records import read_rows
-from distill.verify import verify_completion
+from distill.verify import Verdict, normalize_answer, verify_choice, verify_completion
+from eval.benchmarks import LETTERS, load_rows
+from eval.stats import pass_at_k
 
 HERE = Path(__file__).parent
 
@@ -27,32 +31,58 @@ def load_local(data_file: str, problem_field: str = "problem", answer_field: str
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})
 
 
+def load_benchmark(benchmark: str, data_dir: str | None = None, seed: int = 0, **_):
+    """custom_dataset hook for the real benchmarks (eval/benchmarks.py); data_dir/seed come from the
+    harness through lm-eval's task metadata."""
+    import datasets
+
+    return datasets.DatasetDict({"test": datasets.Dataset.from_list(load_rows(benchmark, data_dir, seed))})
+
+
+def multiple_choice_prompt(doc: dict) -> str:
+    options = "\n".join(f"{letter}) {text}" for letter, text in zip(LETTERS, doc["choices"], strict=True))
+    return (
+        f"{doc['problem']}\n\n{options}\n\n"
+        "Please reason step by step, and put the letter of your final answer within \\boxed{}."
+    )
+
+
 def keep_all(resps, docs):
     """Filter that keeps every repeat, so process_results sees all n samples of a problem."""
     return resps
 
 
-def _pass_at_k(n: int, c: int, k: int) -> float:
-    """Unbiased pass@k estimator (Chen et al. 2021) from n samples with c correct."""
-    if n - c < k:
-        return 1.0
-    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
+def _majority_correct(verdicts: list[Verdict]) -> float:
+    """Is the most common extracted answer (ties: the first seen) a correct one?"""
+    answers = [normalize_answer(v.extracted) for v in verdicts if v.extracted is not None]
+    if not answers:
+        return 0.0
+    top = Counter(answers).most_common(1)[0][0]
+    return float(
+        any(v.correct for v in verdicts if v.extracted is not None and normalize_answer(v.extracted) == top)
+    )
 
 
-def _score(doc: dict, results: list, fallback: str) -> dict[str, float]:
+def _score(verdicts: list[Verdict]) -> dict[str, float]:
+    n, c = len(verdicts), sum(v.correct for v in verdicts)
+    return {"pass_at_1": c / n, "pass_at_n": pass_at_k(n, c, n), "maj_at_n": _majority_correct(verdicts)}
+
+
+def _responses(results: list) -> list[str]:
     # With `repeats` and the keep_all filter, lm-eval passes one instance holding all n responses.
-    if results and isinstance(results[0], list):
-        results = results[0]
-    correct = [verify_completion(doc["answer"], text, fallback).correct for text in results]
-    n, c = len(correct), sum(correct)
-    return {"pass_at_1": c / n, "pass_at_n": _pass_at_k(n, c, n)}
+    return results[0] if results and isinstance(results[0], list) else results
 
 
 def process_results_boxed(doc: dict, results: list[str]) -> dict[str, float]:
     """Answer = last \\boxed{} of the final answer; nothing else counts."""
-    return _score(doc, results, "none")
+    return _score([verify_completion(doc["answer"], text, "none") for text in _responses(results)])
 
 
 def process_results_lenient(doc: dict, results: list[str]) -> dict[str, float]:
     """Answer = last \\boxed{} of the final answer, else its last number (for weak models on easy tasks)."""
-    return _score(doc, results, "last_number")
+    return _score([verify_completion(doc["answer"], text, "last_number") for text in _responses(results)])
+
+
+def process_results_choice(doc: dict, results: list[str]) -> dict[str, float]:
+    """Multiple choice: the letter in the last \\boxed{} (else "answer is X") must be the gold letter."""
+    return _score([verify_choice(doc["answer"], text) for text in _responses(results)])

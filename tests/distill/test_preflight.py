@@ -228,13 +228,16 @@ def test_qlora_without_cuda_is_refused(tiny_recipe_dict, monkeypatch):
         checks.check_students(Recipe.model_validate(tiny_recipe_dict).students)
 
 
-def test_served_teacher_needs_eval_teacher_model(tiny_recipe, capsys):
+def test_served_teacher_is_evaluated_through_its_server_which_must_answer(tiny_recipe, capsys):
     served = [
         "teacher.backend=openai",
         "teacher.openai.base_url=http://127.0.0.1:9/v1",
         "teacher.model=served-r1",
     ]
     assert main(["eval", str(tiny_recipe), *served]) == 2
+    assert "teacher (served-r1): cannot reach http://127.0.0.1:9/v1/models" in one_line_error(capsys)
+    weights = "eval.teacher_model=/no/such/weights"
+    assert main(["eval", str(tiny_recipe), *served, weights]) == 2
     assert "set eval.teacher_model" in one_line_error(capsys)
     assert main(["validate", str(tiny_recipe), *served, "teacher.openai.base_url=localhost:8000"]) == 2
     assert "expected an http(s) URL" in one_line_error(capsys)

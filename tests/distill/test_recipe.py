@@ -53,11 +53,13 @@ def test_overrides_parse_values_as_yaml(tiny_recipe):
         ),
         (lambda d: d["data"].update(too_long="truncate"), "field 'data.too_long'"),
         (lambda d: d.update(name="x y" * 50_000), "... (150,002 characters)"),
-        (lambda d: d.pop("teacher"), "missing required field 'teacher'"),
+        (lambda d: d.pop("teacher"), "teacher and data go together"),
+        (lambda d: [d.pop("teacher"), d.pop("data")], "students need traces: a teacher + data section"),
         (lambda d: d["teacher"].update(batch_size="many"), "field 'teacher.batch_size'"),
         (lambda d: d["teacher"].update(backend="magic"), "field 'teacher.backend'"),
         (lambda d: d["data"].update(prompt_template="no placeholder"), "field 'data.prompt_template'"),
-        (lambda d: d.update(students=[]), "field 'students'"),
+        (lambda d: d["eval"].update(backend="served"), "students are local weights: use hf or vllm"),
+        (lambda d: d["release"]["gate"].update(no_regression=True), "set eval.include_base: true"),
     ],
 )
 def test_bad_recipes_fail_with_one_line_naming_the_field(tmp_path, tiny_recipe_dict, mutate, expected):

@@ -1,11 +1,16 @@
+"""Task loading, per-problem results and the summary rows built from lm-eval's per-sample log."""
+
 import pytest
 
 from distill.errors import DistillError
-from eval.harness import extraction_rule, load_tasks, local_task_names
+from eval.harness import TokenCounter, load_tasks, local_task_names, problem_results, task_metric
+from eval.stage import extraction_rule
+
+REAL = ["math500", "aime24", "aime25", "amc23", "gsm8k", "gpqa_diamond"]
 
 
 def test_local_tasks_are_discovered():
-    assert "addition_heldout" in local_task_names()
+    assert {"addition_heldout", *REAL} <= local_task_names()
 
 
 def test_unknown_task_is_a_clear_error():
@@ -13,34 +18,34 @@ def test_unknown_task_is_a_clear_error():
         load_tasks(["addition_heldout", "no_such_task_xyz"], repeats=2)
 
 
-def test_loaded_task_takes_the_recipe_repeats():
-    (task,) = load_tasks(["addition_heldout"], repeats=3)
-    assert task.config.repeats == 3
+def test_loaded_tasks_take_their_own_n():
+    tasks = load_tasks(["addition_heldout", "aime24"], repeats={"addition_heldout": 3, "aime24": 32})
+    assert {t.config.task: t.config.repeats for t in tasks} == {"addition_heldout": 3, "aime24": 32}
 
 
-def test_extraction_rule_mentions_lenient_fallback():
-    assert "last number" in extraction_rule(["addition_heldout"])
+def test_extraction_rule_names_each_tasks_rule():
+    rule = extraction_rule(["addition_heldout", "math500", "gpqa_diamond"])
+    assert "for addition_heldout the last number" in rule
+    assert "for gpqa_diamond a letter A-D" in rule and "math500" not in rule
 
 
-def _recipe(tiny_recipe_dict, **eval_fields):
-    from distill.recipe import Recipe
-
-    openai = {"base_url": "http://127.0.0.1:9/v1"}
-    tiny_recipe_dict["teacher"].update(model="deepseek-reasoner", backend="openai", openai=openai)
-    tiny_recipe_dict["eval"].update(eval_fields)
-    return Recipe.model_validate(tiny_recipe_dict)
-
-
-def test_served_teacher_name_is_a_clear_eval_error(tiny_recipe_dict):
-    from distill.models import resolve_model
-    from eval.harness import _teacher_entry
-
-    with pytest.raises(DistillError, match="set eval.teacher_model"):
-        _teacher_entry(_recipe(tiny_recipe_dict), resolve_model)
+def test_problem_results_pair_by_benchmark_id_and_count_correct_samples():
+    samples = [
+        {"doc_id": 0, "doc": {"id": "p7"}, "pass_at_1": 0.75, "maj_at_n": 1.0},
+        {"doc_id": 1, "doc": {"id": "p9"}, "pass_at_1": 0.0, "maj_at_n": 0.0},
+    ]
+    assert problem_results(samples, 4) == {"p7": [4, 3, 1.0], "p9": [4, 0, 0.0]}
 
 
-def test_eval_teacher_model_overrides_the_served_name(tiny_recipe_dict):
-    from eval.harness import _teacher_entry
+def test_an_lm_eval_task_of_its_own_is_read_through_its_first_metric():
+    results = {"results": {"arc": {"alias": "arc", "acc,none": 0.5, "acc_stderr,none": 0.1}}}
+    assert task_metric(results, "arc") == "acc"
+    assert problem_results([{"doc_id": 3, "doc": {}, "acc": 1.0}], 1, "acc") == {"3": [1, 1.0, 1.0]}
 
-    label, path = _teacher_entry(_recipe(tiny_recipe_dict, teacher_model="org/weights"), lambda ref: ref)
-    assert (label, path) == ("teacher (org/weights)", "org/weights")
+
+def test_truncated_share_counts_answers_at_the_token_limit(tiny_model_dir):
+    counter = TokenCounter(str(tiny_model_dir))
+    ids = counter.tokenizer("one two three four five six seven eight", add_special_tokens=False)["input_ids"]
+    samples = [{"resps": [["one two three four five six seven eight", "one"]]}]
+    assert counter.share_at_limit(samples, len(ids)) == 0.5
+    assert TokenCounter(None).share_at_limit(samples, 4) is None

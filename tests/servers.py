@@ -1,4 +1,4 @@
-"""HTTP helpers for the openai-backend tests, all bound to 127.0.0.1 and bounded in time and count.
+"""HTTP helpers for the openai-backend and served-eval tests: all on 127.0.0.1, bounded in time and count.
 
 - ``StandInChatServer``: a stand-in for an OpenAI-compatible server (fast tier): it answers chat completions
   with a deterministic text, no model behind it, and can be told to misbehave (malformed bodies, HTTP 400).

