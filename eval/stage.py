@@ -44,6 +44,7 @@ def eval_targets(recipe, run_root: Path, resolve=None) -> tuple[list[EvalTarget]
                     extra.base_url,
                     extra.api_key_env,
                     extra.tokenizer,
+                    extra.seed_per_request,
                 )
             )
         else:
