@@ -499,6 +499,11 @@ class Recipe(Section):
                 "eval.backend served evaluates models behind a URL; students are local weights: use hf or vllm"
             )
         gate = self.release.gate
+        named = set(gate.tasks or []) | set(gate.min_score if isinstance(gate.min_score, dict) else [])
+        if named - set(self.eval.tasks):
+            raise ValueError(
+                f"release.gate names {', '.join(sorted(named - set(self.eval.tasks)))}, which is not in eval.tasks"
+            )
         if (gate.beats_base_by is not None or gate.no_regression) and not self.eval.include_base:
             raise ValueError(
                 "release.gate.beats_base_by / no_regression compare with the base model: "

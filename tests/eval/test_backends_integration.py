@@ -24,6 +24,8 @@ def embedded_model_dir() -> Path:
     from distill.models import EMBEDDED_MODEL, resolve_model
 
     return Path(resolve_model(EMBEDDED_MODEL))
+
+
 TASKS = ["addition_heldout", "amc23"]
 
 

@@ -116,3 +116,40 @@ def test_per_problem_scores_of_n_samples_with_majority_vote():
     assert scores["pass_at_1"] == 0.5 and scores["pass_at_n"] == 1.0
     assert scores["maj_at_n"] == 0.0  # "41" twice beats "42" and "42.0" (distinct strings) in the vote
     assert utils.process_results_boxed({"answer": "41"}, [samples])["maj_at_n"] == 1.0
+
+
+@needs_benchmarks
+def test_every_benchmark_task_runs_on_the_tiny_model(tmp_path, tiny_model_dir):
+    import shutil
+
+    import yaml
+
+    from distill.cli import main
+
+    data_dir = tmp_path / "benchmarks"
+    for name, spec in BENCHMARKS.items():
+        (data_dir / name).mkdir(parents=True)
+        if name != "gpqa_diamond":
+            shutil.copy(benchmarks_dir() / spec.file, data_dir / spec.file)
+    rows = [{**GPQA_ROW, "id": f"q{i}"} for i in range(3)]
+    (data_dir / "gpqa_diamond" / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    recipe = {
+        "name": "all-tasks",
+        "run_dir": str(tmp_path / "run"),
+        "eval": {
+            "tasks": list(BENCHMARKS),
+            "data_dir": str(data_dir),
+            "models": [{"label": "tiny", "model": str(tiny_model_dir)}],
+            "limit": 2,
+            "samples_per_problem": 2,
+            "max_tokens": 4,
+        },
+    }
+    path = tmp_path / "all.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    assert main(["run", str(path)]) == 0
+    comparison = json.loads((tmp_path / "run" / "eval" / "comparison.json").read_text())
+    assert [(r["task"], r["problems"], r["samples_per_problem"]) for r in comparison["rows"]] == [
+        (name, 2, 2) for name in BENCHMARKS
+    ]
+    assert "for gpqa_diamond a letter A-D" in comparison["extraction"]
