@@ -9,6 +9,7 @@ line too (exit status 1); `--debug` or DISTILL_DEBUG=1 prints the traceback.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -18,7 +19,7 @@ from pydantic import ValidationError
 
 from distill import __version__
 from distill.errors import DistillError, is_bad_input, library_error_line
-from distill.recipe import LAUNCH_STRATEGIES, LaunchConfig
+from distill.recipe import LAUNCH_STRATEGIES, TRACE_FORMATS, LaunchConfig
 
 _DEBUG_HELP = "on an error, print the full traceback (for bug reports); also DISTILL_DEBUG=1"
 
@@ -103,6 +104,48 @@ def _apply_launch_args(recipe, args: argparse.Namespace) -> None:
             ) from None
 
 
+def _add_trace_args(stage: argparse.ArgumentParser) -> None:
+    stage.add_argument(
+        "--traces",
+        metavar="SOURCE",
+        help="filter these traces instead of the generate stage's output: a jsonl/json/parquet/csv file, a "
+        "`datasets` folder or a Hub id such as open-r1/OpenR1-Math-220k (filter.traces)",
+    )
+    stage.add_argument(
+        "--split", metavar="NAME", help="split of a `datasets` folder or Hub id (filter.split)"
+    )
+    stage.add_argument(
+        "--limit",
+        type=_at_least(1),
+        metavar="N",
+        help="read only the first N source rows; a Hub id is then streamed (filter.limit)",
+    )
+    stage.add_argument(
+        "--format",
+        metavar="PRESET",
+        help=f"shape of the traces: {', '.join(TRACE_FORMATS)} (filter.format; default auto: detected and "
+        "printed)",
+    )
+    stage.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the format chosen and how the first rows are read as traces, then stop (writes nothing)",
+    )
+
+
+# `distill filter` flags that set recipe fields: applied as overrides before the recipe is validated, so a
+# recipe with no teacher can get its traces from the command line. JSON-quoted: YAML reads a path verbatim.
+_TRACE_FLAGS = {"traces": "traces", "split": "split", "format": "format"}
+
+
+def _trace_overrides(args: argparse.Namespace) -> list[str]:
+    if args.command != "filter":
+        return []
+    pairs = [(field, getattr(args, flag)) for flag, field in _TRACE_FLAGS.items()]
+    pairs.append(("limit", args.limit))
+    return [f"filter.{field}={json.dumps(value)}" for field, value in pairs if value is not None]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="distill",
@@ -136,13 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
                 help="use only the first N prompts (smoke runs; data.limit)",
             )
         if name == "filter":
-            stage.add_argument(
-                "--traces",
-                metavar="FILE",
-                help="filter this traces file (jsonl/json/parquet/csv "
-                "with problem, answer, completion; rename columns with filter.columns.<ours>=<theirs>) "
-                "instead of the generate stage's output; sets filter.traces",
-            )
+            _add_trace_args(stage)
             stage.add_argument(
                 "--workers", type=_at_least(0), metavar="N", help="verification processes (filter.workers)"
             )
@@ -205,15 +242,15 @@ def _quiet_libraries() -> None:
 def _dispatch(args: argparse.Namespace) -> int:
     from distill.recipe import load_recipe
 
-    recipe = load_recipe(args.recipe, args.overrides)
-    if getattr(args, "limit", None) is not None and recipe.data is not None:
+    recipe = load_recipe(args.recipe, [*args.overrides, *_trace_overrides(args)])
+    if args.command == "generate" and args.limit is not None and recipe.data is not None:
         recipe.data.limit = args.limit
-    if getattr(args, "traces", None):
-        recipe.filter.traces = args.traces
     if getattr(args, "workers", None) is not None:
         recipe.filter.workers = args.workers
     if args.command == "validate":
         return _validate(recipe, args)
+    if args.command == "filter" and args.dry_run:
+        return _preview_traces(recipe)
     if args.command == "plan":
         return _print_plan(recipe)
     if args.command == "sft":
@@ -253,6 +290,24 @@ def _validate(recipe, args: argparse.Namespace) -> int:
     if report:
         notes = "".join(f"; {note}" for note in report.notes)
         print(f"preflight: ok - {', '.join(report.stages)} checked in {report.seconds:.1f}s{notes}")
+    return 0
+
+
+def _preview_traces(recipe) -> int:
+    """`distill filter --dry-run`: how the source is read, on its first rows; nothing is written."""
+    from teacher.filters import read_traces
+    from teacher.trace_source import PREVIEW_ROWS, preview, source_kind
+
+    cfg = recipe.filter
+    if not cfg.traces:
+        raise DistillError("--dry-run previews external traces: give --traces SOURCE (or set filter.traces)")
+    # A Hub set is streamed for a few rows unless --limit asks for more; a local source is read whole.
+    limit = cfg.limit or (PREVIEW_ROWS if source_kind(cfg.traces) == "hub" else None)
+    rows, info = read_traces(cfg.traces, cfg, limit)
+    if info is None:
+        print(f"{cfg.traces}: a generate stage folder, {len(rows)} traces")
+        return 0
+    print(preview(rows, info))
     return 0
 
 

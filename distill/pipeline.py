@@ -79,6 +79,10 @@ def plan(recipe: Recipe) -> list[StageSpec]:
 def _source_digest(source: str) -> str | None:
     path = Path(source)
     try:
+        if path.is_dir():  # a `datasets` folder: its files' names, sizes and times (hashing GBs is too slow)
+            files = sorted(p for p in path.rglob("*") if p.is_file())
+            listing = [(str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+            return fingerprint({"files": listing}, [])
         return file_digest(path) if path.is_file() else None
     except OSError:  # unreadable: the preflight names the file and the problem
         return None
@@ -112,6 +116,9 @@ def _filter_body(recipe: Recipe, run: Run, folder: Path):
     summary = {
         k: report[k] for k in ("rows_in", "rows_out", "removed", "prompts_in", "prompts_out", "pass_rate")
     }
+    if "source" in report:  # external traces: what was read, for the model card's lineage
+        keys = ("traces", "dataset", "revision", "split", "config", "format", "source_rows", "not_used")
+        summary["source"] = {k: report["source"][k] for k in keys}
     outputs = ["train.parquet", "verified.parquet", "report.json", "report.md", "report.png"]
     return summary, [folder / name for name in outputs]
 
@@ -166,7 +173,9 @@ def preflight(recipe: Recipe, stages: set[str]) -> checks.PreflightReport:
     if "filter" in stages:
         from teacher.preflight import check_filter_inputs
 
-        check_filter_inputs(recipe.filter)
+        note = check_filter_inputs(recipe.filter)
+        if note:
+            report.notes.append(note)
     if "generate" in stages:
         from teacher.preflight import check_prompts
 

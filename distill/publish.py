@@ -45,6 +45,7 @@ def model_card(
     lineage: dict[str, Any],
     comparison_md: str,
     license: str,
+    datasets: list[str] | None = None,
 ) -> str:
     results = [
         {
@@ -65,6 +66,7 @@ def model_card(
     front = {
         "license": license,
         **({"base_model": base_model} if base_model else {}),
+        **({"datasets": datasets} if datasets else {}),  # Hub ids of the trace sets trained on
         "library_name": "transformers",
         "pipeline_tag": "text-generation",
         "tags": ["distill", "reasoning", "sft"],
@@ -103,6 +105,20 @@ def _training_line(student, metrics: dict[str, Any]) -> str:
     return line
 
 
+def _trace_data_line(source: dict[str, Any]) -> str:
+    """Where external traces came from: the source, the exact revision read, split, format, rows read."""
+    where = source["dataset"] or source["traces"]
+    details = [
+        "Hub dataset" if source["dataset"] else "local file or folder",
+        f"revision {source.get('revision') or 'not resolved (read offline)'}" if source["dataset"] else None,
+        f"config {source['config']}" if source.get("config") else None,
+        f"split {source['split']}" if source.get("split") else None,
+        f"format {source['format']}",
+        f"{source['source_rows']} source rows read",
+    ]
+    return f"{where} ({', '.join(d for d in details if d)})"
+
+
 def publish(recipe, run, out_dir: Path) -> tuple[dict[str, Any], list[Path]]:
     """Stage entry point: render a release folder for every student the gate lets ship."""
     import json
@@ -122,10 +138,12 @@ def publish(recipe, run, out_dir: Path) -> tuple[dict[str, Any], list[Path]]:
             )
             continue
         teacher = recipe.teacher.model if recipe.teacher else f"unknown (traces from {recipe.filter.traces})"
+        source = filter_metrics.get("source")
         lineage = {
             "teacher": teacher,
             "teacher backend": recipe.teacher.backend if recipe.teacher else "n/a",
             "prompts": recipe.data.source if recipe.data else recipe.filter.traces,
+            **({"trace data": _trace_data_line(source)} if source else {}),
             "traces": f"{filter_metrics.get('rows_in')} sampled, {filter_metrics.get('rows_out')} kept after filtering",
             "recipe": f"{recipe.name} (sha256 {recipe.digest()})",
             "training": _training_line(student, run.record(f"sft:{student.name}").get("metrics", {})),
@@ -136,6 +154,7 @@ def publish(recipe, run, out_dir: Path) -> tuple[dict[str, Any], list[Path]]:
             "lineage": lineage,
             "comparison_md": comparison_md,
             "license": recipe.release.license,
+            "datasets": [source["dataset"]] if source and source.get("dataset") else None,
         }
         target = out_dir / student.name
         render_release(

@@ -187,17 +187,57 @@ class DedupConfig(Section):
     num_perm: int = Field(128, ge=16, description="MinHash permutations: more = more exact, slower.")
 
 
+TraceFormat = Literal["auto", "generations", "messages", "conversations", "reasoning_columns", "custom"]
+TRACE_FORMATS: tuple[str, ...] = get_args(TraceFormat)
+
+
 class FilterConfig(Section):
     """Stage `filter`. Order: decontamination -> truncated -> length -> format -> language -> repetition ->
-    correctness -> pass-rate band -> exact dup -> near dup -> keep-per-prompt; each counts its removals."""
+    correctness (no reference answer, incorrect) -> pass-rate band -> exact dup -> near dup -> keep-per-prompt; each counts its removals."""
 
     traces: str | None = Field(
         None,
-        description="Filter this traces file (jsonl/json/parquet/csv) instead of the generate stage's shards.",
+        description="Filter these traces instead of the generate stage's shards: a jsonl/json/parquet/csv "
+        "file, a `datasets` folder or a `datasets` Hub id (a published trace set).",
+    )
+    format: TraceFormat = Field(
+        "auto",
+        description="Shape of the `traces` rows: auto (detected from the columns, and printed), generations "
+        "(a list of samples per problem, OpenR1-Math), messages ([{role, content}], Mixture-of-Thoughts), "
+        "conversations ([{from, value}] + system, OpenThoughts/ShareGPT), reasoning_columns (problem, "
+        "reasoning and answer in separate columns, s1K) or custom (one trace per row, renamed with `columns`).",
     )
     columns: dict[str, str] = Field(
         default_factory=dict,
-        description="For `traces`: our column -> the file's column, e.g. {problem: question, completion: response}.",
+        description="For `traces`: our column (or a format's role: generations, verdicts, reasoning, final, "
+        "system, solution, ...) -> the source's column, e.g. {problem: question, completion: response}.",
+    )
+    split: str = Field("train", description="Split of a `datasets` folder or Hub id in `traces`.")
+    config: str | None = Field(None, description="Dataset config name, for a Hub id in `traces`.")
+    revision: str | None = Field(
+        None,
+        description="Branch, tag or commit of a Hub id in `traces` (default main); the commit read is "
+        "recorded in the report and the model card's lineage.",
+    )
+    limit: int | None = Field(
+        None, ge=1, description="Read only the first N source rows (a Hub id is then streamed)."
+    )
+    answer_from: Literal["auto", "column", "solution", "none"] = Field(
+        "auto",
+        description="Reference answers of `traces`: column (filter.columns.answer, default `answer`), "
+        "solution (the last \\boxed{} of a reference solution column), none (correctness off, with a "
+        "warning), auto (the first of these the source has; format custom asks for an answer column "
+        "unless it has a solution).",
+    )
+    reverify: bool = Field(
+        True,
+        description="Re-check a source's own per-sample verdicts (e.g. correctness_math_verify) with our "
+        "verifier; false trusts them (verifying only samples without one).",
+    )
+    tokenizer: str | None = Field(
+        None,
+        description="Model reference whose tokenizer counts completion tokens for min/max_completion_tokens "
+        "when the traces carry no completion_tokens (published sets), e.g. your student's model.",
     )
     workers: int = Field(2, ge=0, description="Verification processes (0: in-process, no hard deadline).")
     verify_timeout: float = Field(

@@ -82,6 +82,7 @@ def build_report(
     decontaminator: Decontaminator | None = None,
 ) -> dict[str, Any]:
     rates = pass_rates(verified)
+    judged = [row["correct"] for row in verified if row["correct"] is not None]
     reasons = Counter(row["verify_reason"] for row in verified)
     fast = reasons["fast-path"] + reasons["wrong (fast-path)"]
     unit = (
@@ -96,9 +97,11 @@ def build_report(
         "rows_in": len(verified),
         "rows_out": len(kept),
         "removed": {step["filter"]: step["removed"] for step in funnel},
-        "prompts_in": len(rates),
+        "prompts_in": len({row["prompt_id"] for row in verified}),
         "prompts_out": len({row["prompt_id"] for row in kept}),
-        "pass_rate": round(sum(row["correct"] for row in verified) / len(verified), 4) if verified else 0.0,
+        # None when nothing could be judged (a source without reference answers)
+        "pass_rate": round(sum(judged) / len(judged), 4) if judged else None,
+        "judged": len(judged),
         "answer_extraction": f"last \\boxed{{}} in the final answer, fallback={cfg.answer_fallback}",
         "order": [step["filter"] for step in funnel],
         "funnel": funnel,
@@ -138,12 +141,15 @@ def _table(header: list[str], rows: list[list[Any]], numeric: bool = True) -> li
 def render_markdown(report: dict[str, Any]) -> str:
     ver, rates, lengths = report["verification"], report["pass_rate_per_prompt"], report["lengths"]
     stats = ("rows", "mean", "p50", "p90", "max")
+    rate = report["pass_rate"]
+    rate_text = f"{rate:.1%}" if rate is not None else "n/a (no reference answers)"
     lines = [
         "# Filter report",
         "",
         f"{report['rows_in']} traces of {report['prompts_in']} prompts in, {report['rows_out']} rows of "
-        f"{report['prompts_out']} prompts kept. Teacher pass rate {report['pass_rate']:.1%}; answer: "
+        f"{report['prompts_out']} prompts kept. Teacher pass rate {rate_text}; answer: "
         f"{report['answer_extraction']}.",
+        *_source_lines(report.get("source")),
         "",
         "## Filters, in the order applied",
         "",
@@ -179,6 +185,25 @@ def render_markdown(report: dict[str, Any]) -> str:
     if report["notes"]:
         lines += ["", "## Notes", "", *(f"- {note}" for note in report["notes"])]
     return "\n".join(lines) + "\n"
+
+
+def _source_lines(source: dict[str, Any] | None) -> list[str]:
+    """External traces: what was read, how, and every source item not turned into a trace, by reason."""
+    if source is None:
+        return []
+    lines = ["", "## Source", "", f"{source['summary']}.", ""]
+    if source["columns_not_read"]:
+        lines += [f"Columns not read: {', '.join(source['columns_not_read'])}.", ""]
+    verdicts = source.get("source_verdicts")
+    if verdicts:
+        lines += [
+            f"Source verdicts ({verdicts['column']}): {verdicts['agree']} agree with ours, "
+            f"{verdicts['disagree']} disagree, {verdicts['trusted']} trusted unverified.",
+            "",
+        ]
+    not_used = source["not_used"]
+    cells = [[why, count] for why, count in not_used.items()] or [["(none)", 0]]
+    return [*lines, *_table(["source item not used", "count"], cells)]
 
 
 def _contamination_lines(found: dict[str, Any] | None) -> list[str]:

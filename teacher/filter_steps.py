@@ -94,10 +94,12 @@ def repetition(max_ratio: float, ngram: int) -> Step:
 
 
 def pass_rates(rows: list[Row]) -> dict[str, float]:
-    """Share of correct samples per prompt, over every sample the teacher drew."""
+    """Share of correct samples per prompt, over every sample the teacher drew that has a verdict."""
     total: Counter[str] = Counter()
     correct: Counter[str] = Counter()
     for row in rows:
+        if row["correct"] is None:  # no reference answer: neither right nor wrong
+            continue
         total[row["prompt_id"]] += 1
         correct[row["prompt_id"]] += bool(row["correct"])
     return {prompt: correct[prompt] / total[prompt] for prompt in total}
@@ -112,6 +114,13 @@ def pass_rate_band(rates: dict[str, float], low: float, high: float) -> Step:
         return out
 
     return step
+
+
+def no_reference(rows: list[Row]) -> list[str | None]:
+    """Rows nothing can judge (no reference answer, no trusted verdict): correctness cannot keep them."""
+    return [
+        row.get("verify_reason") or "no reference answer" if row["correct"] is None else None for row in rows
+    ]
 
 
 def incorrect(rows: list[Row]) -> list[str | None]:

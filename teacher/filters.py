@@ -1,15 +1,17 @@
 """Stage `filter`: traces -> verified traces -> SFT rows, each filter counting what it removed.
 
-Input: the generate stage's shards, or any traces file (``filter.traces`` / ``distill filter --traces``)
-with problem (or messages), answer and completion columns, renamed with ``filter.columns``.
+Input: the generate stage's shards, or external traces (``filter.traces`` / ``distill filter --traces``):
+a file, a `datasets` folder or Hub id, read in its published shape (``filter.format``, teacher.trace_formats).
+Rows without a reference answer are verdict-less (``correct`` None): correctness removes them as
+``no_reference_answer``, and when no row has one correctness is off, with a warning.
 
 Every row is verified first (distill.verify.verify_many: parallel, hard per-answer deadlines). Then the
 enabled filters run in this order: contamination first (a property of the prompt, so every contaminated
 prompt is counted whatever else is wrong with its samples), then cheap per-row checks, correctness, the
 set-level ones, and the per-prompt cap last so that it chooses among rows that survived everything else:
 
-    contaminated -> truncated -> length -> format -> language -> repetition -> incorrect
-    -> pass_rate_band -> exact_duplicate -> near_duplicate -> over_per_prompt_cap
+    contaminated -> truncated -> length -> format -> language -> repetition -> no_reference_answer
+    -> incorrect -> pass_rate_band -> exact_duplicate -> near_duplicate -> over_per_prompt_cap
 
 The SFT rows use TRL's conversational prompt/completion format so `SFTTrainer` trains on the completion
 only. verified.parquet keeps every row with its verdict and, for removed rows, the filter and the reason.
@@ -17,32 +19,41 @@ only. verified.parquet keeps every row with its verdict and, for removed rows, t
 
 from __future__ import annotations
 
-import hashlib
 import time
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from distill.errors import DistillError
 from distill.recipe import FilterConfig
 from distill.records import TRACE_COLUMNS, VERIFIED_COLUMNS, read_rows, require_columns, write_parquet
-from distill.verify import verify_many
+from distill.verify import extract_answer, verify_many
 from teacher import filter_steps as steps
 from teacher.decontaminate import Decontaminator, build_decontaminator
 from teacher.filter_report import build_report, write_report
 from teacher.shards import SHARD_GLOB, shard_paths
+from teacher.trace_formats import check_values
+from teacher.trace_source import read_source
 
 REQUIRED = ("prompt_id", "sample_idx", "messages", "completion", "answer")
 REMOVAL_COLUMNS = ("kept", "removed_by", "removed_detail")
+SOURCE_COLUMNS = ("source_row", "source_correct")  # external traces: where each came from, its own verdict
 Row = dict[str, Any]
 
 
-def load_traces(source: Path, columns: dict[str, str] | None = None) -> list[Row]:
-    """Trace rows from a generate folder (shard-*.parquet) or from any traces file."""
-    source = Path(source)
-    if source.is_dir():
-        return _load_generated(source)
-    return _load_file(source, columns or {})
+def load_traces(source: str | Path, columns: dict[str, str] | None = None) -> list[Row]:
+    """Trace rows from a generate folder (shard-*.parquet) or from external traces (``filter.columns``)."""
+    return read_traces(source, FilterConfig(columns=columns or {}))[0]
+
+
+def read_traces(
+    source: str | Path, cfg: FilterConfig, limit: int | None = None
+) -> tuple[list[Row], dict | None]:
+    """(trace rows, what was read): a generate folder as it is, anything else through its published shape
+    (teacher.trace_source; the description is None for a generate folder)."""
+    path = Path(source)
+    if path.is_dir() and (shard_paths(path) or (path / "prompts.parquet").exists()):
+        return _load_generated(path), None
+    return read_source(str(source), cfg, limit)
 
 
 def _load_generated(trace_dir: Path) -> list[Row]:
@@ -56,82 +67,44 @@ def _load_generated(trace_dir: Path) -> list[Row]:
         problems = {str(p["id"]): p.get("problem") for p in read_rows(prompts)}
         for row in rows:
             row.setdefault("problem", problems.get(str(row["prompt_id"])))
-    _check_values(rows, str(trace_dir))
+    check_values(rows, str(trace_dir))
     return rows
 
 
-def _load_file(path: Path, columns: dict[str, str]) -> list[Row]:
-    raw = read_rows(path)
-    if not raw:
-        raise DistillError(f"{path}: no rows; expected one trace per row with problem, answer and completion")
-    absent = [theirs for theirs in columns.values() if theirs not in raw[0]]
-    if absent:
-        raise DistillError(
-            f"{path}: filter.columns names column {absent[0]!r}, which the file lacks "
-            f"(found: {', '.join(sorted(raw[0]))})"
-        )
-    renamed = {theirs: ours for ours, theirs in columns.items()}
-    # A mapped column replaces any column that already has our name ({answer: gold} drops the file's `answer`).
-    rows = [
-        {renamed.get(key, key): value for key, value in row.items() if key in renamed or key not in columns}
-        for row in raw
-    ]
-    missing = [c for c in ("answer", "completion") if c not in rows[0]]
-    if "problem" not in rows[0] and "messages" not in rows[0]:
-        missing.append("problem")
-    if missing:
-        raise DistillError(
-            f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(sorted(raw[0]))}); map them "
-            f"with filter.columns, e.g. filter.columns.{missing[0]}=<your column>"
-        )
-    _check_values(rows, str(path))
-    seen: Counter[str] = Counter()
-    for number, row in enumerate(rows, 1):
-        if not isinstance(row.get("problem", ""), str):
-            raise DistillError(
-                f"{path}: row {number}: problem must be a string, got {type(row['problem']).__name__}; "
-                "fix the data or map another column with filter.columns.problem"
+def verify_rows(
+    rows: list[Row], fallback: str, workers: int = 2, timeout: float = 10.0, trust_source: bool = False
+) -> list[Row]:
+    """Rows + extracted/correct/verify_reason, verified in parallel with hard per-answer deadlines.
+
+    A row without a reference answer gets ``correct`` None. With ``trust_source`` a row carrying the
+    source's own verdict (``source_correct``) keeps it unverified; the others are verified as usual.
+    """
+    trusted = [trust_source and isinstance(row.get("source_correct"), bool) for row in rows]
+    todo = [i for i, row in enumerate(rows) if row.get("answer") is not None and not trusted[i]]
+    verdicts = verify_many(
+        [(rows[i]["answer"], rows[i]["completion"]) for i in todo], fallback, workers, timeout
+    )
+    found = dict(zip(todo, verdicts, strict=True))
+    out = []
+    for index, row in enumerate(rows):
+        verdict = found.get(index)
+        if verdict is not None:
+            out.append(
+                {
+                    **row,
+                    "extracted": verdict.extracted,
+                    "correct": verdict.correct,
+                    "verify_reason": verdict.reason,
+                }
             )
-        problem = steps.problem_text(row)
-        row.setdefault("problem", problem)
-        if row.get("prompt_id") is None:  # samples of one problem share an id derived from its text
-            row["prompt_id"] = hashlib.sha1(problem.encode()).hexdigest()[:12]
-        row["prompt_id"] = str(row["prompt_id"])
-        if row.get("sample_idx") is None:
-            row["sample_idx"] = seen[row["prompt_id"]]
-        seen[row["prompt_id"]] += 1
-        if not row.get("messages"):
-            row["messages"] = [
-                {"role": "user", "content": problem},
-                {"role": "assistant", "content": row["completion"]},
-            ]
-    return rows
-
-
-def _check_values(rows: list[Row], where: str) -> None:
-    for number, row in enumerate(rows, 1):
-        answer = row.get("answer")
-        if isinstance(answer, int | float) and not isinstance(answer, bool):
-            row["answer"] = str(answer)  # AMC-style numeric answers: the verifier compares them as numbers
-        elif not isinstance(answer, str) or not answer.strip():
-            raise DistillError(
-                f"{where}: row {number}: answer must be a non-empty string or number, got "
-                f"{answer!r:.40}; fix the data or map another column with filter.columns.answer"
-            )
-        if not isinstance(row.get("completion"), str):
-            raise DistillError(
-                f"{where}: row {number}: completion must be a string, got "
-                f"{type(row.get('completion')).__name__}; fix the data or filter.columns.completion"
-            )
-
-
-def verify_rows(rows: list[Row], fallback: str, workers: int = 2, timeout: float = 10.0) -> list[Row]:
-    """Rows + extracted/correct/verify_reason, verified in parallel with hard per-answer deadlines."""
-    verdicts = verify_many([(row["answer"], row["completion"]) for row in rows], fallback, workers, timeout)
-    return [
-        {**row, "extracted": v.extracted, "correct": v.correct, "verify_reason": v.reason}
-        for row, v in zip(rows, verdicts, strict=True)
-    ]
+            continue
+        extracted = extract_answer(row["completion"], fallback)
+        if trusted[index]:
+            correct, reason = row["source_correct"], "source verdict"
+        else:
+            correct, reason = None, row.get("answer_missing") or "no reference answer"
+        out.append({**row, "extracted": extracted, "correct": correct, "verify_reason": reason})
+    return out
 
 
 def build_filters(
@@ -152,6 +125,10 @@ def build_filters(
         (
             "repetition",
             steps.repetition(cfg.max_repetition, cfg.repetition_ngram) if cfg.max_repetition else None,
+        ),
+        (
+            "no_reference_answer",
+            steps.no_reference if cfg.correctness and any(r["correct"] is None for r in verified) else None,
         ),
         ("incorrect", steps.incorrect if cfg.correctness else None),
         (
@@ -198,7 +175,9 @@ def apply_filters(rows: list[Row], filters: list[tuple[str, steps.Step]]) -> tup
 
 
 def to_sft_row(row: Row) -> Row:
-    prompt = [m for m in row["messages"] if m["role"] != "assistant"]
+    # Everything before the answer is the prompt: a source's system prompt and earlier turns stay exactly.
+    messages = row["messages"]
+    prompt = messages[:-1] if messages and messages[-1]["role"] == "assistant" else messages
     return {
         "prompt": prompt,
         "completion": [{"role": "assistant", "content": row["completion"]}],
@@ -212,28 +191,95 @@ def filter_traces(
 ) -> tuple[list[Row], list[Row], dict]:
     """Verify and filter trace rows; returns (verified rows, kept rows, report)."""
     started = time.perf_counter()
-    verified = verify_rows(rows, cfg.answer_fallback, cfg.workers, cfg.verify_timeout)
+    verified = verify_rows(rows, cfg.answer_fallback, cfg.workers, cfg.verify_timeout, not cfg.reverify)
     verify_seconds = time.perf_counter() - started
     kept, funnel = apply_filters(verified, build_filters(cfg, verified, decontaminator))
     report = build_report(verified, kept, funnel, cfg, verify_seconds, decontaminator)
     return verified, kept, report
 
 
-def _check_fits(rows: list[Row], cfg: FilterConfig, source: Path) -> None:
-    """Fail before the slow part when a configured filter needs a column the traces lack."""
-    if (cfg.min_completion_tokens or cfg.max_completion_tokens) and any(
-        not isinstance(row.get("completion_tokens"), int) for row in rows
+def check_fits(rows: list[Row], cfg: FilterConfig, source: str | Path) -> int:
+    """Fail before the slow part when a configured filter needs what the traces lack; returns how many rows
+    nothing can judge (no reference answer and no trusted verdict of the source)."""
+    if (
+        (cfg.min_completion_tokens or cfg.max_completion_tokens)
+        and not cfg.tokenizer
+        and any(not isinstance(row.get("completion_tokens"), int) for row in rows)
     ):
         raise DistillError(
-            f"{source}: filter.min/max_completion_tokens need a completion_tokens column on every "
-            "row; map it with filter.columns.completion_tokens or unset the limits"
+            f"{source}: filter.min/max_completion_tokens need a completion_tokens column on every row; map "
+            "it with filter.columns.completion_tokens, set filter.tokenizer=<model> to count them, or unset "
+            "the limits"
         )
+    trust = not cfg.reverify
+    unjudged = sum(
+        row.get("answer") is None and not (trust and isinstance(row.get("source_correct"), bool))
+        for row in rows
+    )
+    if unjudged and cfg.pass_rate_band:
+        raise DistillError(
+            f"{source}: filter.pass_rate_band needs a verdict for every sample, and {unjudged} of {len(rows)} "
+            "have no reference answer; name one with filter.columns.answer or filter.answer_from=solution"
+        )
+    return unjudged
 
 
-def run_filter(source: Path, out_dir: Path, cfg: FilterConfig) -> dict[str, Any]:
+def fit_config(rows: list[Row], cfg: FilterConfig, source: str | Path) -> tuple[FilterConfig, list[str]]:
+    """The config these traces allow and notes for the report: token counts filled in with
+    ``filter.tokenizer`` where asked for; correctness off, with a warning, when no row has a reference."""
+    unjudged = check_fits(rows, cfg, source)
+    notes = []
+    limits = cfg.min_completion_tokens or cfg.max_completion_tokens
+    if limits and cfg.tokenizer and any(not isinstance(row.get("completion_tokens"), int) for row in rows):
+        count_tokens(rows, cfg.tokenizer)
+        notes.append(f"completion_tokens counted with the tokenizer of {cfg.tokenizer}")
+    if unjudged == len(rows):
+        note = f"{source}: no reference answers, so correctness is not checked"
+        if cfg.correctness:
+            print(
+                f"[distill] warning: {note}; filter.correctness is off for this run (set filter.columns.answer="
+                "<column> or filter.answer_from=solution to check answers)",
+                flush=True,
+            )
+            cfg = cfg.model_copy(update={"correctness": False})
+        notes.append(note)
+    return cfg, notes
+
+
+def count_tokens(rows: list[Row], model_ref: str, batch: int = 512) -> None:
+    """Fill completion_tokens where missing, with the tokenizer of ``model_ref`` (a published set has none)."""
+    from transformers import AutoTokenizer
+
+    from distill.models import resolve_model
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(model_ref))
+    todo = [row for row in rows if not isinstance(row.get("completion_tokens"), int)]
+    for start in range(0, len(todo), batch):
+        chunk = todo[start : start + batch]
+        ids = tokenizer([row["completion"] for row in chunk], add_special_tokens=False)["input_ids"]
+        for row, tokens in zip(chunk, ids, strict=True):
+            row["completion_tokens"] = len(tokens)
+
+
+def _source_verdicts(verified: list[Row], column: str | None) -> dict[str, Any] | None:
+    """How the source's own verdicts compare with ours (re-verified) or how many were taken on trust."""
+    judged = [row for row in verified if isinstance(row.get("source_correct"), bool)]
+    if not judged or not column:
+        return None
+    trusted = sum(row["verify_reason"] == "source verdict" for row in judged)
+    checked = [
+        row for row in judged if row["verify_reason"] != "source verdict" and row["correct"] is not None
+    ]
+    agree = sum(row["correct"] == row["source_correct"] for row in checked)
+    return {"column": column, "agree": agree, "disagree": len(checked) - agree, "trusted": trusted}
+
+
+def run_filter(source: str | Path, out_dir: Path, cfg: FilterConfig) -> dict[str, Any]:
     """Stage entry point: verified.parquet, train.parquet, report.json/.md and report.png in ``out_dir``."""
-    rows = load_traces(source, cfg.columns)
-    _check_fits(rows, cfg, source)
+    rows, info = read_traces(source, cfg)
+    if info:
+        print(f"[distill] filter: {info['summary']}", flush=True)
+    cfg, notes = fit_config(rows, cfg, source)
     bench = cfg.decontaminate
     decontaminator = (
         build_decontaminator(bench.benchmarks, bench.ngram, bench.fuzzy, bench.fuzzy_threshold)
@@ -241,13 +287,23 @@ def run_filter(source: Path, out_dir: Path, cfg: FilterConfig) -> dict[str, Any]
         else None
     )
     verified, kept, report = filter_traces(rows, cfg, decontaminator)
+    report["notes"] += notes
+    if info:
+        info["source_verdicts"] = _source_verdicts(verified, info["columns"].get("verdicts"))
+        report["source"] = info
     write_report(report, verified, kept, out_dir)  # written first: it explains an empty result too
     if not kept:
         raise DistillError(
             f"filter kept 0 of {len(verified)} traces (removed: {report['removed']}; see {out_dir}/report.md); "
             "sample more (teacher.samples_per_prompt), relax filter settings, or use a stronger teacher"
         )
-    columns = (*TRACE_COLUMNS, "problem", *VERIFIED_COLUMNS, *REMOVAL_COLUMNS)
+    columns = (
+        *TRACE_COLUMNS,
+        "problem",
+        *VERIFIED_COLUMNS,
+        *REMOVAL_COLUMNS,
+        *(SOURCE_COLUMNS if info else ()),
+    )
     write_parquet([{k: r.get(k) for k in columns} for r in verified], out_dir / "verified.parquet")
     write_parquet([to_sft_row(r) for r in kept], out_dir / "train.parquet")
     return report

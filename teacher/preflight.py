@@ -41,12 +41,27 @@ def check_prompts(recipe: Recipe, teacher_config: Path | None) -> str:
     return f"{note}, {len(check.too_long)} {check.summary()}, data.too_long: {data.too_long}"
 
 
-def check_filter_inputs(cfg: FilterConfig) -> None:
-    """A traces file (``filter.traces``) and the decontamination benchmarks load, with their columns."""
+def check_filter_inputs(cfg: FilterConfig) -> str | None:
+    """External traces (``filter.traces``) read in their shape, with the columns it needs, and the
+    decontamination benchmarks load. A Hub id is checked on its first rows only (streamed), so this stays
+    cheap; a local file is read whole, so a bad row fails here rather than in the stage. Returns a summary."""
     from teacher.decontaminate import load_benchmark
-    from teacher.filters import load_traces
+    from teacher.filters import check_fits, read_traces
+    from teacher.trace_source import source_kind
 
+    note = None
     if cfg.traces:
-        load_traces(Path(cfg.traces), cfg.columns)
+        limit = min(cfg.limit or _HUB_ROWS, _HUB_ROWS) if source_kind(cfg.traces) == "hub" else None
+        rows, info = read_traces(cfg.traces, cfg, limit)
+        check_fits(rows, cfg, cfg.traces)
+        if cfg.tokenizer and (cfg.min_completion_tokens or cfg.max_completion_tokens):
+            from distill.preflight import check_model
+
+            check_model("filter.tokenizer", cfg.tokenizer)
+        note = f"traces {info['summary']}" if info else None
     for spec in cfg.decontaminate.benchmarks:
         load_benchmark(spec)
+    return note
+
+
+_HUB_ROWS = 16  # rows of a Hub trace set the preflight streams to check its shape

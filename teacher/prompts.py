@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+import os
 from pathlib import Path
 from typing import Any
 
@@ -11,27 +13,47 @@ from distill.records import decode_text, read_rows, split_think
 _FILE_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")
 
 
-def load_prompt_rows(source: str, split: str = "train") -> list[dict[str, Any]]:
-    """Rows of a local jsonl/json/parquet/csv file, a local `datasets` folder, or a `datasets` Hub id + split."""
+def load_prompt_rows(
+    source: str,
+    split: str = "train",
+    *,
+    name: str | None = None,
+    revision: str | None = None,
+    limit: int | None = None,
+    label: str = "data.source",
+) -> list[dict[str, Any]]:
+    """Rows of a local jsonl/json/parquet/csv file, a local `datasets` folder, or a `datasets` Hub id + split.
+
+    ``limit`` reads only the first N rows; a Hub id or a folder of data files is then streamed, so a smoke
+    run over a large published set downloads only what it reads. ``label`` names the recipe field in errors.
+    """
     path = Path(source).expanduser()
     if path.is_file() or path.suffix.lower() in _FILE_SUFFIXES:
-        return read_rows(path)
+        rows = read_rows(path)
+        return rows[:limit] if limit else rows
     if path.is_dir():
-        return _load_dataset_folder(path, split)
+        return _load_dataset_folder(path, split, limit, label)
     if source.startswith((".", "/", "~")):
-        raise DistillError(f"data.source {source!r}: no such file or folder")
-    import datasets
-
+        raise DistillError(f"{label} {source!r}: no such file or folder")
     try:
-        return datasets.load_dataset(source, split=split).to_list()
+        return _read_dataset(source, split, limit, name=name, revision=revision)
     except Exception as exc:
+        offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("", "0")
+        hint = "; HF_HUB_OFFLINE=1 is set: load it once online, or point at a local copy" if offline else ""
         raise DistillError(
-            f"data.source {source!r} (split {split!r}): not a local file and `datasets` could not load it "
-            f"({type(exc).__name__}: {first_line(str(exc), 200)})"
+            f"{label} {source!r} (split {split!r}): not a local file and `datasets` could not load it "
+            f"({type(exc).__name__}: {first_line(str(exc), 200)}){hint}"
         ) from None
 
 
-def _load_dataset_folder(path: Path, split: str) -> list[dict[str, Any]]:
+def _read_dataset(source: str, split: str, limit: int | None, **options: Any) -> list[dict[str, Any]]:
+    import datasets
+
+    loaded = datasets.load_dataset(source, split=split, streaming=limit is not None, **options)
+    return list(itertools.islice(loaded, limit)) if limit is not None else loaded.to_list()
+
+
+def _load_dataset_folder(path: Path, split: str, limit: int | None, label: str) -> list[dict[str, Any]]:
     import datasets
 
     try:
@@ -39,15 +61,18 @@ def _load_dataset_folder(path: Path, split: str) -> list[dict[str, Any]]:
             loaded = datasets.load_from_disk(str(path))  # written by save_to_disk
             if isinstance(loaded, datasets.DatasetDict):
                 if split not in loaded:
-                    raise DistillError(f"data.split {split!r} not in {path}; it has: {', '.join(loaded)}")
+                    section = label.rsplit(".", 1)[0]  # data.split or filter.split
+                    raise DistillError(
+                        f"{section}.split {split!r} not in {path}; it has: {', '.join(loaded)}"
+                    )
                 loaded = loaded[split]
-            return loaded.to_list()
-        return datasets.load_dataset(str(path), split=split).to_list()
+            return loaded.select(range(min(limit, len(loaded)))).to_list() if limit else loaded.to_list()
+        return _read_dataset(str(path), split, limit)
     except DistillError:
         raise
     except Exception as exc:
         raise DistillError(
-            f"data.source {path}: `datasets` could not load this folder ({type(exc).__name__}: "
+            f"{label} {path}: `datasets` could not load this folder ({type(exc).__name__}: "
             f"{first_line(str(exc), 200)})"
         ) from None
 

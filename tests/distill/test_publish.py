@@ -40,3 +40,34 @@ def test_hub_id_of_model_references(tmp_path):
     assert hub_id("Qwen/Qwen2.5-Math-1.5B") == "Qwen/Qwen2.5-Math-1.5B"
     (tmp_path / "org" / "model").mkdir(parents=True)
     assert hub_id(str(tmp_path / "org" / "model")) is None
+
+
+def test_card_names_a_published_trace_set_and_its_revision():
+    from distill.publish import _trace_data_line
+
+    source = {
+        "traces": "open-r1/OpenR1-Math-220k",
+        "dataset": "open-r1/OpenR1-Math-220k",
+        "revision": "e4e141ec9dea9f8326f4d347be56105859b2bd68",
+        "split": "train",
+        "config": "default",
+        "format": "generations",
+        "source_rows": 1000,
+    }
+    line = _trace_data_line(source)
+    assert line == (
+        "open-r1/OpenR1-Math-220k (Hub dataset, revision e4e141ec9dea9f8326f4d347be56105859b2bd68, "
+        "config default, split train, format generations, 1000 source rows read)"
+    )
+    card = model_card(
+        "s",
+        None,
+        teacher="unknown (traces from open-r1/OpenR1-Math-220k)",
+        rows=[ROW],
+        lineage={"trace data": line},
+        comparison_md="| table |\n",
+        license="apache-2.0",
+        datasets=["open-r1/OpenR1-Math-220k"],
+    )
+    assert _front_matter(card)["datasets"] == ["open-r1/OpenR1-Math-220k"]
+    assert f"**trace data**: {line}" in card
