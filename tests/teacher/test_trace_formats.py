@@ -313,3 +313,16 @@ def test_unknown_preset_is_one_line_naming_the_recipe(tmp_path, tiny_recipe_dict
     assert main(["filter", str(recipe), "--traces", str(traces), "--format", "openr1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and str(recipe) in err[0] and "filter.format" in err[0] and "generations" in err[0]
+
+
+def test_length_band_on_a_set_without_token_counts(tmp_path, tiny_recipe_dict, capsys):
+    long = THINK[2] + " Checking once more:" + " one plus one is two," * 40
+    data = [{"problem": "What is 1 + 1?", "answer": "2", "generations": [THINK[2], long]}]
+    traces = write_jsonl(tmp_path / "gens.jsonl", data)
+    recipe = byo_recipe(tmp_path, tiny_recipe_dict, max_completion_tokens=100)
+    capsys.readouterr()
+    assert main(["filter", str(recipe), "--traces", str(traces)]) == 2
+    assert "set filter.tokenizer=<model> to count them" in capsys.readouterr().err
+    rows, report = filter_cli(recipe, traces, "filter.tokenizer=tiny-random-llama")
+    assert [r["sample_idx"] for r in rows] == [0] and report["removed"]["length"] == 1
+    assert "completion_tokens counted with the tokenizer of tiny-random-llama" in report["notes"]
