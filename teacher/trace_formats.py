@@ -56,7 +56,7 @@ def read_as_traces(raw: list[Row], layout: Layout, where: str) -> tuple[list[Row
         added = []
         for prompt, completion, extra in reader(row, cols, at, unused):
             problem = prompt[-1]["content"]
-            prompt_id = _prompt_id(row.get(cols["id"]) if "id" in cols else None, problem)
+            prompt_id = _prompt_id(row.get(cols["id"]) if "id" in cols else None, prompt)
             added.append(
                 {
                     "prompt_id": prompt_id,
@@ -76,10 +76,13 @@ def read_as_traces(raw: list[Row], layout: Layout, where: str) -> tuple[list[Row
     return traces, unused
 
 
-def _prompt_id(value: Any, problem: str) -> str:
+def _prompt_id(value: Any, prompt: list[dict[str, str]]) -> str:
+    """The source's id, else a hash of the problem: samples of one problem share it. In a multi-turn chat
+    the earlier turns count too, so two conversations ending in the same "go on" stay apart."""
     if isinstance(value, str | int) and not isinstance(value, bool) and str(value).strip():
         return str(value)
-    return hashlib.sha1(problem.encode()).hexdigest()[:12]  # samples of one problem share its id
+    turns = [turn["content"] for turn in prompt if turn["role"] != "system"]
+    return hashlib.sha1("\n\x00".join(turns).encode()).hexdigest()[:12]
 
 
 def _reference(row: Row, layout: Layout, at: str) -> tuple[str | None, str | None]:

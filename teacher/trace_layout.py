@@ -80,7 +80,9 @@ def resolve_layout(present: list[str], cfg: FilterConfig, where: str) -> Layout:
         # turning correctness off (a published chat set, by contrast, often has no answers at all).
         roles = _custom_roles(have, cfg)
         answer_from = "column" if cfg.answer_from == "auto" and "solution" not in roles else cfg.answer_from
-        return Layout("custom", detected, dict(cfg.columns), _answers(answer_from, roles))
+        # (a missing answer column is named by the custom reader, together with any other missing column)
+        answers = _answers(answer_from, roles, where if answer_from == "solution" else "")
+        return Layout("custom", detected, dict(cfg.columns), answers)
     roles = {**PRESETS[fmt], **_SHARED}
     unknown = sorted(set(cfg.columns) - set(roles))
     if unknown:

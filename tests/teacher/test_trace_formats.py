@@ -326,3 +326,19 @@ def test_length_band_on_a_set_without_token_counts(tmp_path, tiny_recipe_dict, c
     rows, report = filter_cli(recipe, traces, "filter.tokenizer=tiny-random-llama")
     assert [r["sample_idx"] for r in rows] == [0] and report["removed"]["length"] == 1
     assert "completion_tokens counted with the tokenizer of tiny-random-llama" in report["notes"]
+
+
+def test_custom_rows_take_answers_from_a_solution_or_go_without(tmp_path, tiny_recipe_dict, capsys):
+    data = [
+        {"question": "What is 2 + 3?", "solution": f"So {B}{{5}}.", "response": f"{B}{{5}}"},
+        {"question": "What is 2 + 4?", "solution": f"So {B}{{6}}.", "response": f"{B}{{7}}"},
+    ]
+    traces = write_jsonl(tmp_path / "mine.jsonl", data)
+    columns = {"problem": "question", "completion": "response"}
+    recipe = byo_recipe(tmp_path, tiny_recipe_dict, correctness=True, columns=columns)
+    rows, report = filter_cli(recipe, traces)
+    assert rows == [sft([user("What is 2 + 3?")], f"{B}{{5}}", rows[0]["prompt_id"], 0)]
+    assert report["source"]["format"] == "custom" and report["source"]["answers"] == "solution"
+    capsys.readouterr()
+    rows, report = filter_cli(recipe, traces, "filter.answer_from=none", "--force")
+    assert len(rows) == 2 and report["pass_rate"] is None and "warning" in capsys.readouterr().out
