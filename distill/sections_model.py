@@ -122,7 +122,11 @@ class EvalVLLMOptions(Section):
     tensor_parallel_size: int = Field(1, ge=1)
     data_parallel_size: int = Field(1, ge=1, description="Engine replicas (lm-eval runs them with Ray).")
     gpu_memory_utilization: float = Field(0.9, gt=0, le=1)
-    max_model_len: int | None = Field(None, ge=16, description="Default: prompt room + eval.max_tokens.")
+    max_model_len: int | None = Field(
+        None,
+        ge=16,
+        description="Default: 2,048 tokens of prompt room + eval.max_tokens, capped at the context.",
+    )
 
 
 class EvalModel(Section):

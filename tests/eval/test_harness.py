@@ -49,3 +49,10 @@ def test_truncated_share_counts_answers_at_the_token_limit(tiny_model_dir):
     samples = [{"resps": [["one two three four five six seven eight", "one"]]}]
     assert counter.share_at_limit(samples, len(ids)) == 0.5
     assert TokenCounter(None).share_at_limit(samples, 4) is None
+
+
+def test_vllm_context_defaults_to_prompt_room_plus_answer_budget_within_the_model(tiny_model_dir):
+    from eval.backends import PROMPT_ROOM, default_max_model_len
+
+    assert default_max_model_len(str(tiny_model_dir), 8) == 512  # the tiny model's whole context
+    assert default_max_model_len("org/not-on-disk", 1000) == PROMPT_ROOM + 1000
