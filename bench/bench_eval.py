@@ -118,6 +118,7 @@ def backends(args, model_dir: str) -> dict:
             "fixed_cost_s": round(fixed, 1),
             "pass_at_1": row["pass_at_1"],
             "truncated_share": row["truncated_share"],
+            "stage_own_s": round(row["stage_own_s"], 2),
         }
         print(
             f"[bench] backend {backend}: {seconds:.1f} s (fixed {fixed:.1f} s), pass@1 {row['pass_at_1']}",
