@@ -193,7 +193,6 @@ def summary_row(target, task, per_problem, results, cfg, truncated, on_gpu) -> d
     pass_at_k = (
         {str(k): round(stats.pass_at_k_mean(counts, k), 4) for k in stats.k_values(n)} if exact else {}
     )
-    ci95 = estimate.ci95
     return {
         "model": target.label,
         "role": target.role,
@@ -202,7 +201,7 @@ def summary_row(target, task, per_problem, results, cfg, truncated, on_gpu) -> d
         "task": task,
         "pass_at_1": round(estimate.mean, 4),
         "stderr": None if estimate.stderr is None else round(estimate.stderr, 4),
-        "ci95": None if ci95 is None else [round(ci95[0], 4), round(ci95[1], 4)],
+        "ci95": stats.rounded(estimate.ci95),
         "pass_at_k": pass_at_k or {"1": round(estimate.mean, 4)},
         "maj_at_n": round(sum(m for *_, m in per_problem.values()) / len(per_problem), 4),
         "problems": len(per_problem),

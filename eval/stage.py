@@ -49,8 +49,6 @@ def eval_targets(recipe, run_root: Path, resolve=None) -> tuple[list[EvalTarget]
             )
         else:
             targets.append(_local(extra.label, resolve(extra.model), cfg.backend, "model"))
-    if not targets:
-        raise DistillError("eval: nothing to evaluate; add students, a teacher or eval.models")
     return targets, bases
 
 
@@ -96,7 +94,6 @@ def differences(results: dict[str, dict], targets: list[EvalTarget], bases: dict
                 )
                 if diff is None:
                     continue
-                ci = diff.ci95
                 out.append(
                     {
                         "student": student,
@@ -104,7 +101,7 @@ def differences(results: dict[str, dict], targets: list[EvalTarget], bases: dict
                         "reference": reference,
                         "task": task,
                         "difference": round(diff.mean, 4),
-                        "ci95": None if ci is None else [round(ci[0], 4), round(ci[1], 4)],
+                        "ci95": stats.rounded(diff.ci95),
                         "significant": diff.significant,
                         "problems": diff.problems,
                     }
@@ -125,6 +122,8 @@ def evaluate(recipe, run_root: Path, out_dir: Path) -> tuple[dict[str, Any], lis
 
     cfg = recipe.eval
     targets, bases = eval_targets(recipe, run_root)
+    if not targets:
+        raise DistillError("eval: nothing to evaluate; add students, a teacher or eval.models")
     on_gpu = torch.cuda.is_available()
     results = {t.label: evaluate_target(t, cfg, out_dir / _safe(t.label), on_gpu) for t in targets}
     rows = [row for t in targets for row in results[t.label]["rows"]]

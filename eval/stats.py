@@ -83,6 +83,11 @@ class Difference:
         return low > 0 or high < 0
 
 
+def rounded(interval: tuple[float, float] | None, places: int = 4) -> list[float] | None:
+    """An interval as the reports write it: a rounded [low, high] list, or None when there is none."""
+    return None if interval is None else [round(interval[0], places), round(interval[1], places)]
+
+
 def paired_difference(a: dict[str, float], b: dict[str, float]) -> Difference | None:
     """Paired difference of per-problem scores ``a - b`` over the problems both have; None if none shared."""
     shared = sorted(set(a) & set(b))
