@@ -1,0 +1,154 @@
+"""GRPO rewards: plain functions with TRL's reward signature ``f(completions, **columns) -> list[float]``.
+
+TRL calls each function with the batch's completions (text, or chat messages for conversational prompts),
+every extra dataset column as a list (our prompts carry ``answer``) and ``completion_ids``. Correctness is
+decided by THE verifier (distill.verify) with its hard per-answer deadline, so a pathological answer scores
+0 after ``timeout`` seconds instead of stalling training. ``build_reward_funcs`` binds a recipe's options and
+gives each function the name TRL logs it under (``rewards/<name>/mean``).
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from collections.abc import Callable
+from typing import Any
+
+from distill.verify import Verdict, verify_many
+
+REWARD_NAMES = ("accuracy", "format", "cosine", "repetition")
+# One <think> block opening the completion, non-empty reasoning, then a non-empty final answer.
+_THINK_FORMAT = re.compile(r"^\s*<think>(?P<reasoning>.*?)</think>(?P<final>.*)$", re.DOTALL)
+_WORD = re.compile(r"\w+")
+
+
+def completion_text(completion: Any) -> str:
+    """A completion as text: TRL passes strings, or a list of chat messages for conversational prompts."""
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, list):
+        return "".join(str(m.get("content") or "") for m in completion if isinstance(m, dict))
+    return ""
+
+
+def verdicts(
+    completions: list[Any], answer: list[Any], fallback: str = "none", workers: int = 1, timeout: float = 10.0
+) -> list[Verdict]:
+    """The verifier's verdict on each completion against its reference answer (hard deadline per answer)."""
+    items = [
+        (str(gold) if gold is not None else "", completion_text(c))
+        for gold, c in zip(answer, completions, strict=True)
+    ]
+    return _cached_verdicts(tuple(items), fallback, workers, timeout)
+
+
+# accuracy and cosine both need the verdicts of the same batch: verify it once.
+@functools.lru_cache(maxsize=4)
+def _cached_verdicts(items: tuple[tuple[str, str], ...], fallback: str, workers: int, timeout: float):
+    return verify_many(list(items), fallback, workers=workers, timeout=timeout, progress=False)
+
+
+def accuracy_reward(
+    completions: list[Any],
+    answer: list[Any],
+    fallback: str = "none",
+    workers: int = 1,
+    timeout: float = 10.0,
+    **_: Any,
+) -> list[float]:
+    """1.0 when the verifier accepts the answer, else 0.0 (wrong, no answer, timeout, unparseable gold)."""
+    return [1.0 if v.correct else 0.0 for v in verdicts(completions, answer, fallback, workers, timeout)]
+
+
+def format_reward(completions: list[Any], **_: Any) -> list[float]:
+    """1.0 for exactly one leading ``<think>...</think>`` with reasoning in it, followed by a final answer."""
+    scores = []
+    for completion in completions:
+        text = completion_text(completion)
+        match = _THINK_FORMAT.match(text)
+        ok = (
+            match is not None
+            and text.count("<think>") == 1
+            and text.count("</think>") == 1
+            and bool(match["reasoning"].strip())
+            and bool(match["final"].strip())
+        )
+        scores.append(1.0 if ok else 0.0)
+    return scores
+
+
+def cosine_value(length: int, max_len: int, low: float, high: float) -> float:
+    """``high`` at length 0 falling along a half cosine to ``low`` at ``max_len`` (and beyond)."""
+    progress = min(length / max(max_len, 1), 1.0)
+    return low + 0.5 * (high - low) * (1.0 + math.cos(progress * math.pi))
+
+
+def cosine_reward(
+    completions: list[Any],
+    answer: list[Any],
+    completion_ids: list[list[int]] | None = None,
+    max_len: int = 1024,
+    min_value_wrong: float = -1.0,
+    max_value_wrong: float = -0.5,
+    min_value_correct: float = 0.5,
+    max_value_correct: float = 1.0,
+    fallback: str = "none",
+    workers: int = 1,
+    timeout: float = 10.0,
+    **_: Any,
+) -> list[float]:
+    """Length-aware correctness (Yeo et al. 2025, "Demystifying Long Chain-of-Thought Reasoning"): a correct
+    answer earns more the shorter it is; a wrong one is penalised more the shorter it is, so the model is
+    pushed to think longer only when thinking is what it lacks. Length is in completion tokens when TRL gives
+    ``completion_ids``, else in words."""
+    results = verdicts(completions, answer, fallback, workers, timeout)
+    scores = []
+    for index, (completion, verdict) in enumerate(zip(completions, results, strict=True)):
+        if completion_ids is not None:
+            length = len(completion_ids[index])
+        else:
+            length = len(_WORD.findall(completion_text(completion)))
+        if verdict.correct:
+            scores.append(cosine_value(length, max_len, min_value_correct, max_value_correct))
+        else:  # swapped ends: the shortest wrong answer gets min_value_wrong
+            scores.append(cosine_value(length, max_len, max_value_wrong, min_value_wrong))
+    return scores
+
+
+def repetition_reward(
+    completions: list[Any], ngram: int = 3, max_penalty: float = -1.0, **_: Any
+) -> list[float]:
+    """``max_penalty`` times the share of repeated word n-grams (0 for text without repeats or too short)."""
+    scores = []
+    for completion in completions:
+        words = [w.lower() for w in _WORD.findall(completion_text(completion))]
+        grams = [tuple(words[i : i + ngram]) for i in range(len(words) - ngram + 1)]
+        if not grams:
+            scores.append(0.0)
+            continue
+        scores.append((1.0 - len(set(grams)) / len(grams)) * max_penalty)
+    return scores
+
+
+_FUNCTIONS: dict[str, Callable[..., list[float]]] = {
+    "accuracy": accuracy_reward,
+    "format": format_reward,
+    "cosine": cosine_reward,
+    "repetition": repetition_reward,
+}
+
+
+def build_reward_funcs(
+    names: list[str], options: dict[str, dict[str, Any]]
+) -> list[Callable[..., list[float]]]:
+    """The named rewards with their options bound; each keeps its short name, which TRL logs."""
+    funcs = []
+    for name in names:
+        if name not in _FUNCTIONS:
+            raise ValueError(f"unknown reward {name!r}; expected one of {', '.join(REWARD_NAMES)}")
+        bound = functools.partial(_FUNCTIONS[name], **options.get(name, {}))
+        functools.update_wrapper(bound, _FUNCTIONS[name])
+        bound.__name__ = name
+        funcs.append(bound)
+    return funcs
