@@ -30,6 +30,7 @@ from distill.sections_data import (
     TeacherConfig,
     VLLMOptions,
 )
+from distill.sections_grpo import GRPO_TEACHER, GRPOTeacherConfig
 from distill.sections_model import (
     LAUNCH_STRATEGIES,
     EvalConfig,
@@ -48,6 +49,9 @@ class Recipe(Section):
     run_dir: str | None = Field(None, description="Default: runs/<name>.")
     data: DataConfig | None = Field(None, description="Prompts for the teacher (absent: no generate stage).")
     teacher: TeacherConfig | None = None
+    grpo: GRPOTeacherConfig | None = Field(
+        None, description="Train the teacher with GRPO first; `teacher.model: grpo` then samples from it."
+    )
     filter: FilterConfig = FilterConfig()
     students: list[StudentConfig] = Field(default_factory=list)
     eval: EvalConfig
@@ -57,6 +61,12 @@ class Recipe(Section):
     def _stages_have_their_inputs(self) -> Recipe:
         if (self.teacher is None) != (self.data is None) and not self.filter.traces:
             raise ValueError("teacher and data go together: the teacher answers data's prompts")
+        if self.teacher is not None and self.teacher.model == GRPO_TEACHER and self.grpo is None:
+            raise ValueError("teacher.model grpo samples from the GRPO-trained teacher: add a grpo section")
+        if self.grpo_teacher() and self.teacher.backend == "openai":
+            raise ValueError("teacher.model grpo is local weights: use teacher.backend transformers or vllm")
+        if self.grpo is not None and self.grpo.data is None and self.data is None:
+            raise ValueError("grpo needs training prompts: a data section (or grpo.data)")
         if self.students and not (self.teacher or self.filter.traces):
             raise ValueError("students need traces: a teacher + data section, or filter.traces")
         if self.eval.backend == "served" and self.students:
@@ -78,6 +88,10 @@ class Recipe(Section):
 
     def has_generate(self) -> bool:
         return self.teacher is not None and not self.filter.traces
+
+    def grpo_teacher(self) -> bool:
+        """Does generate (and eval's teacher row) use the checkpoint the grpo stage trains?"""
+        return self.teacher is not None and self.teacher.model == GRPO_TEACHER
 
     def has_filter(self) -> bool:
         return self.teacher is not None or bool(self.filter.traces)
@@ -212,6 +226,7 @@ __all__ = [
     "EvalModel",
     "EvalVLLMOptions",
     "FilterConfig",
+    "GRPOTeacherConfig",
     "GateConfig",
     "LaunchConfig",
     "LoraConfig",

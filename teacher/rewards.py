@@ -15,9 +15,9 @@ import re
 from collections.abc import Callable
 from typing import Any
 
+from distill.sections_grpo import REWARD_NAMES
 from distill.verify import Verdict, verify_many
 
-REWARD_NAMES = ("accuracy", "format", "cosine", "repetition")
 # One <think> block opening the completion, non-empty reasoning, then a non-empty final answer.
 _THINK_FORMAT = re.compile(r"^\s*<think>(?P<reasoning>.*?)</think>(?P<final>.*)$", re.DOTALL)
 _WORD = re.compile(r"\w+")
