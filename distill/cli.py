@@ -24,6 +24,7 @@ from distill.recipe import LAUNCH_STRATEGIES, TRACE_FORMATS, LaunchConfig
 _DEBUG_HELP = "on an error, print the full traceback (for bug reports); also DISTILL_DEBUG=1"
 
 _STAGE_HELP = {
+    "grpo": "train the teacher with TRL's GRPOTrainer on verifiable rewards (recipe section grpo:)",
     "generate": "sample the teacher: prompts -> traces (sharded, resumable)",
     "filter": "verify traces and keep the good ones: traces -> SFT rows + report",
     "sft": "fine-tune every student on the filtered rows with TRL",
@@ -149,7 +150,8 @@ def _trace_overrides(args: argparse.Namespace) -> list[str]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="distill",
-        description="Distil a reasoning teacher into smaller students: generate -> filter -> sft -> eval -> publish.",
+        description="Distil a reasoning teacher into smaller students: [grpo ->] generate -> filter -> sft -> eval "
+        "-> publish.",
     )
     parser.add_argument("--version", action="version", version=f"distill {__version__}")
     parser.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
@@ -165,7 +167,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="STAGE",
-        help="rerun STAGE even if finished (repeatable): generate, filter, sft, eval, publish",
+        help="rerun STAGE even if finished (repeatable): grpo, generate, filter, sft, eval, publish",
     )
     for name, text in _STAGE_HELP.items():
         stage = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")

@@ -1,6 +1,7 @@
 """Runs a recipe's stages in order, skipping those whose config and inputs are unchanged.
 
-Stage graph: generate -> filter -> sft:<student> (one per student) -> eval -> publish.
+Stage graph: [grpo ->] generate -> filter -> sft:<student> (one per student) -> eval -> publish. With
+`teacher.model: grpo`, generate samples from (and eval evaluates) the checkpoint the grpo stage trained.
 This is the only module (with cli.py) that imports the stage packages.
 """
 
@@ -14,10 +15,10 @@ from typing import Any
 
 from distill import preflight as checks
 from distill.errors import DistillError
-from distill.recipe import Recipe
+from distill.recipe import EvalModel, Recipe
 from distill.runs import Run, file_digest, fingerprint
 
-STAGE_NAMES = ("generate", "filter", "sft", "eval", "publish")
+STAGE_NAMES = ("grpo", "generate", "filter", "sft", "eval", "publish")
 
 
 @dataclass
@@ -42,6 +43,18 @@ def _sft_config(student) -> dict[str, Any]:
     return config
 
 
+def _grpo_config(recipe: Recipe) -> dict[str, Any]:
+    grpo = recipe.grpo
+    # Like the students' runtime keys, plus verify_workers: speed only, never the trained weights.
+    config = {k: v for k, v in _sft_config(grpo).items() if k != "verify_workers"}
+    data = grpo.data or recipe.data
+    return {**config, "data": data.model_dump(mode="json"), "source_digest": _source_digest(data.source)}
+
+
+def _grpo_spec(recipe: Recipe) -> list[StageSpec]:
+    return [StageSpec("grpo", "teacher", _grpo_config(recipe), [], _grpo_body)] if recipe.grpo else []
+
+
 def plan(recipe: Recipe) -> list[StageSpec]:
     """The stages this recipe has: generate needs a teacher (and no filter.traces), filter a source of
     traces, sft students; an eval-only recipe (eval.models) is just eval and publish."""
@@ -61,17 +74,20 @@ def plan(recipe: Recipe) -> list[StageSpec]:
             "teacher": recipe.section("teacher"),
             "source_digest": _source_digest(recipe.data.source),
         }
-        generate = [StageSpec("generate", "generate", generate_config, [], _generate_body)]
+        from_grpo = ["grpo"] if recipe.grpo_teacher() else []
+        generate = [StageSpec("generate", "generate", generate_config, from_grpo, _generate_body)]
     filters = (
         [StageSpec("filter", "filter", _filter_config(recipe), [s.name for s in generate], _filter_body)]
         if recipe.has_filter()
         else []
     )
+    eval_upstream = [*(["grpo"] if recipe.grpo_teacher() else []), *(s.name for s in sft)]
     return [
+        *_grpo_spec(recipe),
         *generate,
         *filters,
         *sft,
-        StageSpec("eval", "eval", eval_config, [s.name for s in sft], _eval_body),
+        StageSpec("eval", "eval", eval_config, eval_upstream, _eval_body),
         StageSpec("publish", "release", recipe.section("release"), ["eval"], _publish_body),
     ]
 
@@ -100,11 +116,49 @@ def _filter_config(recipe: Recipe) -> dict[str, Any]:
 # `distill validate` and `--help` never pay for torch/transformers.
 
 
+def _grpo_body(recipe: Recipe, run: Run, folder: Path):
+    from distill.models import resolve_model
+    from student.launch import run_launched
+    from teacher.grpo import train_teacher
+
+    cfg = recipe.grpo
+    metrics = train_teacher(resolve_model(cfg.model), cfg, cfg.data or recipe.data, folder, run_launched)
+    return metrics, [folder / "final", folder / "grpo_metrics.json", folder / "prompts.parquet"]
+
+
+def with_trained_teacher(recipe: Recipe, run_root: Path) -> Recipe:
+    """`teacher.model: grpo` made concrete: the grpo stage's final checkpoint; the eval also gets a row for
+    the model GRPO started from, so the comparison shows start -> GRPO teacher -> students."""
+    if not recipe.grpo_teacher():
+        return recipe
+    teacher = recipe.teacher.model_copy(update={"model": str((run_root / "teacher" / "final").absolute())})
+    start = EvalModel(label=f"grpo start ({recipe.grpo.model})", model=recipe.grpo.model)
+    rows = (
+        recipe.eval.models
+        if any(m.model == start.model for m in recipe.eval.models)
+        else [
+            start,
+            *recipe.eval.models,
+        ]
+    )
+    evals = recipe.eval.model_copy(update={"models": rows})
+    return recipe.model_copy(update={"teacher": teacher, "eval": evals})
+
+
+def _checkable(recipe: Recipe) -> Recipe:
+    """For the preflight, before the grpo stage ran: its starting model has the trained teacher's
+    architecture, tokenizer and context, so it stands in for `teacher.model: grpo`."""
+    if not recipe.grpo_teacher():
+        return recipe
+    teacher = recipe.teacher.model_copy(update={"model": recipe.grpo.model})
+    return recipe.model_copy(update={"teacher": teacher})
+
+
 def _generate_body(recipe: Recipe, run: Run, folder: Path):
     from teacher.generate import generate
     from teacher.shards import shard_paths
 
-    metrics = generate(recipe, run, folder)
+    metrics = generate(with_trained_teacher(recipe, run.root), run, folder)
     return metrics, [*shard_paths(folder), folder / "prompts.parquet"]
 
 
@@ -146,7 +200,7 @@ def _sft_body(name: str):
 def _eval_body(recipe: Recipe, run: Run, folder: Path):
     from eval.stage import evaluate
 
-    return evaluate(recipe, run.root, folder)
+    return evaluate(with_trained_teacher(recipe, run.root), run.root, folder)
 
 
 def _publish_body(recipe: Recipe, run: Run, folder: Path):
@@ -162,7 +216,13 @@ def preflight(recipe: Recipe, stages: set[str]) -> checks.PreflightReport:
     if not stages:
         return report
     started = time.perf_counter()
+    recipe = _checkable(recipe)
     checks.check_run_dir(recipe.run_path())
+    if "grpo" in stages:
+        from teacher.grpo import check_grpo_prompts
+
+        checks.check_grpo(recipe)
+        report.notes.append(check_grpo_prompts(recipe.grpo.data or recipe.data))
     teacher_config = checks.check_teacher(recipe) if "generate" in stages else None
     if "sft" in stages:
         checks.check_students(recipe.students)
@@ -202,6 +262,7 @@ def pending_stages(recipe: Recipe, only: str | None = None, force: tuple[str, ..
 
 
 _MISSING_SECTION = {
+    "grpo": "it has no grpo section",
     "generate": "it needs teacher and data sections, and no filter.traces",
     "filter": "it needs a teacher + data or filter.traces",
     "sft": "it has no students",

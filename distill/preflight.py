@@ -99,6 +99,29 @@ def check_student(where: str, student: StudentConfig) -> None:
         )
 
 
+def check_grpo(recipe: Recipe) -> None:
+    """The grpo stage: its starting model resolves, prompt + completion fit its context, and the engine and
+    launch strategy it asks for can run here."""
+    cfg = recipe.grpo
+    config = check_model("grpo.model", cfg.model)
+    context = model_context_length(config) if config else None
+    total = cfg.max_prompt_length + cfg.max_completion_length
+    if context and total > context:
+        raise DistillError(
+            f"grpo.max_prompt_length + max_completion_length = {total} exceeds the context of {cfg.model} "
+            f"({context} tokens); lower them"
+        )
+    if cfg.generation != "transformers":
+        if importlib.util.find_spec("vllm") is None:
+            raise DistillError(f"grpo.generation {cfg.generation} needs vLLM: pip install -e '.[vllm]'")
+        if not _has_cuda():
+            raise DistillError(
+                f"grpo.generation {cfg.generation}: TRL's vLLM generation needs CUDA GPUs; use transformers on CPU"
+            )
+    if cfg.launch.strategy in _DEEPSPEED_STRATEGIES and importlib.util.find_spec("deepspeed") is None:
+        raise DistillError("grpo.launch.strategy needs the deepspeed package: pip install deepspeed")
+
+
 def _needed_packages(student: StudentConfig) -> list[tuple[str, str, str]]:
     """(setting, module, pip package) for each optional package the student's settings need."""
     needed = []

@@ -51,21 +51,22 @@ def accelerate_args(
     ]
 
 
-def launch_command(launch: LaunchConfig, job_file: Path) -> list[str]:
+def launch_command(launch: LaunchConfig, job_file: Path, module: str = TRAINER_MODULE) -> list[str]:
+    """``module`` is the training process: student.trainer, or teacher.grpo_trainer for the grpo stage."""
     return [
         sys.executable,
         "-m",
         "accelerate.commands.launch",
         *accelerate_args(launch),
         "-m",
-        TRAINER_MODULE,
+        module,
         str(job_file),
     ]
 
 
-def run_launched(launch: LaunchConfig, job_file: Path, log_file: Path) -> None:
+def run_launched(launch: LaunchConfig, job_file: Path, log_file: Path, module: str = TRAINER_MODULE) -> None:
     """Run `accelerate launch` for this node; output goes to the terminal and to ``log_file``."""
-    command = launch_command(launch, job_file)
+    command = launch_command(launch, job_file, module)
     print(f"[distill] launching: {shlex.join(command)}", flush=True)
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
     # A session of its own, so an interrupt can stop every process accelerate started.

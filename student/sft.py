@@ -3,7 +3,7 @@
 1. tokenize once (student/data.py): count over-long examples, check the template keeps <think> and ends
    every turn with its end-of-turn token; write the token set and a job file into the partial folder;
 2. train: strategy ``single`` in this process, anything else through `accelerate launch` (student/launch.py),
-   resuming from the last complete checkpoint (student/checkpoints.py) when a killed attempt left one;
+   resuming from the last complete checkpoint (distill/checkpoints.py) when a killed attempt left one;
 3. check what really ran (world size, the model wrapper) against what the recipe asked for: accelerate
    falls back silently (e.g. FSDP2 on a CPU becomes DDP), and a student trained another way than stated
    must not be recorded as if it had not.
@@ -18,11 +18,11 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from distill.checkpoints import last_complete_checkpoint
 from distill.errors import DistillError
 from distill.recipe import StudentConfig
 from distill.records import read_rows
 from distill.runs import atomic_write_json
-from student.checkpoints import last_complete_checkpoint
 from student.trainer import FINAL, METRICS_FILE, run_training
 
 JOB_FILE = "job.json"

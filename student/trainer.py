@@ -15,9 +15,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from distill.checkpoints import CompleteMarker, SkipEndCheckpoint
 from distill.recipe import StudentConfig
 from distill.runs import atomic_write_json
-from student.checkpoints import CompleteMarker, SkipEndCheckpoint
 from student.metrics import PackedRowsCollator, ThroughputCallback, TokenCounter
 
 METRICS_FILE = "train_metrics.json"

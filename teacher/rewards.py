@@ -147,8 +147,15 @@ def build_reward_funcs(
     for name in names:
         if name not in _FUNCTIONS:
             raise ValueError(f"unknown reward {name!r}; expected one of {', '.join(REWARD_NAMES)}")
-        bound = functools.partial(_FUNCTIONS[name], **options.get(name, {}))
-        functools.update_wrapper(bound, _FUNCTIONS[name])
-        bound.__name__ = name
-        funcs.append(bound)
+        funcs.append(_bind(_FUNCTIONS[name], name, options.get(name, {})))
     return funcs
+
+
+def _bind(func: Callable[..., list[float]], name: str, options: dict[str, Any]) -> Callable[..., list[float]]:
+    # A plain function, not functools.partial: TRL names a partial after the wrapped function.
+    def reward(completions: list[Any], **columns: Any) -> list[float]:
+        return func(completions, **{**columns, **options})
+
+    reward.__name__ = reward.__qualname__ = name
+    reward.__doc__ = func.__doc__
+    return reward

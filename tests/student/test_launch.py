@@ -13,10 +13,10 @@ import pytest
 import yaml
 from student_helpers import student_cfg, think_rows
 
+from distill.checkpoints import COMPLETE, last_complete_checkpoint
 from distill.cli import main
 from distill.models import resolve_model
 from distill.records import write_parquet
-from student.checkpoints import COMPLETE, last_complete_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 

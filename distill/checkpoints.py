@@ -1,4 +1,5 @@
-"""Checkpoints inside the stage's partial folder: which one is complete, and resuming from it.
+"""Checkpoints inside a training stage's partial folder (sft students, the grpo teacher): which one is
+complete, and resuming from it.
 
 The Trainer writes ``checkpoint-<step>/`` file by file, so a kill -9 mid-save leaves a torn folder that
 looks like a checkpoint. A callback drops a ``.complete`` marker after the Trainer has finished saving (and

@@ -1,0 +1,180 @@
+"""Stage `grpo`: train the teacher with TRL's GRPOTrainer on verifiable rewards (R1-Zero style).
+
+1. prompts: the same sources and rendering as the generate stage (teacher/prompts.py); prompts longer than
+   ``grpo.max_prompt_length`` tokens are dropped and counted; optionally only prompts whose pass rate under
+   the starting model lies in ``grpo.pass_rate_filter.band`` are kept (all-right or all-wrong groups give
+   GRPO no signal). Written once into the partial folder, so a resumed attempt trains on the same set;
+2. train: strategy ``single`` in this process, anything else through the students' `accelerate launch`
+   (passed in as ``launcher`` by the pipeline: stage packages never import each other), resuming from the
+   last complete checkpoint (distill/checkpoints.py) when a killed attempt left one;
+3. check that training ran with the world size the recipe asked for; the teacher lands in out_dir/final.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from distill.checkpoints import last_complete_checkpoint
+from distill.errors import DistillError
+from distill.recipe import DataConfig, GRPOTeacherConfig
+from distill.records import write_parquet
+from distill.runs import atomic_write_json
+from distill.verify import verify_many
+from teacher.grpo_trainer import FINAL, METRICS_FILE, run_grpo
+from teacher.prompts import build_prompts, load_prompt_rows, render_messages
+
+JOB_FILE = "job.json"
+PROMPTS_FILE = "prompts.parquet"
+PROMPTS_META = "prompts.json"
+TRAINER_MODULE = "teacher.grpo_trainer"
+
+Launcher = Callable[..., None]  # student.launch.run_launched(launch, job_file, log_file, module)
+
+
+def train_teacher(
+    model_path: str, cfg: GRPOTeacherConfig, data: DataConfig, out_dir: Path, launcher: Launcher | None = None
+) -> dict[str, Any]:
+    """GRPO-train ``model_path`` on ``data``'s prompts; the trained teacher lands in out_dir/final."""
+    prepared = prepare_prompts(model_path, cfg, data, out_dir)
+    resume = last_complete_checkpoint(out_dir / "checkpoints")
+    job = {
+        "grpo": cfg.model_dump(mode="json"),
+        "model_path": model_path,
+        "prompts_file": str(out_dir / PROMPTS_FILE),
+        "out_dir": str(out_dir),
+        "resume_from": str(resume) if resume else None,
+    }
+    job_file = out_dir / JOB_FILE
+    atomic_write_json(job_file, job)
+    if resume:
+        print(f"[distill] grpo: resuming from {resume.name}", flush=True)
+    (out_dir / METRICS_FILE).unlink(missing_ok=True)
+    if cfg.launch.strategy == "single":
+        run_grpo(job)
+    elif launcher is None:
+        raise DistillError(
+            f"grpo.launch.strategy {cfg.launch.strategy}: no launcher given (run it through `distill`)"
+        )
+    else:
+        launcher(cfg.launch, job_file, out_dir / "launch.log", TRAINER_MODULE)
+    return {**prepared, **check_result(out_dir, cfg)}
+
+
+def check_result(out_dir: Path, cfg: GRPOTeacherConfig) -> dict[str, Any]:
+    metrics_path = out_dir / METRICS_FILE
+    if not metrics_path.exists() or not (out_dir / FINAL).is_dir():
+        raise DistillError(f"grpo: training ended without {metrics_path.name} or a final model")
+    metrics = json.loads(metrics_path.read_text())
+    if metrics["world_size"] != cfg.launch.world_size:
+        raise DistillError(
+            f"grpo: asked for {cfg.launch.world_size} processes ({cfg.launch.strategy}) but training ran with "
+            f"world size {metrics['world_size']}; accelerate fell back silently - check grpo.launch"
+        )
+    metrics.pop("log_history", None)
+    return {**metrics, "strategy": cfg.launch.strategy}
+
+
+def prepare_prompts(
+    model_path: str, cfg: GRPOTeacherConfig, data: DataConfig, out_dir: Path
+) -> dict[str, Any]:
+    """Write the training prompts (TRL conversational ``prompt`` + ``answer``) once; reused on resume."""
+    meta_file, prompts_file = out_dir / PROMPTS_META, out_dir / PROMPTS_FILE
+    if meta_file.exists() and prompts_file.exists():
+        return json.loads(meta_file.read_text())
+    from transformers import AutoTokenizer
+
+    where = f"grpo data.source {data.source}"
+    prompts = load_prompts(data, where)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    rows, too_long = [], 0
+    for prompt in prompts:
+        messages = render_messages(prompt["problem"], data.prompt_template, data.system_prompt)
+        text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        if len(tokenizer(text, add_special_tokens=False)["input_ids"]) > cfg.max_prompt_length:
+            too_long += 1
+            continue
+        rows.append({"prompt": messages, "answer": str(prompt["answer"]), "prompt_id": str(prompt["id"])})
+    meta: dict[str, Any] = {"prompts_in": len(prompts), "prompts_too_long": too_long}
+    if cfg.pass_rate_filter and rows:
+        rows, meta["pass_rate_filter"] = filter_by_pass_rate(model_path, cfg, rows)
+    if not rows:
+        raise DistillError(
+            f"{where}: no training prompts left ({too_long} over grpo.max_prompt_length {cfg.max_prompt_length}"
+            + (", the rest outside grpo.pass_rate_filter.band" if cfg.pass_rate_filter else "")
+            + "); widen the limits"
+        )
+    meta["prompts"] = len(rows)
+    write_parquet(rows, prompts_file)
+    atomic_write_json(meta_file, meta)
+    return meta
+
+
+def load_prompts(data: DataConfig, where: str) -> list[dict[str, Any]]:
+    """The Prompts contract rows (id, problem, answer) of ``data``, read as the generate stage reads them."""
+    return build_prompts(
+        load_prompt_rows(data.source, data.split),
+        where=where,
+        id_column=data.id_column,
+        problem_column=data.problem_column,
+        answer_column=data.answer_column,
+        limit=data.limit,
+    )
+
+
+def check_grpo_prompts(data: DataConfig) -> str:
+    """Preflight: every training prompt loads and maps (lengths are checked when the stage starts)."""
+    return f"{len(load_prompts(data, f'grpo data.source {data.source}'))} grpo prompts"
+
+
+def filter_by_pass_rate(
+    model_path: str, cfg: GRPOTeacherConfig, rows: list[dict[str, Any]]
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Sample each prompt ``samples`` times with the starting model, verify, keep those inside the band."""
+    from teacher.backends import GenerationRequest, SamplingSpec, make_backend
+
+    band = cfg.pass_rate_filter
+    requests = [
+        GenerationRequest(row["prompt_id"], i, row["prompt"], cfg.seed * 1000 + i)
+        for row in rows
+        for i in range(band.samples)
+    ]
+    started = time.perf_counter()
+    backend = make_backend("transformers", model_path, batch_size=band.batch_size, dtype="float32")
+    try:
+        sampling = SamplingSpec(cfg.temperature, cfg.top_p, cfg.max_completion_length)
+        results = list(backend.generate(requests, sampling))
+    finally:
+        backend.close()
+    answers = {row["prompt_id"]: row["answer"] for row in rows}
+    verdicts = verify_many(
+        [(answers[r.prompt_id], r.completion) for r in results],
+        cfg.answer_fallback,
+        workers=cfg.verify_workers,
+        timeout=cfg.verify_timeout,
+        progress=False,
+    )
+    correct: dict[str, list[bool]] = defaultdict(list)
+    for result, verdict in zip(results, verdicts, strict=True):
+        correct[result.prompt_id].append(verdict.correct)
+    rates = {pid: sum(v) / len(v) for pid, v in correct.items()}
+    low, high = band.band
+    kept = [row for row in rows if low <= rates.get(row["prompt_id"], 0.0) <= high]
+    stats = {
+        "band": [low, high],
+        "samples": band.samples,
+        "prompts_measured": len(rows),
+        "prompts_kept": len(kept),
+        "mean_pass_rate": round(sum(rates.values()) / max(len(rates), 1), 4),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+    print(
+        f"[distill] grpo: pass-rate filter kept {len(kept)} of {len(rows)} prompts "
+        f"(band [{low}, {high}], mean pass rate {stats['mean_pass_rate']:.2f})",
+        flush=True,
+    )
+    return kept, stats

@@ -1,0 +1,170 @@
+"""The GRPO training process: TRL's GRPOTrainer on the prepared prompts, resumable, saving the teacher.
+
+Runs in the stage's own process (launch strategy ``single``) or in every process that ``accelerate launch``
+starts (``python -m teacher.grpo_trainer JOB.json``, through student/launch.py like the students). The job
+file is the only input. Rank 0 writes ``grpo_metrics.json``: what really ran (world size, steps, resume
+point), rewards per function over the first and last steps, KL, entropy, completion lengths, and the whole
+log history.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Any
+
+from distill.checkpoints import CompleteMarker, SkipEndCheckpoint
+from distill.recipe import GRPOTeacherConfig
+from distill.runs import atomic_write_json
+from teacher.rewards import build_reward_funcs
+
+METRICS_FILE = "grpo_metrics.json"
+FINAL = "final"
+_WINDOW = 10  # steps averaged for the "first" and "last" figures
+
+
+def build_args(cfg: GRPOTeacherConfig, out_dir: Path, cpu: bool):
+    from trl import GRPOConfig
+
+    checkpointing = cfg.gradient_checkpointing if cfg.gradient_checkpointing is not None else not cpu
+    vllm_mode = {"vllm-colocate": "colocate", "vllm-server": "server"}.get(cfg.generation)
+    return GRPOConfig(
+        output_dir=str(out_dir / "checkpoints"),
+        learning_rate=cfg.learning_rate,
+        lr_scheduler_type=cfg.lr_scheduler,
+        warmup_steps=cfg.warmup_ratio,  # transformers>=5: a float in [0, 1) is a ratio of total steps
+        num_train_epochs=cfg.epochs,
+        max_steps=cfg.max_steps or -1,
+        per_device_train_batch_size=cfg.batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        seed=cfg.seed,
+        num_generations=cfg.num_generations,
+        max_completion_length=cfg.max_completion_length,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        beta=cfg.beta,
+        epsilon=cfg.epsilon,
+        epsilon_high=cfg.epsilon_high,
+        loss_type=cfg.loss_type,
+        scale_rewards=cfg.scale_rewards,
+        num_iterations=cfg.num_iterations,
+        mask_truncated_completions=cfg.mask_truncated_completions,
+        reward_weights=cfg.reward_weights,
+        use_vllm=vllm_mode is not None,
+        vllm_mode=vllm_mode or "colocate",
+        vllm_server_host=cfg.vllm_server_host,
+        vllm_server_port=cfg.vllm_server_port,
+        vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
+        bf16=cfg.bf16 and not cpu,
+        gradient_checkpointing=checkpointing,
+        gradient_checkpointing_kwargs={"use_reentrant": False} if checkpointing else None,
+        use_cpu=cpu,
+        logging_steps=cfg.logging_steps,
+        save_strategy="steps",
+        save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit,
+        save_only_model=False,  # optimizer + scheduler + RNG states: resume continues the same run
+        report_to=cfg.report_to or "none",
+        ddp_find_unused_parameters=False,
+        disable_tqdm=False,
+    )
+
+
+def load_policy(model_path: str, cfg: GRPOTeacherConfig, cpu: bool):
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    # As for students: fp32 master weights unless ZeRO/FSDP keep their own (then bf16 saves host memory).
+    wide = cpu or not cfg.bf16 or cfg.launch.strategy in ("single", "ddp", "cpu")
+    return AutoModelForCausalLM.from_pretrained(model_path, dtype=torch.float32 if wide else torch.bfloat16)
+
+
+def run_grpo(job: dict[str, Any]) -> dict[str, Any]:
+    """Train as described by ``job`` (see teacher/grpo.py); returns rank 0's metrics."""
+    import datasets
+    import torch
+    from transformers import AutoTokenizer
+    from trl import GRPOTrainer
+
+    cfg = GRPOTeacherConfig.model_validate(job["grpo"])
+    out_dir = Path(job["out_dir"])
+    cpu = not torch.cuda.is_available()
+    os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(out_dir / "tensorboard"))
+    tokenizer = AutoTokenizer.from_pretrained(job["model_path"])
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    trainer = GRPOTrainer(
+        model=load_policy(job["model_path"], cfg, cpu),
+        reward_funcs=build_reward_funcs(cfg.rewards, cfg.reward_options()),
+        args=build_args(cfg, out_dir, cpu),
+        train_dataset=datasets.load_dataset("parquet", data_files=job["prompts_file"], split="train"),
+        processing_class=tokenizer,
+        callbacks=[CompleteMarker(), SkipEndCheckpoint()],
+    )
+    result = trainer.train(resume_from_checkpoint=job.get("resume_from"))
+    _save_final(trainer, tokenizer, out_dir)
+    metrics = summarise(trainer.state.log_history, cfg.rewards)
+    metrics.update(
+        world_size=trainer.args.world_size,
+        steps=trainer.state.global_step,
+        resumed_from=Path(job["resume_from"]).name if job.get("resume_from") else None,
+        train_seconds=round(result.metrics.get("train_runtime", 0.0), 1),
+    )
+    resumed_step = int(metrics["resumed_from"].split("-")[-1]) if metrics["resumed_from"] else 0
+    steps_now = max(trainer.state.global_step - resumed_step, 1)
+    metrics["seconds_per_step"] = round(metrics["train_seconds"] / steps_now, 2)
+    if trainer.is_world_process_zero():
+        atomic_write_json(out_dir / METRICS_FILE, {**metrics, "log_history": trainer.state.log_history})
+    return metrics
+
+
+def _save_final(trainer, tokenizer, out_dir: Path) -> None:
+    """safetensors + tokenizer (chat template) + generation config into out_dir/final via a temp folder."""
+    tmp = out_dir / f".{FINAL}.tmp"
+    if trainer.is_world_process_zero():
+        shutil.rmtree(tmp, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
+    trainer.save_model(str(tmp))  # every rank: ZeRO-3/FSDP gather their shards here
+    if not trainer.is_world_process_zero():
+        return
+    tokenizer.save_pretrained(str(tmp))
+    final = out_dir / FINAL
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+
+
+def _mean(values: list[float]) -> float | None:
+    return round(sum(values) / len(values), 4) if values else None
+
+
+def summarise(history: list[dict[str, Any]], rewards: list[str]) -> dict[str, Any]:
+    """First/last-window means of what R1-Zero runs watch: total and per-function reward, accuracy,
+    completion length, KL, entropy, clipped (truncated) share."""
+    steps = [entry for entry in history if "reward" in entry]
+    keys = {
+        "reward": "reward",
+        "completion_length": "completions/mean_length",
+        "truncated_share": "completions/clipped_ratio",
+        "kl": "kl",
+        "entropy": "entropy",
+        **{f"reward_{name}": f"rewards/{name}/mean" for name in rewards},
+    }
+    out: dict[str, Any] = {"logged_steps": len(steps)}
+    for label, key in keys.items():
+        values = [entry[key] for entry in steps if entry.get(key) is not None]
+        out[f"{label}_first{_WINDOW}"] = _mean(values[:_WINDOW])
+        out[f"{label}_last{_WINDOW}"] = _mean(values[-_WINDOW:])
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    run_grpo(json.loads(Path(argv[0]).read_text()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
