@@ -316,6 +316,8 @@ def _preview_traces(recipe) -> int:
 def _print_plan(recipe) -> int:
     from student.plan import render_plan
 
+    if recipe.grpo is not None:
+        print(_grpo_plan(recipe.grpo, render_plan) + ("\n" if recipe.students else ""))
     for index, student in enumerate(recipe.students):
         try:
             table = render_plan(student)
@@ -323,6 +325,20 @@ def _print_plan(recipe) -> int:
             table = f"student {student.name}: no estimate ({exc})"
         print(("\n" if index else "") + table)
     return 0
+
+
+def _grpo_plan(grpo, render_plan) -> str:
+    """The GRPO policy's training memory (the students' planner) and what GRPO adds on top of it."""
+    try:
+        table = render_plan(grpo.policy_shape())
+    except DistillError as exc:
+        return f"grpo teacher: no estimate ({exc})"
+    extra = []
+    if grpo.generation == "vllm-colocate":
+        extra.append(f"vLLM (colocated) takes {grpo.vllm_gpu_memory_utilization:.0%} of each GPU on top")
+    if grpo.beta > 0:
+        extra.append("beta > 0 loads a frozen reference copy of the weights (add the weights column again)")
+    return table + "".join(f"\n  grpo: {line}" for line in extra)
 
 
 if __name__ == "__main__":

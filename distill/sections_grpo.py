@@ -13,7 +13,7 @@ from typing import Any, Literal, get_args
 from pydantic import Field, field_validator, model_validator
 
 from distill.sections_data import DataConfig, Section
-from distill.sections_model import LaunchConfig
+from distill.sections_model import LaunchConfig, StudentConfig
 
 REWARD_NAMES = ("accuracy", "format", "cosine", "repetition")
 LossType = Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo"]
@@ -194,3 +194,17 @@ class GRPOTeacherConfig(Section):
             "cosine": {**cosine, **verify},
             "repetition": self.repetition.model_dump(),
         }
+
+    def policy_shape(self) -> StudentConfig:
+        """The policy's training run in the students' terms, for `distill plan` (student/plan.py): one
+        micro-batch holds batch_size sequences of prompt + completion tokens."""
+        return StudentConfig(
+            name="grpo-teacher",
+            model=self.model,
+            batch_size=self.batch_size,
+            gradient_accumulation_steps=self.gradient_accumulation_steps,
+            max_length=self.max_prompt_length + self.max_completion_length,
+            bf16=self.bf16,
+            gradient_checkpointing=self.gradient_checkpointing,
+            launch=self.launch,
+        )

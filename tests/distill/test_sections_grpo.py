@@ -1,5 +1,7 @@
 """The grpo recipe section: defaults, and bad input as one line with exit status 2 (nothing written)."""
 
+from pathlib import Path
+
 import pytest
 import yaml
 
@@ -56,3 +58,12 @@ def test_teacher_grpo_without_a_grpo_section(tmp_path, tiny_recipe_dict, capsys)
         "teacher.model grpo samples from the GRPO-trained teacher: add a grpo section"
         in capsys.readouterr().err
     )
+
+
+def test_plan_covers_the_grpo_policy(capsys):
+    recipe = Path(__file__).resolve().parents[2] / "recipes" / "grpo-r1zero-qwen2.5-math-7b.yaml"
+    assert main(["plan", str(recipe)]) == 0
+    out = capsys.readouterr().out
+    assert "student grpo-teacher: Qwen/Qwen2.5-Math-7B" in out and "2 x 4024 = 8,048 tokens" in out
+    assert "grpo: vLLM (colocated) takes 30% of each GPU on top" in out
+    assert "student qwen2.5-math-1.5b-grpo-distilled" in out
