@@ -12,6 +12,7 @@ import argparse
 import json
 import logging
 import os
+import shlex
 import sys
 import traceback
 
@@ -29,7 +30,7 @@ _STAGE_HELP = {
     "filter": "verify traces and keep the good ones: traces -> SFT rows + report",
     "sft": "fine-tune every student on the filtered rows with TRL",
     "eval": "evaluate teacher and students with lm-eval; comparison table + release gate",
-    "publish": "render release/<student>/ (model files + model card) for students that pass the gate",
+    "publish": "push students that pass the gate (and the trace dataset) to the Hugging Face Hub with cards",
 }
 
 
@@ -139,7 +140,18 @@ def _add_trace_args(stage: argparse.ArgumentParser) -> None:
 _TRACE_FLAGS = {"traces": "traces", "split": "split", "format": "format"}
 
 
+def _add_publish_args(stage: argparse.ArgumentParser) -> None:
+    stage.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="render release/ and print the files and target repos; upload nothing (release.dry_run)",
+    )
+
+
 def _trace_overrides(args: argparse.Namespace) -> list[str]:
+    if args.command == "publish":  # --dry-run / --force set recipe fields: they enter the stage's fingerprint
+        flags = {"dry_run": args.dry_run, "force": args.force}
+        return [f"release.{field}=true" for field, on in flags.items() if on]
     if args.command != "filter":
         return []
     pairs = [(field, getattr(args, flag)) for flag, field in _TRACE_FLAGS.items()]
@@ -172,7 +184,10 @@ def build_parser() -> argparse.ArgumentParser:
     for name, text in _STAGE_HELP.items():
         stage = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
         _add_recipe_args(stage)
-        stage.add_argument("--force", action="store_true", help="rerun even if finished with the same inputs")
+        force_help = "rerun even if finished with the same inputs"
+        if name == "publish":
+            force_help += "; also push students the gate holds back, their cards saying why (release.force)"
+        stage.add_argument("--force", action="store_true", help=force_help)
         if name == "generate":
             stage.add_argument(
                 "--limit",
@@ -187,6 +202,8 @@ def build_parser() -> argparse.ArgumentParser:
             )
         if name == "sft":
             _add_launch_args(stage)
+        if name == "publish":
+            _add_publish_args(stage)
     validate = sub.add_parser(
         "validate",
         help="check a recipe without running anything",
@@ -211,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # Recorded in the manifest and the model card ("how to reproduce"), secrets redacted there.
+    args.command_line = "distill " + shlex.join(sys.argv[1:] if argv is None else argv)
     debug = args.debug or os.environ.get("DISTILL_DEBUG", "0") not in ("", "0")
     if not debug:
         _quiet_libraries()
@@ -266,12 +285,14 @@ def _dispatch(args: argparse.Namespace) -> int:
     from distill.pipeline import run_pipeline
 
     if args.command == "run":
-        run = run_pipeline(recipe, force=tuple(args.force))
+        run = run_pipeline(recipe, force=tuple(args.force), command=args.command_line)
         comparison = run.root / "eval" / "comparison.md"
         if comparison.exists():
             print(f"\n{comparison}:\n{comparison.read_text()}", flush=True)
     else:
-        run_pipeline(recipe, only=args.command, force=(args.command,) if args.force else ())
+        run_pipeline(
+            recipe, only=args.command, force=(args.command,) if args.force else (), command=args.command_line
+        )
     return 0
 
 

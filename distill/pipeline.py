@@ -205,8 +205,14 @@ def _eval_body(recipe: Recipe, run: Run, folder: Path):
 
 def _publish_body(recipe: Recipe, run: Run, folder: Path):
     from distill.publish import publish
+    from eval.benchmarks import BENCHMARKS
 
-    return publish(recipe, run, folder)
+    # The model card's model-index names each benchmark by its Hub dataset (eval owns that registry).
+    benchmarks = {
+        b.name: {"hub_id": b.hub_id, "config": b.hub_config, "split": b.hub_split}
+        for b in BENCHMARKS.values()
+    }
+    return publish(recipe, run, folder, benchmarks)
 
 
 def preflight(recipe: Recipe, stages: set[str]) -> checks.PreflightReport:
@@ -234,6 +240,12 @@ def preflight(recipe: Recipe, stages: set[str]) -> checks.PreflightReport:
         from teacher.preflight import check_filter_inputs
 
         note = check_filter_inputs(recipe.filter)
+        if note:
+            report.notes.append(note)
+    if "publish" in stages:
+        from distill.publish import check_release
+
+        note = check_release(recipe)
         if note:
             report.notes.append(note)
     if "generate" in stages:
@@ -269,7 +281,9 @@ _MISSING_SECTION = {
 }
 
 
-def run_pipeline(recipe: Recipe, only: str | None = None, force: tuple[str, ...] = ()) -> Run:
+def run_pipeline(
+    recipe: Recipe, only: str | None = None, force: tuple[str, ...] = (), command: str | None = None
+) -> Run:
     """Run every stage (or just ``only``, whose upstream stages must be finished), honouring ``force``."""
     unknown = [f for f in force if f not in STAGE_NAMES and not f.startswith("sft:")]
     if unknown:
@@ -283,6 +297,12 @@ def run_pipeline(recipe: Recipe, only: str | None = None, force: tuple[str, ...]
         )
     preflight(recipe, pending_stages(recipe, only, force))  # before the run dir is created or touched
     run = Run(recipe.run_path(), recipe.model_dump(mode="json"), recipe.digest())
+    if command:  # the exact command, for the model card's "how to reproduce" (secrets redacted)
+        from distill.hub import key_variables, redact, secret_values
+
+        secrets = secret_values(key_variables(run.manifest["recipe"]))
+        run.manifest["command"] = redact(command, secrets)
+        run.save()
     specs = plan(recipe)
     for spec in specs:
         family = spec.name.split(":")[0]

@@ -73,6 +73,11 @@ class Recipe(Section):
             raise ValueError(
                 "eval.backend served evaluates models behind a URL; students are local weights: use hf or vllm"
             )
+        dataset_repo = self.release.dataset_name or f"{self.name}-traces"
+        if self.release.push_dataset and dataset_repo in {s.name for s in self.students}:
+            raise ValueError(
+                f"student name {dataset_repo} is also the trace dataset's repo name: rename one (release.dataset_name)"
+            )
         gate = self.release.gate
         named = set(gate.tasks or []) | set(gate.min_score if isinstance(gate.min_score, dict) else [])
         if named - set(self.eval.tasks):

@@ -232,7 +232,18 @@ class GateConfig(Section):
 
 
 class ReleaseConfig(Section):
-    repo_prefix: str | None = Field(None, description="Hub namespace for uploads, e.g. my-org.")
+    namespace: str | None = Field(
+        None, description="Hub user or organisation to push to: students go to <namespace>/<student>."
+    )
     private: bool = True
     license: str = "apache-2.0"
+    revision: str = Field("main", description="Branch to push to; created from main if missing.")
+    dry_run: bool = Field(False, description="Render release/ and print the plan; upload nothing.")
+    force: bool = Field(False, description="Also push students the gate holds back (their cards say why).")
+    push_dataset: bool = Field(True, description="Push the filtered traces as a dataset repo too.")
+    dataset_name: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$",
+        description="Dataset repo name; default <recipe>-traces.",
+    )
     gate: GateConfig = GateConfig()

@@ -1,9 +1,18 @@
 import yaml
 
 from distill.models import hub_id
-from distill.publish import model_card
+from distill.cards import model_card
 
-ROW = {"model": "s", "task": "t", "pass_at_1": 0.5, "samples_per_problem": 4}
+ROW = {
+    "model": "s",
+    "task": "t",
+    "pass_at_1": 0.5,
+    "samples_per_problem": 4,
+    "temperature": 0.6,
+    "top_p": 0.95,
+    "max_tokens": 64,
+    "backend": "hf",
+}
 
 
 def _front_matter(card: str) -> dict:
@@ -13,21 +22,24 @@ def _front_matter(card: str) -> dict:
 
 def _card(base_model):
     return model_card(
-        "s",
-        base_model,
+        "org/s",
+        base_model=base_model,
         teacher="teacher-x",
-        rows=[ROW, {**ROW, "model": "teacher-x", "pass_at_1": 0.1}],
+        rows=[ROW],
+        benchmarks={},
         lineage={"teacher": "teacher-x"},
         comparison_md="| table |\n",
         license="apache-2.0",
     )
 
 
-def test_card_front_matter_has_the_students_eval_results_only():
+def test_card_front_matter_has_the_eval_results_with_their_settings():
     front = _front_matter(_card("HuggingFaceTB/SmolLM2-135M-Instruct"))
     assert front["base_model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
-    (result,) = front["model-index"][0]["results"]
-    assert result["metrics"][0]["value"] == 0.5 and result["task"]["name"] == "t"
+    (result,) = front["model-index"][0]["results"]  # no maj@n in this row: pass@1 only
+    (metric,) = result["metrics"]
+    assert metric["value"] == 0.5 and metric["type"] == "pass@1" and result["dataset"]["name"] == "t"
+    assert metric["args"]["samples_per_problem"] == 4 and metric["args"]["temperature"] == 0.6
 
 
 def test_card_has_no_base_model_when_the_student_started_from_a_local_folder():
@@ -60,10 +72,11 @@ def test_card_names_a_published_trace_set_and_its_revision():
         "config default, split train, format generations, 1000 source rows read)"
     )
     card = model_card(
-        "s",
-        None,
+        "org/s",
+        base_model=None,
         teacher="unknown (traces from open-r1/OpenR1-Math-220k)",
         rows=[ROW],
+        benchmarks={},
         lineage={"trace data": line},
         comparison_md="| table |\n",
         license="apache-2.0",
