@@ -94,25 +94,14 @@ def model_card(
         f"Distilled from **{teacher}** with distill: the teacher sampled reasoning traces, a verifier kept the "
         "correct ones, and this model was fine-tuned on them with TRL.\n"
     )
-    settings = _settings_line(rows)
-    parts.append(f"## Evaluation\n\n{comparison_md.strip()}\n\n![comparison](comparison.png)\n\n{settings}\n")
+    # comparison.md already states n, sampling, extraction and how the intervals are computed.
+    parts.append(f"## Evaluation\n\n{comparison_md.strip()}\n\n![comparison](comparison.png)\n")
     parts.append(
         "## Lineage\n\n" + "\n".join(f"- **{key}**: {value}" for key, value in lineage.items()) + "\n"
     )
     if reproduce:
         parts.append(_reproduce_section(reproduce))
     return "\n".join(parts)
-
-
-def _settings_line(rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return "No eval results."
-    first = rows[0]
-    return (
-        f"pass@1 is the mean over problems of the share of {first['samples_per_problem']} samples per problem "
-        f"that the shared verifier accepts (temperature {first['temperature']}, top_p {first['top_p']}, at most "
-        f"{first['max_tokens']} new tokens, backend {first['backend']}); brackets are 95% confidence intervals."
-    )
 
 
 def _reproduce_section(reproduce: dict[str, Any]) -> str:
@@ -172,8 +161,11 @@ def dataset_card(
 
 
 def _demote_headings(markdown: str) -> str:
-    """The report's own headings sit under the card's 'Filter report' heading."""
-    return "\n".join(f"#{line}" if line.startswith("#") else line for line in markdown.strip().splitlines())
+    """The report's own headings sit under the card's 'Filter report' heading (its title is dropped)."""
+    lines = markdown.strip().splitlines()
+    if lines and lines[0].startswith("# "):
+        lines = lines[1:]
+    return "\n".join(f"#{line}" if line.startswith("#") else line for line in lines).strip()
 
 
 def _size_category(rows: int) -> str:

@@ -298,3 +298,11 @@ def test_bad_input_is_one_line(hub_env, evaluated, capsys, monkeypatch, problem,
     err = capsys.readouterr().err.strip()
     assert expected in err and len(err.splitlines()) == 1, err
     assert "hf_not_a_known_token_000" not in err and TOKEN not in err
+
+
+def test_push_to_a_branch_creates_it_and_leaves_main_alone(hub_env, evaluated):
+    hub = hub_env()
+    recipe, run_dir, student = evaluated
+    assert main(["publish", str(recipe), "release.revision=candidate"]) == 0
+    assert "model.safetensors" in hub.files(f"alice/{student}", revision="candidate")
+    assert hub.files(f"alice/{student}") == {}  # main still holds only the initial commit
