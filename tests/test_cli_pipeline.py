@@ -1,18 +1,24 @@
 """One tiny end-to-end pipeline through the real CLI (tiny random model, offline, ~1 minute)."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
 
+from huggingface_hub import ModelCard
 
-def distill(*args, cwd=None):
+from tests.hub_server import StandInHub
+
+
+def distill(*args, cwd=None, env=None):
     return subprocess.run(
         [sys.executable, "-m", "distill.cli", *map(str, args)],
         capture_output=True,
         text=True,
         cwd=cwd,
         timeout=600,
+        env=env,
     )
 
 
@@ -42,6 +48,19 @@ def test_tiny_pipeline_runs_then_skips_then_forces(tiny_recipe, tiny_recipe_dict
     assert forced.returncode == 0
     assert "eval: running" in forced.stdout and "generate: up to date" in forced.stdout
     assert "publish: running" in forced.stdout  # downstream of a rerun stage reruns too
+
+    # The same run pushed to a stand-in Hub: the quickstart's own card and dataset, read back as the Hub has them.
+    student = tiny_recipe_dict["students"][0]["name"]
+    with StandInHub(tokens={secret: {"name": "alice", "orgs": []}}) as hub:
+        env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
+        env.update(HF_ENDPOINT=hub.endpoint, HF_HUB_DISABLE_XET="1")
+        pushed = distill("publish", tiny_recipe, "release.namespace=alice", "release.dry_run=false", env=env)
+        assert pushed.returncode == 0, pushed.stderr[-3000:]
+        card = ModelCard(hub.files(f"alice/{student}")["README.md"].decode())
+        assert card.data.eval_results[0].dataset_name == "addition_heldout"
+        assert "alice/quickstart-traces" in card.data.datasets and "## Lineage" in card.text
+        assert "data/train-00000-of-00001.parquet" in hub.files("alice/quickstart-traces", "datasets")
+        assert not [body for body in hub.bodies if secret.encode() in body]
 
     # Secrets come from the environment only: none of them may reach the run directory or the release.
     leaked = subprocess.run(["grep", "-rl", secret, run_dir], capture_output=True, text=True).stdout
