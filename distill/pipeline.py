@@ -15,7 +15,8 @@ from typing import Any
 
 from distill import preflight as checks
 from distill.errors import DistillError
-from distill.recipe import EvalModel, Recipe
+from distill.grpo_teacher import checkable, with_trained_teacher
+from distill.recipe import Recipe
 from distill.runs import Run, file_digest, fingerprint
 
 STAGE_NAMES = ("grpo", "generate", "filter", "sft", "eval", "publish")
@@ -126,34 +127,6 @@ def _grpo_body(recipe: Recipe, run: Run, folder: Path):
     return metrics, [folder / "final", folder / "grpo_metrics.json", folder / "prompts.parquet"]
 
 
-def with_trained_teacher(recipe: Recipe, run_root: Path) -> Recipe:
-    """`teacher.model: grpo` made concrete: the grpo stage's final checkpoint; the eval also gets a row for
-    the model GRPO started from, so the comparison shows start -> GRPO teacher -> students."""
-    if not recipe.grpo_teacher():
-        return recipe
-    teacher = recipe.teacher.model_copy(update={"model": str((run_root / "teacher" / "final").absolute())})
-    start = EvalModel(label=f"grpo start ({recipe.grpo.model})", model=recipe.grpo.model)
-    rows = (
-        recipe.eval.models
-        if any(m.model == start.model for m in recipe.eval.models)
-        else [
-            start,
-            *recipe.eval.models,
-        ]
-    )
-    evals = recipe.eval.model_copy(update={"models": rows})
-    return recipe.model_copy(update={"teacher": teacher, "eval": evals})
-
-
-def _checkable(recipe: Recipe) -> Recipe:
-    """For the preflight, before the grpo stage ran: its starting model has the trained teacher's
-    architecture, tokenizer and context, so it stands in for `teacher.model: grpo`."""
-    if not recipe.grpo_teacher():
-        return recipe
-    teacher = recipe.teacher.model_copy(update={"model": recipe.grpo.model})
-    return recipe.model_copy(update={"teacher": teacher})
-
-
 def _generate_body(recipe: Recipe, run: Run, folder: Path):
     from teacher.generate import generate
     from teacher.shards import shard_paths
@@ -222,7 +195,7 @@ def preflight(recipe: Recipe, stages: set[str]) -> checks.PreflightReport:
     if not stages:
         return report
     started = time.perf_counter()
-    recipe = _checkable(recipe)
+    recipe = checkable(recipe)
     checks.check_run_dir(recipe.run_path())
     if "grpo" in stages:
         from teacher.grpo import check_grpo_prompts

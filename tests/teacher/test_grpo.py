@@ -14,7 +14,8 @@ import yaml
 
 from distill.checkpoints import COMPLETE
 from distill.cli import main
-from distill.pipeline import plan, with_trained_teacher
+from distill.grpo_teacher import with_trained_teacher
+from distill.pipeline import plan
 from distill.recipe import load_recipe
 from teacher.grpo_trainer import summarise
 
