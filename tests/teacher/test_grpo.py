@@ -142,3 +142,30 @@ def test_kill_after_checkpoint_then_rerun_resumes(grpo_recipe):
     assert metrics["steps"] == 40 and metrics["resumed_from"].startswith("checkpoint-")
     assert int(metrics["resumed_from"].split("-")[1]) % 5 == 0
     assert (run_dir / "teacher" / "final" / "model.safetensors").exists()
+
+
+def test_prompt_plus_completion_over_the_context_is_refused_before_anything_runs(grpo_recipe, capsys):
+    run_dir = Path(yaml.safe_load(grpo_recipe.read_text())["run_dir"])
+    assert main(["grpo", str(grpo_recipe), "grpo.max_prompt_length=600"]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "grpo.max_prompt_length + max_completion_length = 608 exceeds the context of tiny-random-llama" in err
+    )
+    assert not run_dir.exists()
+
+
+def test_pass_rate_filter_keeps_only_prompts_inside_the_band(tmp_path, tiny_model_dir):
+    from distill.errors import DistillError
+    from distill.recipe import DataConfig, GRPOTeacherConfig
+    from teacher.grpo import prepare_prompts
+
+    data = DataConfig(source=str(REPO / "recipes" / "data" / "addition_train.jsonl"), limit=3)
+    base = {**GRPO, "max_prompt_length": 128, "max_completion_length": 4}
+    # A random model never answers a sum: every pass rate is 0, inside [0, 0] and outside [0.5, 1].
+    cfg = GRPOTeacherConfig(**base, pass_rate_filter={"band": [0.0, 0.0], "samples": 2})
+    meta = prepare_prompts(str(tiny_model_dir), cfg, data, tmp_path / "kept")
+    assert meta["prompts"] == 3 and meta["pass_rate_filter"]["prompts_kept"] == 3
+    assert meta["pass_rate_filter"]["mean_pass_rate"] == 0.0
+    cfg = GRPOTeacherConfig(**base, pass_rate_filter={"band": [0.5, 1.0], "samples": 2})
+    with pytest.raises(DistillError, match="no training prompts left .* outside grpo.pass_rate_filter.band"):
+        prepare_prompts(str(tiny_model_dir), cfg, data, tmp_path / "none")
