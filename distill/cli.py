@@ -19,6 +19,7 @@ import traceback
 from pydantic import ValidationError
 
 from distill import __version__
+from distill.cli_scale import add_scale_args, run_scale, scale_mode
 from distill.errors import DistillError, is_bad_input, library_error_line
 from distill.recipe import LAUNCH_STRATEGIES, TRACE_FORMATS, LaunchConfig
 
@@ -195,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
                 metavar="N",
                 help="use only the first N prompts (smoke runs; data.limit)",
             )
+            add_scale_args(stage, _at_least)
         if name == "filter":
             _add_trace_args(stage)
             stage.add_argument(
@@ -282,6 +284,8 @@ def _dispatch(args: argparse.Namespace) -> int:
             write_slurm_scripts(recipe, args.recipe, args.overrides)
             return 0
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    if args.command == "generate" and scale_mode(args):
+        return run_scale(recipe, args)
     from distill.pipeline import run_pipeline
 
     if args.command == "run":

@@ -72,7 +72,7 @@ def plan(recipe: Recipe) -> list[StageSpec]:
     if recipe.has_generate():
         generate_config = {
             "data": recipe.section("data"),
-            "teacher": recipe.section("teacher"),
+            "teacher": _generate_teacher_config(recipe),
             "source_digest": _source_digest(recipe.data.source),
         }
         from_grpo = ["grpo"] if recipe.grpo_teacher() else []
@@ -91,6 +91,36 @@ def plan(recipe: Recipe) -> list[StageSpec]:
         StageSpec("eval", "eval", eval_config, eval_upstream, _eval_body),
         StageSpec("publish", "release", recipe.section("release"), ["eval"], _publish_body),
     ]
+
+
+# Where and how hard to send requests, never what is sampled: left out of the generate fingerprint so that a
+# fleet whose endpoints change between allocations (or a retuned concurrency) resumes instead of restarting.
+_OPENAI_RUNTIME_KEYS = (
+    "base_url",
+    "concurrency",
+    "max_retries",
+    "retry_backoff",
+    "request_timeout",
+    "bench_after",
+    "bench_seconds",
+)
+
+
+def _generate_teacher_config(recipe: Recipe) -> dict[str, Any]:
+    teacher = recipe.section("teacher")
+    openai = {k: v for k, v in teacher["openai"].items() if k not in _OPENAI_RUNTIME_KEYS}
+    return {**teacher, "openai": openai}
+
+
+def generate_target(recipe: Recipe) -> tuple[Run, str, Path]:
+    """(the run, read only; the generate stage's fingerprint; its folder) - what chunked generation, the
+    merge and `--status` share with a plain `distill generate`, so all of them use one partial folder."""
+    spec = next((s for s in plan(recipe) if s.name == "generate"), None)
+    if spec is None:
+        raise DistillError(f"this recipe has no generate stage ({_MISSING_SECTION['generate']})")
+    run = Run(recipe.run_path(), write=False)
+    fp = fingerprint(spec.config, [run.completion_id(u) for u in spec.upstream])
+    return run, fp, run.root / spec.folder
 
 
 def _source_digest(source: str) -> str | None:

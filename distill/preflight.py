@@ -66,11 +66,12 @@ def check_teacher(recipe: Recipe) -> Path | None:
     """The teacher the generate stage will load (or the server it will call); its config.json if on disk."""
     teacher = recipe.teacher
     if teacher.backend == "openai":
-        url = teacher.openai.base_url or ""
-        if not url.startswith(("http://", "https://")):
-            raise DistillError(
-                f"teacher.openai.base_url {url!r}: expected an http(s) URL such as http://127.0.0.1:8000/v1"
-            )
+        for url in teacher.openai.base_urls or [""]:
+            if not url.startswith(("http://", "https://")):
+                raise DistillError(
+                    f"teacher.openai.base_url {url!r}: expected an http(s) URL such as "
+                    "http://127.0.0.1:8000/v1"
+                )
         return None
     return check_model("teacher.model", teacher.model)
 

@@ -76,7 +76,11 @@ def check_key_env_name(data: Any) -> Any:
 class OpenAIOptions(Section):
     """Any OpenAI-compatible chat-completions server (``teacher.backend: openai``): vLLM, SGLang, hosted APIs."""
 
-    base_url: str | None = Field(None, description="Endpoint root, e.g. http://127.0.0.1:8000/v1.")
+    base_url: str | list[str] | None = Field(
+        None,
+        description="Endpoint root, e.g. http://127.0.0.1:8000/v1, or a list of them (a fleet of replicas "
+        "serving the same model): requests go to the least-loaded endpoint.",
+    )
     api_key_env: str | None = Field(None, description="NAME of the environment variable holding the API key.")
     concurrency: int = Field(
         32, ge=1, description="Requests in flight; servers batch them, so more is faster."
@@ -88,11 +92,39 @@ class OpenAIOptions(Section):
     request_timeout: float = Field(
         600.0, gt=0, description="Seconds per request; long reasoning traces need minutes."
     )
+    bench_after: int = Field(
+        3, ge=1, description="Consecutive failed requests that take an endpoint out of the rotation."
+    )
+    bench_seconds: float = Field(
+        30.0,
+        gt=0,
+        description="How long a failing endpoint sits out before it is tried again (doubling while it "
+        "keeps failing, up to 10 times this); the others take its share meanwhile.",
+    )
 
     @model_validator(mode="before")
     @classmethod
     def _key_env_is_a_name(cls, data: Any) -> Any:
         return check_key_env_name(data)
+
+    @field_validator("base_url")
+    @classmethod
+    def _urls_listed_once(cls, value: str | list[str] | None) -> str | list[str] | None:
+        if isinstance(value, list):
+            if not value:
+                raise ValueError("an empty list; give one URL or a list of URLs")
+            stripped = [url.rstrip("/") for url in value]
+            repeated = sorted({url for url in stripped if stripped.count(url) > 1})
+            if repeated:
+                raise ValueError(f"{repeated[0]} is listed twice; list each endpoint once")
+        return value
+
+    @property
+    def base_urls(self) -> list[str]:
+        """Every endpoint, whether the recipe gave one URL (the original form) or a list."""
+        if self.base_url is None:
+            return []
+        return [self.base_url] if isinstance(self.base_url, str) else list(self.base_url)
 
 
 class TeacherConfig(Section):

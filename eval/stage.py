@@ -64,14 +64,15 @@ def _local(label: str, path: str, backend: str, role: str) -> EvalTarget:
 def _teacher_target(recipe, resolve) -> EvalTarget:
     teacher, cfg = recipe.teacher, recipe.eval
     if teacher.backend == "openai" and not cfg.teacher_model:
-        # A teacher that only exists behind a server (vllm serve, SGLang, an API) is evaluated through it.
+        # A teacher that only exists behind a server (vllm serve, SGLang, an API) is evaluated through it;
+        # of a fleet of replicas, through the first (lm-eval takes one URL).
         opts = teacher.openai
         return EvalTarget(
             f"teacher ({teacher.model})",
             teacher.model,
             "served",
             "teacher",
-            opts.base_url,
+            opts.base_urls[0],
             opts.api_key_env,
             seed_per_request=teacher.seed_per_sample,
         )

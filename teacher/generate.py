@@ -22,6 +22,7 @@ from distill.recipe import Recipe, TeacherConfig
 from distill.records import write_parquet
 from distill.runs import Run
 from teacher.backends import Backend, GenerationRequest, GenerationResult, SamplingSpec, make_backend
+from teacher.chunks import Chunk, select_chunk
 from teacher.prompt_length import fit_prompts
 from teacher.prompts import (
     assemble_completion,
@@ -36,11 +37,34 @@ from teacher.shards import ShardWriter, finished_keys, remove_stale_temp_files, 
 STAGE = "generate"
 
 
-def generate(recipe: Recipe, run: Run, out_dir: Path, backend: Backend | None = None) -> dict[str, Any]:
+def generate(
+    recipe: Recipe, run: Run, out_dir: Path, backend: Backend | None = None, chunk: Chunk | None = None
+) -> dict[str, Any]:
     """Stage entry point: read the recipe's prompts, sample the teacher, write traces into ``out_dir``.
 
     ``backend`` lets a caller (benchmarks, tests) reuse an engine it already started; it is not closed here.
+    ``chunk`` generates only that chunk's prompts into tagged shards (teacher.chunks); the merge then writes
+    prompts.parquet and checks the whole set.
     """
+    prompts, too_long = load_prompts(recipe, chunk)
+    if chunk is None:
+        write_parquet(prompts, out_dir / "prompts.parquet")
+    requests, sampling, provenance = plan_requests(recipe, prompts)
+    metrics = generate_traces(
+        requests,
+        out_dir,
+        shard_size=recipe.teacher.shard_size,
+        sampling=sampling,
+        provenance=provenance,
+        backend=backend or (lambda: build_backend(recipe.teacher)),
+        tag=chunk.tag if chunk else None,
+    )
+    return {**metrics, "prompts_too_long": too_long}  # dropped per data.too_long
+
+
+def load_prompts(recipe: Recipe, chunk: Chunk | None = None) -> tuple[list[dict[str, Any]], int]:
+    """(the prompts the teacher can take, how many were too long); only ``chunk``'s when given. The split
+    comes before the length check, so a chunk tokenizes only its own prompts."""
     data, teacher = recipe.data, recipe.teacher
     prompts = build_prompts(
         load_prompt_rows(data.source, data.split),
@@ -50,9 +74,17 @@ def generate(recipe: Recipe, run: Run, out_dir: Path, backend: Backend | None = 
         answer_column=data.answer_column,
         limit=data.limit,
     )
+    if chunk is not None:
+        prompts = select_chunk(prompts, chunk)
     model_dir = resolve_model(teacher.model) if teacher.backend != "openai" else ""
-    prompts, too_long = fit_prompts(prompts, model_dir, teacher, data, f"data.source {data.source}")
-    write_parquet(prompts, out_dir / "prompts.parquet")
+    return fit_prompts(prompts, model_dir, teacher, data, f"data.source {data.source}")
+
+
+def plan_requests(
+    recipe: Recipe, prompts: list[dict[str, Any]]
+) -> tuple[list[GenerationRequest], SamplingSpec, dict[str, Any]]:
+    """The requests for ``prompts``, the sampling parameters, and the provenance every row records."""
+    data, teacher = recipe.data, recipe.teacher
     requests = build_requests(
         prompts, data.prompt_template, data.system_prompt, teacher.samples_per_prompt, teacher.sampling.seed
     )
@@ -67,15 +99,7 @@ def generate(recipe: Recipe, run: Run, out_dir: Path, backend: Backend | None = 
         },
         "answers": {p["id"]: p["answer"] for p in prompts},
     }
-    metrics = generate_traces(
-        requests,
-        out_dir,
-        shard_size=teacher.shard_size,
-        sampling=sampling,
-        provenance=provenance,
-        backend=backend or (lambda: build_backend(teacher)),
-    )
-    return {**metrics, "prompts_too_long": too_long}  # dropped per data.too_long
+    return requests, sampling, provenance
 
 
 def build_backend(teacher: TeacherConfig) -> Backend:
@@ -85,12 +109,14 @@ def build_backend(teacher: TeacherConfig) -> Backend:
         return make_backend(
             "openai",
             teacher.model,
-            base_url=o.base_url,
+            base_url=o.base_urls,
             api_key_env=o.api_key_env,
             concurrency=o.concurrency,
             max_retries=o.max_retries,
             retry_backoff=o.retry_backoff,
             request_timeout=o.request_timeout,
+            bench_after=o.bench_after,
+            bench_seconds=o.bench_seconds,
             seed_per_sample=teacher.seed_per_sample,
         )
     model, chat_template = resolve_model(teacher.model), load_chat_template(teacher.chat_template)
@@ -146,6 +172,7 @@ class RunStats:
     seconds: float = 0.0
     ignored: int = 0  # results whose key was not pending (a backend bug): dropped, never written twice
     backend_stats: dict[str, int] | None = None  # e.g. the openai backend's retries by cause
+    endpoints: dict[str, Any] | None = None  # the openai backend's requests and errors per endpoint
 
 
 def generate_traces(
@@ -156,10 +183,12 @@ def generate_traces(
     sampling: SamplingSpec,
     provenance: dict[str, Any],
     backend: Backend | Callable[[], Backend],
+    tag: str | None = None,
 ) -> dict[str, Any]:
     """Generate the requests not yet in ``out_dir``'s shards; ``backend`` is a backend or a factory for one
-    (a backend built here is closed here; one passed in stays open for its owner)."""
-    remove_stale_temp_files(out_dir)
+    (a backend built here is closed here; one passed in stays open for its owner). ``tag`` names this
+    writer's shards when several write into one folder (chunks)."""
+    remove_stale_temp_files(out_dir, tag)
     done = finished_keys(out_dir)
     todo = [r for r in requests if r.key not in done]
     stats, seed_scope = RunStats(), None
@@ -168,12 +197,15 @@ def generate_traces(
         engine = backend() if owned else backend
         try:
             seed_scope = engine.seed_scope
-            stats = _stream(engine, requests, todo, ShardWriter(out_dir, shard_size), sampling, provenance)
+            writer = ShardWriter(out_dir, shard_size, tag)
+            stats = _stream(engine, requests, todo, writer, sampling, provenance)
             stats.backend_stats = dict(getattr(engine, "stats", {}) or {})
+            report = getattr(engine, "endpoint_report", None)
+            stats.endpoints = report() if report else None
         finally:
             if owned:
                 engine.close()
-    return summarise(out_dir, requests, stats, seed_scope)
+    return summarise(out_dir, requests, stats, seed_scope, tag)
 
 
 def _stream(
@@ -256,9 +288,16 @@ def trace_row(
 
 
 def summarise(
-    out_dir: Path, requests: list[GenerationRequest], stats: RunStats, seed_scope: str | None
+    out_dir: Path,
+    requests: list[GenerationRequest],
+    stats: RunStats,
+    seed_scope: str | None,
+    tag: str | None = None,
 ) -> dict[str, Any]:
-    """Check the shards hold every requested sample exactly once, then report totals + this run's speed."""
+    """Check the shards hold every requested sample exactly once, then report totals + this run's speed.
+
+    A tagged writer (a chunk) checks only that its own samples are there and totals only its own shards:
+    other chunks are still writing, and exactly-once over the whole folder is the merge's proof."""
     keys = finished_keys(out_dir)
     missing = [r.key for r in requests if r.key not in keys]
     if missing:
@@ -266,15 +305,17 @@ def summarise(
             f"{out_dir}: {len(missing)} of {len(requests)} samples missing after generation "
             f"(e.g. {missing[0]}); rerun the same command to resume"
         )
-    totals = shard_summary(out_dir)
-    if totals["samples"] != len(keys):
+    totals = shard_summary(out_dir, tag)
+    if tag is None and totals["samples"] != len(keys):
         raise DistillError(
-            f"{out_dir}: {totals['samples'] - len(keys)} duplicated rows across shards; "
-            "delete the folder and rerun"
+            f"{out_dir}: {totals['samples'] - len(keys)} duplicated rows across shards; run "
+            "`distill generate RECIPE --merge` to keep one of each (the others are moved to dropped/)"
         )
     seconds = stats.seconds
     return {
         **totals,
+        "requested_prompts": len({r.prompt_id for r in requests}),
+        "requested_samples": len(requests),
         "new_samples": stats.samples,
         "new_output_tokens": stats.tokens,
         "seconds_this_run": round(seconds, 2),
@@ -283,4 +324,5 @@ def summarise(
         "seed_scope": seed_scope,
         "ignored_results": stats.ignored,
         "backend_stats": stats.backend_stats or {},
+        **({"endpoints": stats.endpoints} if stats.endpoints else {}),
     }

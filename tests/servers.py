@@ -84,8 +84,22 @@ class _Handler(BaseHTTPRequestHandler):
 class StandInChatServer(_Server):
     """Deterministic chat completions; ``mode`` picks a misbehaviour after ``good`` normal answers."""
 
-    def __init__(self, model: str = "stand-in", mode: str = "ok", good: int = 0, reasoning: bool = False):
+    def __init__(
+        self,
+        model: str = "stand-in",
+        mode: str = "ok",
+        good: int = 0,
+        reasoning: bool = False,
+        fail_first: int = 0,
+        delay: float = 0.0,
+    ):
         self.model, self.mode, self.good, self.reasoning = model, mode, good, reasoning
+        self.fail_first, self.delay = (
+            fail_first,
+            delay,
+        )  # HTTP 500 for the first N requests; seconds per answer
+        self.dead = threading.Event()
+        self.answered = 0
         self.requests: list[dict] = []
         self.auth: list[str | None] = []
         self.lock = threading.Lock()
@@ -111,9 +125,21 @@ class StandInChatServer(_Server):
                     return self.send_json(200, {"id": "x", "object": "chat.completion"})
                 if server.mode == "bad_request" and count > server.good:
                     return self.send_json(400, {"error": {"message": "max_tokens is too large"}})
+                if count <= server.fail_first:
+                    return self.send_json(500, {"error": {"message": "warming up"}})
+                if server.dead.wait(server.delay):
+                    return self.drop()  # killed while this request was in flight
                 self.send_json(200, server.completion(body))
+                with server.lock:
+                    server.answered += 1
 
         return Handler
+
+    def kill(self) -> None:
+        """What a crashed replica looks like: requests in flight are dropped, new connections refused."""
+        self.dead.set()
+        self.shutdown()
+        self.server_close()
 
     def completion(self, body: dict) -> dict:
         question = body["messages"][-1]["content"]

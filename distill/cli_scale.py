@@ -1,0 +1,158 @@
+"""`distill generate` beyond one process: the --chunk, --merge, --status and --slurm flags (thin wrappers
+over teacher.scale, teacher.chunk_status and teacher.generate_slurm; the README's "Generating at scale")."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from distill.errors import DistillError
+
+
+def add_scale_args(stage: argparse.ArgumentParser, at_least) -> None:
+    group = stage.add_argument_group("at scale (README: Generating at scale)")
+    mode = group.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--chunk",
+        metavar="I/N",
+        help="generate only chunk I of N (counted from 0) of the prompts into the run's shared folder; chunks "
+        "may run at once on machines sharing the file system; the last to finish merges",
+    )
+    mode.add_argument(
+        "--merge",
+        action="store_true",
+        help="check that every (prompt_id, sample_idx) is present exactly once (duplicates set aside, missing "
+        "ones listed) and mark the stage done; generates nothing",
+    )
+    mode.add_argument(
+        "--status", action="store_true", help="per chunk: prompts done, samples, tokens, stalls"
+    )
+    mode.add_argument(
+        "--slurm", action="store_true", help="write a Slurm array script (one task per chunk) instead"
+    )
+    group.add_argument(
+        "--from",
+        dest="sources",
+        nargs="+",
+        metavar="PATH",
+        help="with --merge: first import traces from these folders or files (other chunks, another tool)",
+    )
+    group.add_argument("--stalled-after", type=float, metavar="MIN", help="with --status: stall threshold")
+    group.add_argument("--chunks", type=at_least(1), metavar="N", help="with --slurm: array tasks")
+    group.add_argument("--gpus-per-node", type=at_least(0), metavar="G", help="with --slurm: GPUs per task")
+    group.add_argument("--partition", metavar="P", help="with --slurm: #SBATCH --partition")
+    group.add_argument("--time", metavar="T", help="with --slurm: #SBATCH --time, e.g. 04:00:00")
+    group.add_argument("--submit", action="store_true", help="with --slurm: also run sbatch on the script")
+
+
+def scale_mode(args: argparse.Namespace) -> bool:
+    _check_companions(args)
+    return bool(args.chunk or args.merge or args.status or args.slurm)
+
+
+_COMPANIONS = {
+    "sources": "merge",
+    "stalled_after": "status",
+    "chunks": "slurm",
+    "gpus_per_node": "slurm",
+    "partition": "slurm",
+    "time": "slurm",
+    "submit": "slurm",
+}
+
+
+def _check_companions(args: argparse.Namespace) -> None:
+    for flag, mode in _COMPANIONS.items():
+        if getattr(args, flag) not in (None, False) and not getattr(args, mode):
+            name = "--from" if flag == "sources" else "--" + flag.replace("_", "-")
+            raise DistillError(f"{name} goes with --{mode}")
+
+
+def run_scale(recipe, args: argparse.Namespace) -> int:
+    from distill.pipeline import generate_target, preflight
+    from teacher import scale
+
+    if args.slurm:
+        return _write_slurm(recipe, args)
+    run, fp, folder = generate_target(recipe)
+    if args.status:
+        return _print_status(recipe, run, fp, folder, args.stalled_after)
+    if args.merge:
+        if not run.is_done("generate", fp):
+            preflight(recipe, {"generate"})
+        scale.merge(recipe, fp, folder, tuple(args.sources or ()))
+        return 0
+    from teacher.chunks import parse_chunk
+
+    chunk = parse_chunk(args.chunk)
+    if run.is_done("generate", fp):
+        print("[distill] generate: up to date (merged), skipped", flush=True)
+        return 0
+    preflight(recipe, {"generate"})
+    if scale.run_chunk(recipe, run, fp, folder, chunk):
+        scale.merge(recipe, fp, folder, auto=True)
+    return 0
+
+
+def _write_slurm(recipe, args: argparse.Namespace) -> int:
+    from teacher.generate_slurm import submit, write_slurm_script
+
+    if args.chunks is None:
+        raise DistillError("--slurm needs --chunks N: how many array tasks to split the prompts over")
+    overrides = [*args.overrides, *([f"data.limit={args.limit}"] if args.limit else [])]
+    script = write_slurm_script(
+        recipe,
+        args.recipe,
+        overrides,
+        args.chunks,
+        len(_prompt_ids(recipe)),
+        args.gpus_per_node,
+        args.partition,
+        args.time,
+    )
+    if args.submit:
+        print(submit(script), flush=True)
+    return 0
+
+
+def _prompt_ids(recipe) -> list[str]:
+    from teacher.prompts import build_prompts, load_prompt_rows
+
+    data = recipe.data
+    prompts = build_prompts(
+        load_prompt_rows(data.source, data.split),
+        where=f"data.source {data.source}",
+        id_column=data.id_column,
+        problem_column=data.problem_column,
+        answer_column=data.answer_column,
+        limit=data.limit,
+    )
+    return [p["id"] for p in prompts]
+
+
+def _print_status(recipe, run, fp: str, folder, stalled_after: float | None) -> int:
+    from distill.runs import Run
+    from teacher.chunk_status import chunk_rows, render_status, rerun_hint, untagged_samples
+
+    done = run.is_done("generate", fp)
+    work = folder if done else Run.work_dir(folder, fp)
+    now = time.time()
+    threshold = stalled_after * 60 if stalled_after else None
+    rows = chunk_rows(work, _prompt_ids(recipe), recipe.teacher.samples_per_prompt, now, threshold)
+    print(f"generate: {work}")
+    if rows:
+        print(render_status(rows, now))
+    plain = untagged_samples(work) if work.is_dir() else 0
+    if plain:
+        print(f"{plain:,} samples written by unchunked runs")
+    if not rows and not plain:
+        print("nothing generated yet")
+    if done:
+        metrics = run.record("generate").get("metrics", {})
+        print(f"merged: done - {metrics.get('samples')} samples, every (prompt_id, sample_idx) exactly once")
+    else:
+        print("merged: not yet (the last chunk to finish merges; or distill generate RECIPE --merge)")
+        hint = rows and rerun_hint(rows, run.root / "slurm" / "generate.sbatch")
+        if hint:
+            print(hint)
+    return 0
