@@ -77,10 +77,11 @@ def run_scale(recipe, args: argparse.Namespace) -> int:
     run, fp, folder = generate_target(recipe)
     if args.status:
         return _print_status(recipe, run, fp, folder, args.stalled_after)
+    concrete = _teacher_made_concrete(recipe, run)
     if args.merge:
         if not run.is_done("generate", fp):
             preflight(recipe, {"generate"})
-        scale.merge(recipe, fp, folder, tuple(args.sources or ()))
+        scale.merge(concrete, fp, folder, tuple(args.sources or ()), snapshot=recipe)
         return 0
     from teacher.chunks import parse_chunk
 
@@ -89,9 +90,18 @@ def run_scale(recipe, args: argparse.Namespace) -> int:
         print("[distill] generate: up to date (merged), skipped", flush=True)
         return 0
     preflight(recipe, {"generate"})
-    if scale.run_chunk(recipe, run, fp, folder, chunk):
-        scale.merge(recipe, fp, folder, auto=True)
+    if scale.run_chunk(concrete, run, fp, folder, chunk):
+        scale.merge(concrete, fp, folder, auto=True, snapshot=recipe)
     return 0
+
+
+def _teacher_made_concrete(recipe, run):
+    """`teacher.model: grpo` -> the grpo stage's checkpoint, as the plain generate stage does."""
+    from distill.grpo_teacher import with_trained_teacher
+
+    if recipe.grpo_teacher() and run.record("grpo").get("status") != "done":
+        raise DistillError("teacher.model grpo: run `distill grpo RECIPE` before generating in chunks")
+    return with_trained_teacher(recipe, run.root)
 
 
 def _write_slurm(recipe, args: argparse.Namespace) -> int:

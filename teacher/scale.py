@@ -80,11 +80,17 @@ def _sigterm_as_interrupt() -> Iterator[None]:
 
 
 def merge(
-    recipe: Recipe, fp: str, folder: Path, sources: tuple[str, ...] = (), *, auto: bool = False
+    recipe: Recipe,
+    fp: str,
+    folder: Path,
+    sources: tuple[str, ...] = (),
+    *,
+    auto: bool = False,
+    snapshot: Recipe | None = None,
 ) -> Run | None:
     """Check the partial folder holds every sample exactly once (importing ``sources`` first), then record
     the stage as done and swap the folder into place. ``auto`` (a chunk that finished last) gives way
-    quietly to a merge already under way."""
+    quietly to a merge already under way; ``snapshot`` is the recipe as written, for the manifest."""
     from teacher.merge import merge_traces
     from teacher.shards import shard_paths
 
@@ -103,7 +109,8 @@ def merge(
                 f"{folder.parent / LOCK_NAME}: another merge is running; wait for it (if its process died, "
                 "delete the file)"
             )
-        run = Run(folder.parent, recipe.model_dump(mode="json"), recipe.digest())
+        written = snapshot or recipe
+        run = Run(folder.parent, written.model_dump(mode="json"), written.digest())
         if run.is_done(STAGE, fp) and not sources:
             print("[distill] generate: up to date (already merged)", flush=True)
             return run
