@@ -53,7 +53,7 @@ def chunk_rows(
     statuses = all_statuses(work_dir)
     tags = set(statuses) | {shard_tag(p) for p in shard_paths(work_dir)}
     counts = sorted({c.count for c in map(chunk_from_tag, tags) if c is not None})
-    per_prompt, tokens, last = _shard_totals(work_dir)
+    per_prompt, tokens, last, written = _shard_totals(work_dir)
     rows = []
     for count in counts:
         owner = chunk_of(prompt_ids, count)
@@ -69,14 +69,16 @@ def chunk_rows(
             row = ChunkRow(chunk, status.get("requested_prompts") or totals[index])
             row.samples, row.prompts_done, row.tokens = samples[index], done[index], output[index]
             row.last_shard = last.get(chunk.tag)
-            row.state, row.host = _state(status, row.last_shard, now, stalled_after), status.get("host", "")
+            limit = stalled_after or _stall_limit(status, row.last_shard, written[chunk.tag])
+            row.state, row.host = _state(status, row.last_shard, now, limit), status.get("host", "")
             rows.append(row)
     return rows
 
 
-def _shard_totals(work_dir: Path) -> tuple[Counter, Counter, dict[str, float]]:
-    """Samples and output tokens per prompt over all shards; the newest shard's time per writer tag."""
-    per_prompt, tokens, last = Counter(), Counter(), {}
+def _shard_totals(work_dir: Path) -> tuple[Counter, Counter, dict[str, float], Counter]:
+    """Samples and output tokens per prompt over all shards; the newest shard's time and the number of
+    shards per writer tag."""
+    per_prompt, tokens, last, written = Counter(), Counter(), {}, Counter()
     for shard in shard_paths(work_dir):
         table = _read_columns(shard, ["prompt_id", "completion_tokens"])
         for prompt_id, count in zip(
@@ -86,10 +88,11 @@ def _shard_totals(work_dir: Path) -> tuple[Counter, Counter, dict[str, float]]:
             tokens[prompt_id] += count or 0
         tag = shard_tag(shard) or "untagged"
         last[tag] = max(last.get(tag, 0.0), shard.stat().st_mtime)
-    return per_prompt, tokens, last
+        written[tag] += 1
+    return per_prompt, tokens, last, written
 
 
-def _state(status: dict[str, Any], last_shard: float | None, now: float, stalled_after: float | None) -> str:
+def _state(status: dict[str, Any], last_shard: float | None, now: float, limit: float) -> str:
     state = status.get("state")
     if state != "running":
         return "failed: " + str(status.get("error"))[:80] if state == "failed" else (state or "not started")
@@ -98,14 +101,16 @@ def _state(status: dict[str, Any], last_shard: float | None, now: float, stalled
         return "dead (process gone)"
     started = float(status.get("started") or status.get("updated") or now)
     quiet = now - max(started, last_shard or 0.0)
-    limit = stalled_after or _stall_limit(status, started, last_shard)
     return f"stalled ({_ago(quiet)} without a shard)" if quiet > limit else "running"
 
 
-def _stall_limit(status: dict[str, Any], started: float, last_shard: float | None) -> float:
-    if last_shard is None or last_shard <= started:
+def _stall_limit(status: dict[str, Any], last_shard: float | None, shards: int) -> float:
+    """The mean gap between shards since this attempt started (shards of earlier attempts count too, which
+    errs towards a shorter limit; the 10-minute floor bounds that)."""
+    started = float(status.get("started") or 0.0)
+    if last_shard is None or last_shard <= started or not shards:
         return FIRST_SHARD_STALL_S
-    return max(MIN_STALL_S, STALL_FACTOR * (last_shard - started))
+    return max(MIN_STALL_S, STALL_FACTOR * (last_shard - started) / shards)
 
 
 def _ago(seconds: float) -> str:

@@ -16,6 +16,7 @@ from teacher_helpers import as_recipe, key_counts, read_traces, save_recipe
 from distill.cli import main
 from distill.errors import DistillError
 from distill.pipeline import generate_target
+from teacher.chunk_status import _stall_limit
 from teacher.chunks import Chunk, chunk_of, parse_chunk, write_status
 from teacher.shards import ShardWriter, remove_stale_temp_files, shard_paths
 
@@ -144,6 +145,13 @@ def test_status_names_stalled_and_dead_chunks(gen_recipe_dict, tmp_path, capsys)
     out = capsys.readouterr().out
     assert "| 0/2 | 0/3 | 0 | 0 | - | stalled (60 min without a shard) | elsewhere |" in out
     assert "dead (process gone)" in out and "merged: not yet" in out
+
+
+def test_stall_limit_follows_the_chunks_own_pace():
+    status = {"started": 1000.0}
+    assert _stall_limit(status, None, 0) == 1800  # before the first shard: the engine may still load
+    assert _stall_limit(status, 1100.0, 10) == 600  # shards every 10 s: the 10-minute floor
+    assert _stall_limit(status, 1000.0 + 3 * 3600, 3) == 3 * 3600  # one shard an hour: three hours
 
 
 def _a_dead_pid() -> int:
