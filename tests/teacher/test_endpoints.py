@@ -115,3 +115,15 @@ def _kill_after(server: StandInChatServer, answers: int) -> None:
     while server.answered < answers:
         threading.Event().wait(0.005)
     server.kill()
+
+
+def test_base_url_list_is_checked_and_one_url_stays_a_string():
+    from pydantic import ValidationError
+
+    from distill.recipe import OpenAIOptions
+
+    assert OpenAIOptions(base_url="http://a/v1").base_urls == ["http://a/v1"]
+    assert OpenAIOptions(base_url="http://a/v1").model_dump()["base_url"] == "http://a/v1"  # same fingerprint
+    for urls, message in (([], "an empty list"), (["http://a/v1", "http://a/v1/"], "listed twice")):
+        with pytest.raises(ValidationError, match=message):
+            OpenAIOptions(base_url=urls)
