@@ -143,3 +143,16 @@ def rerun_hint(rows: list[ChunkRow], script: Path | None) -> str | None:
 def untagged_samples(work_dir: Path) -> int:
     """Rows written by a plain (unchunked) `distill generate` into the same folder."""
     return sum(_read_columns(p, ["prompt_id"]).num_rows for p in shard_paths(work_dir) if not shard_tag(p))
+
+
+def live_chunks(work_dir: Path, now: float | None = None) -> list[str]:
+    """Chunks that look alive: running, with a live process here or a shard (or start) within the stall
+    floor elsewhere. A plain `distill generate` refuses to start beside them: it would write their rows too."""
+    now = time.time() if now is None else now
+    _, _, last, written = _shard_totals(work_dir) if work_dir.is_dir() else ({}, {}, {}, {})
+    live = []
+    for tag, status in all_statuses(work_dir).items():
+        limit = _stall_limit(status, last.get(tag), written.get(tag, 0))
+        if _state(status, last.get(tag), now, limit) == "running":
+            live.append(status.get("chunk", tag))
+    return live

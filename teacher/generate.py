@@ -22,6 +22,7 @@ from distill.recipe import Recipe, TeacherConfig
 from distill.records import write_parquet
 from distill.runs import Run
 from teacher.backends import Backend, GenerationRequest, GenerationResult, SamplingSpec, make_backend
+from teacher.chunk_status import live_chunks
 from teacher.chunks import Chunk, select_chunk
 from teacher.prompt_length import fit_prompts
 from teacher.prompts import (
@@ -46,6 +47,11 @@ def generate(
     ``chunk`` generates only that chunk's prompts into tagged shards (teacher.chunks); the merge then writes
     prompts.parquet and checks the whole set.
     """
+    if chunk is None and (live := live_chunks(out_dir)):
+        raise DistillError(
+            f"{out_dir}: chunk(s) {', '.join(live)} are generating into this folder; wait for them "
+            "(distill generate RECIPE --status), then `--merge` or rerun this command for what is left"
+        )
     prompts, too_long = load_prompts(recipe, chunk)
     if chunk is None:
         write_parquet(prompts, out_dir / "prompts.parquet")

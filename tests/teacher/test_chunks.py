@@ -147,6 +147,18 @@ def test_status_names_stalled_and_dead_chunks(gen_recipe_dict, tmp_path, capsys)
     assert "dead (process gone)" in out and "merged: not yet" in out
 
 
+def test_plain_generate_refuses_to_run_beside_live_chunks(gen_recipe_dict, tmp_path, capsys):
+    path = save_recipe(tmp_path, gen_recipe_dict)
+    _, fp, folder = generate_target(as_recipe(gen_recipe_dict))
+    work = folder.with_name(f"generate.partial-{fp}")
+    write_status(work, Chunk(1, 2), state="running", started=time.time())  # this process: alive
+    assert _generate(path) == 2
+    assert "chunk(s) 1/2 are generating into this folder" in capsys.readouterr().err
+    assert not shard_paths(work)
+    write_status(work, Chunk(1, 2), state="failed")
+    assert _generate(path) == 0  # a failed chunk is no reason to wait: generate the rest here
+
+
 def test_stall_limit_follows_the_chunks_own_pace():
     status = {"started": 1000.0}
     assert _stall_limit(status, None, 0) == 1800  # before the first shard: the engine may still load
