@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from distill.checkpoints import CompleteMarker, SkipEndCheckpoint
+from distill.checkpoints import CompleteMarker, SkipEndCheckpoint, tensorboard_dir
 from distill.recipe import StudentConfig
 from distill.runs import atomic_write_json
 from student.metrics import PackedRowsCollator, ThroughputCallback, TokenCounter
@@ -118,7 +118,6 @@ def run_training(job: dict[str, Any]) -> dict[str, Any]:
     cfg = StudentConfig.model_validate(job["student"])
     out_dir = Path(job["out_dir"])
     cpu = _on_cpu()
-    os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(out_dir / "tensorboard"))
     args = build_args(cfg, out_dir, cpu, job["packing"])
     tokenizer = AutoTokenizer.from_pretrained(job["tokenizer"])
     model = load_model(job["model_path"], cfg, cpu)
@@ -144,7 +143,8 @@ def run_training(job: dict[str, Any]) -> dict[str, Any]:
     trainer.callback_handler.callbacks.insert(0, throughput)
     trainer.add_callback(CompleteMarker())
     trainer.add_callback(SkipEndCheckpoint())
-    result = trainer.train(resume_from_checkpoint=job.get("resume_from"))
+    with tensorboard_dir(out_dir / "tensorboard"):
+        result = trainer.train(resume_from_checkpoint=job.get("resume_from"))
     _save_final(trainer, tokenizer, cfg, out_dir, job["model_path"])
     metrics = _summarise(trainer, result, throughput, job)
     if trainer.is_world_process_zero():

@@ -10,13 +10,12 @@ log history.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
-from distill.checkpoints import CompleteMarker, SkipEndCheckpoint
+from distill.checkpoints import CompleteMarker, SkipEndCheckpoint, tensorboard_dir
 from distill.recipe import GRPOTeacherConfig
 from distill.runs import atomic_write_json
 from teacher.rewards import build_reward_funcs
@@ -92,7 +91,6 @@ def run_grpo(job: dict[str, Any]) -> dict[str, Any]:
     cfg = GRPOTeacherConfig.model_validate(job["grpo"])
     out_dir = Path(job["out_dir"])
     cpu = not torch.cuda.is_available()
-    os.environ.setdefault("TENSORBOARD_LOGGING_DIR", str(out_dir / "tensorboard"))
     tokenizer = AutoTokenizer.from_pretrained(job["model_path"])
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -104,7 +102,8 @@ def run_grpo(job: dict[str, Any]) -> dict[str, Any]:
         processing_class=tokenizer,
         callbacks=[CompleteMarker(), SkipEndCheckpoint()],
     )
-    result = trainer.train(resume_from_checkpoint=job.get("resume_from"))
+    with tensorboard_dir(out_dir / "tensorboard"):
+        result = trainer.train(resume_from_checkpoint=job.get("resume_from"))
     _save_final(trainer, tokenizer, out_dir)
     metrics = summarise(trainer.state.log_history, cfg.rewards)
     metrics.update(
