@@ -24,7 +24,7 @@ from distill.recipe import Recipe
 from distill.records import read_rows, write_parquet
 from distill.runs import atomic_path, atomic_write_text
 from teacher.backends import GenerationRequest, GenerationResult
-from teacher.chunks import all_statuses, chunk_from_tag, chunk_of
+from teacher.chunks import Chunk, all_statuses, chunk_from_tag, chunk_of
 from teacher.generate import load_prompts, plan_requests, trace_row
 from teacher.shards import ShardWriter, finished_keys, shard_keys, shard_paths, shard_summary
 
@@ -102,8 +102,8 @@ def _move_rows(shard: Path, rows: set[int], dropped_dir: Path) -> None:
 def _missing_message(out_dir: Path, missing: list[tuple[str, int]], total: int) -> str:
     lines = "".join(json.dumps({"prompt_id": p, "sample_idx": i}) + "\n" for p, i in missing)
     atomic_write_text(out_dir / MISSING_FILE, lines)
-    counts = sorted({s["tag"] for s in all_statuses(out_dir).values()})
-    chunking = chunk_from_tag(counts[-1]) if counts else None
+    splits = Counter(c.count for s in all_statuses(out_dir).values() if (c := chunk_from_tag(s.get("tag"))))
+    chunking = Chunk(0, splits.most_common(1)[0][0]) if splits else None  # the split most chunks ran
     where = ""
     if chunking is not None:
         owner = chunk_of(sorted({p for p, _ in missing} | _all_ids(out_dir)), chunking.count)

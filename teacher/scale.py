@@ -95,6 +95,10 @@ def merge(
     from teacher.shards import shard_paths
 
     work = Run.work_dir(folder, fp)
+    if Run(folder.parent, write=False).is_done(STAGE, fp):
+        ignored = f"; --from {' '.join(sources)} not imported" if sources else ""
+        print(f"[distill] generate: up to date (already merged){ignored}", flush=True)
+        return None
     if not work.is_dir() and not sources:
         raise DistillError(
             f"{work}: nothing to merge; run `distill generate RECIPE --chunk I/N` (or --slurm) first"
@@ -111,7 +115,7 @@ def merge(
             )
         written = snapshot or recipe
         run = Run(folder.parent, written.model_dump(mode="json"), written.digest())
-        if run.is_done(STAGE, fp) and not sources:
+        if run.is_done(STAGE, fp):  # another process merged between the check above and the lock
             print("[distill] generate: up to date (already merged)", flush=True)
             return run
         print(f"[distill] generate: merging {work}", flush=True)
