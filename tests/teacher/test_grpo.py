@@ -85,7 +85,7 @@ def test_grpo_stage_on_a_recipe_without_the_section(tiny_recipe, capsys):
 
 
 @pytest.mark.integration
-def test_cli_grpo_trains_then_generate_samples_from_the_trained_teacher(grpo_recipe, tiny_model_dir):
+def test_cli_grpo_trains_then_the_recipe_distils_from_the_trained_teacher(grpo_recipe, tiny_model_dir):
     import torch
     from safetensors.torch import load_file
     from transformers import AutoModelForCausalLM
@@ -104,14 +104,18 @@ def test_cli_grpo_trains_then_generate_samples_from_the_trained_teacher(grpo_rec
     AutoModelForCausalLM.from_pretrained(final)  # the checkpoint loads
     assert not list(run_dir.glob("teacher.partial-*"))
 
-    generated = distill("generate", str(grpo_recipe))
-    assert generated.returncode == 0, generated.stderr[-3000:]
+    # The rest of the recipe: generate samples from the trained checkpoint, students, eval, publish.
+    rest = distill("run", str(grpo_recipe))
+    assert rest.returncode == 0, rest.stderr[-3000:]
+    assert "[distill] grpo: up to date, skipped" in rest.stdout
     shard = next((run_dir / "generate").glob("shard-*.parquet"))
     import pyarrow.parquet as pq
 
     teacher = pq.read_table(shard).to_pylist()[0]["teacher"]
     assert teacher["resolved"] == str(final.absolute()) or teacher["resolved"] == str(final.resolve())
     assert "grpo" in manifest(grpo_recipe)["stages"]["generate"]["inputs"]
+    labels = [row["model"] for row in json.loads((run_dir / "eval" / "comparison.json").read_text())["rows"]]
+    assert f"teacher ({final.absolute()})" in labels and "grpo start (tiny-random-llama)" in labels
 
 
 @pytest.mark.integration
