@@ -38,7 +38,8 @@ def run_chunk(recipe: Recipe, run: Run, fp: str, folder: Path, chunk: Chunk) -> 
         try:
             metrics = generate(recipe, run, work, chunk=chunk)
         except BaseException as exc:
-            write_status(work, chunk, state="failed", error=f"{type(exc).__name__}: {exc}"[:300])
+            why = "interrupted (SIGTERM or Ctrl-C)" if isinstance(exc, KeyboardInterrupt) else str(exc)
+            write_status(work, chunk, state="failed", error=f"{type(exc).__name__}: {why}"[:300])
             raise
     attempt = {
         k: metrics.get(k) for k in ("seconds_this_run", "new_samples", "new_output_tokens", "endpoints")
