@@ -74,3 +74,29 @@ def test_four_concurrent_chunks_one_killed_merge_to_the_single_process_key_set(t
     single = {**recipe, "run_dir": str(tmp_path / "single")}
     assert main(["generate", str(save_recipe(tmp_path, single, "single.yaml"))]) == 0
     assert set(key_counts(tmp_path / "single" / "generate")) == set(counts)
+
+
+def test_sigterm_before_the_time_limit_stops_like_ctrl_c_and_says_so(tmp_path, tiny_recipe_dict):
+    """Slurm sends SIGTERM before the time limit (`--signal=B:TERM@120`): the chunk stops like Ctrl-C
+    (buffered rows are flushed, exit 130) and its status file says it was interrupted, not running."""
+    recipe = tiny_recipe_dict
+    recipe["data"].update(source=str(write_prompts(tmp_path / "prompts.jsonl", 32)), limit=None)
+    recipe["teacher"].update(samples_per_prompt=2, shard_size=3, batch_size=2)
+    recipe["teacher"]["sampling"]["max_tokens"] = 24
+    path, run_dir = save_recipe(tmp_path, recipe), Path(recipe["run_dir"])
+    process = subprocess.Popen(
+        [sys.executable, "-m", "distill.cli", "generate", str(path), "--chunk", "0/1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    while not list(run_dir.glob("generate.partial-*/shard-*.parquet")) and time.time() < deadline:
+        assert process.poll() is None, process.stderr.read()[-2000:]
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGTERM)
+    assert process.wait(timeout=60) == 130
+    assert "interrupted; rerun the same command to resume" in process.stderr.read()
+    status = json.loads(next(run_dir.glob("generate.partial-*/chunks/chunk0000of0001.json")).read_text())
+    assert status["state"] == "failed" and "interrupted" in status["error"]
+    assert sum(key_counts(next(run_dir.glob("generate.partial-*"))).values()) < 64
