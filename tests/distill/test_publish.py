@@ -1,7 +1,7 @@
 import yaml
 
-from distill.models import hub_id
 from distill.cards import model_card
+from distill.models import hub_id
 
 ROW = {
     "model": "s",
