@@ -171,11 +171,10 @@ def bench_transformers(args) -> dict:
 
 
 def start_server(log: Path):
-    """The vLLM OpenAI-compatible server on a free loopback port (api_server module: see tests/teacher/servers.py)."""
-    sys.path.insert(0, str(REPO / "tests" / "teacher"))
-    from servers import start_vllm_server
-
+    """The vLLM OpenAI-compatible server on a free loopback port (api_server module: see tests/servers.py)."""
+    sys.path.insert(0, str(REPO))
     from distill.models import resolve_model
+    from tests.servers import start_vllm_server
 
     return start_vllm_server(resolve_model(MODEL), log, max_model_len=512)
 
