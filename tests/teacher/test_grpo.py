@@ -173,3 +173,17 @@ def test_pass_rate_filter_keeps_only_prompts_inside_the_band(tmp_path, tiny_mode
     cfg = GRPOTeacherConfig(**base, pass_rate_filter={"band": [0.5, 1.0], "samples": 2})
     with pytest.raises(DistillError, match="no training prompts left .* outside grpo.pass_rate_filter.band"):
         prepare_prompts(str(tiny_model_dir), cfg, data, tmp_path / "none")
+
+
+@pytest.mark.integration
+def test_two_process_launch_through_the_students_launcher(grpo_recipe):
+    # grpo.launch goes through student/launch.py's `accelerate launch` (gloo on CPU): world size 2 must be
+    # what really ran, and each step's batch of 4 completions is split over the two processes.
+    knobs = ["grpo.launch.strategy=cpu", "grpo.launch.nproc=2", "grpo.batch_size=2", "grpo.max_steps=2"]
+    result = distill("grpo", str(grpo_recipe), *knobs)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "-m teacher.grpo_trainer" in result.stdout
+    metrics = manifest(grpo_recipe)["stages"]["grpo"]["metrics"]
+    assert metrics["world_size"] == 2 and metrics["steps"] == 2 and metrics["strategy"] == "cpu"
+    run_dir = Path(yaml.safe_load(grpo_recipe.read_text())["run_dir"])
+    assert (run_dir / "teacher" / "launch.log").exists() and (run_dir / "teacher" / "final").is_dir()
