@@ -37,7 +37,10 @@ def test_quickstart_student_beats_teacher_with_non_overlapping_ci(tmp_path):
     assert (run_dir / "eval" / "comparison.png").stat().st_size > 0
     gate = json.loads((run_dir / "eval" / "gate.json").read_text())
     assert all(d["ship"] for d in gate["decisions"].values())
-    assert (run_dir / "release" / student["model"] / "README.md").exists()
+    # The release (a dry run): the card carries the eval results and the lineage; the trace dataset beside it.
+    card = (run_dir / "release" / student["model"] / "README.md").read_text()
+    assert "model-index" in card and f"value: {student['pass_at_1']}" in card and "## Lineage" in card
+    assert (run_dir / "release" / "quickstart-traces" / "data" / "train-00000-of-00001.parquet").exists()
     assert all((run_dir / "filter" / f"report.{ext}").stat().st_size > 0 for ext in ("json", "md", "png"))
     print(
         f"quickstart took {minutes:.1f} min; teacher {teacher['pass_at_1']} -> student {student['pass_at_1']}"
