@@ -126,18 +126,9 @@ def _write_slurm(recipe, args: argparse.Namespace) -> int:
 
 
 def _prompt_ids(recipe) -> list[str]:
-    from teacher.prompts import build_prompts, load_prompt_rows
+    from teacher.prompts import data_prompts
 
-    data = recipe.data
-    prompts = build_prompts(
-        load_prompt_rows(data.source, data.split),
-        where=f"data.source {data.source}",
-        id_column=data.id_column,
-        problem_column=data.problem_column,
-        answer_column=data.answer_column,
-        limit=data.limit,
-    )
-    return [p["id"] for p in prompts]
+    return [p["id"] for p in data_prompts(recipe.data)]
 
 
 def _print_status(recipe, run, fp: str, folder, stalled_after: float | None) -> int:

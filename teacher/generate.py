@@ -27,9 +27,8 @@ from teacher.chunks import Chunk, select_chunk
 from teacher.prompt_length import fit_prompts
 from teacher.prompts import (
     assemble_completion,
-    build_prompts,
+    data_prompts,
     load_chat_template,
-    load_prompt_rows,
     render_messages,
     split_reasoning,
 )
@@ -72,14 +71,7 @@ def load_prompts(recipe: Recipe, chunk: Chunk | None = None) -> tuple[list[dict[
     """(the prompts the teacher can take, how many were too long); only ``chunk``'s when given. The split
     comes before the length check, so a chunk tokenizes only its own prompts."""
     data, teacher = recipe.data, recipe.teacher
-    prompts = build_prompts(
-        load_prompt_rows(data.source, data.split),
-        where=f"data.source {data.source}",
-        id_column=data.id_column,
-        problem_column=data.problem_column,
-        answer_column=data.answer_column,
-        limit=data.limit,
-    )
+    prompts = data_prompts(data)
     if chunk is not None:
         prompts = select_chunk(prompts, chunk)
     model_dir = resolve_model(teacher.model) if teacher.backend != "openai" else ""

@@ -26,7 +26,7 @@ from distill.records import write_parquet
 from distill.runs import atomic_write_json
 from distill.verify import verify_many
 from teacher.grpo_trainer import FINAL, METRICS_FILE, run_grpo
-from teacher.prompts import build_prompts, load_prompt_rows, render_messages
+from teacher.prompts import data_prompts, render_messages
 
 JOB_FILE = "job.json"
 PROMPTS_FILE = "prompts.parquet"
@@ -89,7 +89,7 @@ def prepare_prompts(
     from transformers import AutoTokenizer
 
     where = f"grpo data.source {data.source}"
-    prompts = load_prompts(data, where)
+    prompts = data_prompts(data, where)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     rows, too_long = [], 0
     for prompt in prompts:
@@ -114,21 +114,9 @@ def prepare_prompts(
     return meta
 
 
-def load_prompts(data: DataConfig, where: str) -> list[dict[str, Any]]:
-    """The Prompts contract rows (id, problem, answer) of ``data``, read as the generate stage reads them."""
-    return build_prompts(
-        load_prompt_rows(data.source, data.split),
-        where=where,
-        id_column=data.id_column,
-        problem_column=data.problem_column,
-        answer_column=data.answer_column,
-        limit=data.limit,
-    )
-
-
 def check_grpo_prompts(data: DataConfig) -> str:
     """Preflight: every training prompt loads and maps (lengths are checked when the stage starts)."""
-    return f"{len(load_prompts(data, f'grpo data.source {data.source}'))} grpo prompts"
+    return f"{len(data_prompts(data, f'grpo data.source {data.source}'))} grpo prompts"
 
 
 def filter_by_pass_rate(

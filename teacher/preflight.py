@@ -8,7 +8,7 @@ from pathlib import Path
 
 from distill.recipe import FilterConfig, Recipe
 from teacher.prompt_length import apply_policy, check_lengths
-from teacher.prompts import build_prompts, load_chat_template, load_prompt_rows
+from teacher.prompts import data_prompts, load_chat_template
 
 
 def check_prompts(recipe: Recipe, teacher_config: Path | None) -> str:
@@ -21,14 +21,7 @@ def check_prompts(recipe: Recipe, teacher_config: Path | None) -> str:
     where = f"data.source {data.source}"
     if teacher.chat_template:
         load_chat_template(teacher.chat_template)
-    prompts = build_prompts(
-        load_prompt_rows(data.source, data.split),
-        where=where,
-        id_column=data.id_column,
-        problem_column=data.problem_column,
-        answer_column=data.answer_column,
-        limit=data.limit,
-    )
+    prompts = data_prompts(data, where)
     note = f"{len(prompts)} prompts"
     if teacher.backend == "openai":
         return note + " (lengths: the server decides)"

@@ -120,6 +120,19 @@ def build_prompts(
     return prompts
 
 
+def data_prompts(data, where: str | None = None) -> list[dict[str, Any]]:
+    """The Prompts contract rows (id, problem, answer) of a recipe's ``data`` section (or ``grpo.data``):
+    read, mapped and limited the one way generate, grpo, the preflight and chunking all read them."""
+    return build_prompts(
+        load_prompt_rows(data.source, data.split),
+        where=where or f"data.source {data.source}",
+        id_column=data.id_column,
+        problem_column=data.problem_column,
+        answer_column=data.answer_column,
+        limit=data.limit,
+    )
+
+
 def _scalar_text(value: Any, where: str, number: int, column: str) -> str:
     """An id or answer as text: strings and numbers only (a list or an object is a mapping mistake)."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):
