@@ -63,6 +63,27 @@ class VLLMOptions(Section):
     )
 
 
+def check_answer_fallback(value: str) -> str:
+    """The verifier's rule when an answer has no \\boxed{}: none | last_number | regex:<pattern> (compiled)."""
+    if value not in ("none", "last_number") and not value.startswith("regex:"):
+        raise ValueError("expected none, last_number or regex:<pattern>")
+    if value.startswith("regex:"):
+        import re
+
+        try:
+            re.compile(value[len("regex:") :])
+        except re.error as exc:
+            raise ValueError(f"invalid regex ({exc})") from None
+    return value
+
+
+def tracker_list(value: Any) -> Any:
+    """``report_to`` as a list: "none" (or null) is no tracker, one name is a list of one."""
+    if value in ("none", None):
+        return []
+    return [value] if isinstance(value, str) else value
+
+
 def check_key_env_name(data: Any) -> Any:
     """api_key_env must name a variable. Checked on the raw section so the error never echoes a pasted key."""
     name = data.get("api_key_env") if isinstance(data, dict) else None
@@ -295,16 +316,7 @@ class FilterConfig(Section):
     @field_validator("answer_fallback")
     @classmethod
     def _known_fallback(cls, value: str) -> str:
-        if value not in ("none", "last_number") and not value.startswith("regex:"):
-            raise ValueError("expected none, last_number or regex:<pattern>")
-        if value.startswith("regex:"):
-            import re
-
-            try:
-                re.compile(value[len("regex:") :])
-            except re.error as exc:
-                raise ValueError(f"invalid regex ({exc})") from None
-        return value
+        return check_answer_fallback(value)
 
     @field_validator("pass_rate_band")
     @classmethod

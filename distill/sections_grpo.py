@@ -12,7 +12,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
-from distill.sections_data import DataConfig, Section
+from distill.sections_data import DataConfig, Section, check_answer_fallback, tracker_list
 from distill.sections_model import LaunchConfig, StudentConfig
 
 REWARD_NAMES = ("accuracy", "format", "cosine", "repetition")
@@ -149,16 +149,12 @@ class GRPOTeacherConfig(Section):
     @field_validator("report_to", mode="before")
     @classmethod
     def _one_tracker(cls, value: Any) -> Any:
-        if value in ("none", None):
-            return []
-        return [value] if isinstance(value, str) else value
+        return tracker_list(value)
 
     @field_validator("answer_fallback")
     @classmethod
     def _known_fallback(cls, value: str) -> str:
-        if value not in ("none", "last_number") and not value.startswith("regex:"):
-            raise ValueError("expected none, last_number or regex:<pattern>")
-        return value
+        return check_answer_fallback(value)
 
     @model_validator(mode="after")
     def _groups_fit(self) -> GRPOTeacherConfig:

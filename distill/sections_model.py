@@ -6,7 +6,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
-from distill.sections_data import Section, check_key_env_name
+from distill.sections_data import Section, check_key_env_name, tracker_list
 
 LaunchStrategy = Literal["single", "cpu", "ddp", "zero2", "zero3", "zero3-offload", "fsdp2"]
 LAUNCH_STRATEGIES: tuple[str, ...] = get_args(LaunchStrategy)
@@ -111,9 +111,7 @@ class StudentConfig(Section):
     @field_validator("report_to", mode="before")
     @classmethod
     def _one_tracker(cls, value: Any) -> Any:
-        if value in ("none", None):
-            return []
-        return [value] if isinstance(value, str) else value
+        return tracker_list(value)
 
 
 class EvalVLLMOptions(Section):
