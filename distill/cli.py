@@ -149,7 +149,8 @@ def _add_publish_args(stage: argparse.ArgumentParser) -> None:
     )
 
 
-def _trace_overrides(args: argparse.Namespace) -> list[str]:
+def _flag_overrides(args: argparse.Namespace) -> list[str]:
+    """The flags that set recipe fields (filter's trace flags, publish's --dry-run/--force), as overrides."""
     if args.command == "publish":  # --dry-run / --force set recipe fields: they enter the stage's fingerprint
         flags = {"dry_run": args.dry_run, "force": args.force}
         return [f"release.{field}=true" for field, on in flags.items() if on]
@@ -265,7 +266,7 @@ def _quiet_libraries() -> None:
 def _dispatch(args: argparse.Namespace) -> int:
     from distill.recipe import load_recipe
 
-    recipe = load_recipe(args.recipe, [*args.overrides, *_trace_overrides(args)])
+    recipe = load_recipe(args.recipe, [*args.overrides, *_flag_overrides(args)])
     if args.command == "generate" and args.limit is not None and recipe.data is not None:
         recipe.data.limit = args.limit
     if getattr(args, "workers", None) is not None:

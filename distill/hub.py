@@ -33,17 +33,17 @@ def hub_api():
     return HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None)
 
 
-def secret_values(extra_variables: tuple[str, ...] = ()) -> list[str]:
-    """Values that must never be written: HF tokens (environment or saved login) and named API keys."""
+def secret_values(recipe: dict[str, Any] | None = None) -> list[str]:
+    """Values that must never be written: HF tokens (environment or saved login) and the API keys in the
+    variables a recipe names (its ``*key_env`` fields, at any depth)."""
     from huggingface_hub import get_token
 
-    values = [os.environ.get(name, "") for name in (*_SECRET_VARIABLES, *extra_variables)]
+    values = [os.environ.get(name, "") for name in (*_SECRET_VARIABLES, *_key_variables(recipe or {}))]
     values.append(get_token() or "")
     return sorted({v for v in values if len(v) >= 8}, key=len, reverse=True)
 
 
-def key_variables(config: dict[str, Any]) -> tuple[str, ...]:
-    """Names of the environment variables a recipe reads API keys from (``*key_env`` fields, any depth)."""
+def _key_variables(config: dict[str, Any]) -> set[str]:
     names: set[str] = set()
     stack: list[Any] = [config]
     while stack:
@@ -53,7 +53,7 @@ def key_variables(config: dict[str, Any]) -> tuple[str, ...]:
             stack.extend(node.values())
         elif isinstance(node, list):
             stack.extend(node)
-    return tuple(sorted(names))
+    return names
 
 
 def redact(text: str, secrets: list[str] | None = None) -> str:
@@ -176,7 +176,5 @@ def error_line(exc: BaseException) -> str:
         "or a token with write scope for it",
         404: "not found (or not visible to this token)",
     }.get(status)
-    parts = [f"HTTP {status}" if status else text, server if server and status else None, hint]
-    if status and not server and text:
-        parts[1] = text
+    parts = [f"HTTP {status}" if status else text, (server or text) if status else None, hint]
     return redact("; ".join(p for p in parts if p))

@@ -301,10 +301,9 @@ def run_pipeline(
     preflight(recipe, pending_stages(recipe, only, force))  # before the run dir is created or touched
     run = Run(recipe.run_path(), recipe.model_dump(mode="json"), recipe.digest())
     if command:  # the exact command, for the model card's "how to reproduce" (secrets redacted)
-        from distill.hub import key_variables, redact, secret_values
+        from distill.hub import redact, secret_values
 
-        secrets = secret_values(key_variables(run.manifest["recipe"]))
-        run.manifest["command"] = redact(command, secrets)
+        run.manifest["command"] = redact(command, secret_values(run.manifest["recipe"]))
         run.save()
     specs = plan(recipe)
     for spec in specs:

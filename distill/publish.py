@@ -24,7 +24,7 @@ from typing import Any
 
 from distill import cards
 from distill.errors import DistillError
-from distill.hub import check_repo_id, check_token, key_variables, push_folder, redact, secret_values
+from distill.hub import check_repo_id, check_token, push_folder, redact, secret_values
 from distill.models import hub_id
 from distill.runs import atomic_write_json, atomic_write_text
 
@@ -92,7 +92,7 @@ def publish(recipe, run, out_dir: Path, benchmarks: dict[str, dict]) -> tuple[di
     eval_dir = run.root / "eval"
     rows = json.loads((eval_dir / "comparison.json").read_text())["rows"]
     decisions = json.loads((eval_dir / "gate.json").read_text())["decisions"]
-    secrets = secret_values(key_variables(recipe.model_dump(mode="json")))
+    secrets = secret_values(recipe.model_dump(mode="json"))
     releases = []
     if _pushes_dataset(recipe):
         releases.append(_render_dataset(recipe, run, out_dir, secrets))
