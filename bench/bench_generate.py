@@ -17,7 +17,6 @@ shared machine hits both sides alike.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import random
 import subprocess
@@ -25,6 +24,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from common import run_parts  # bench/ is on sys.path: these run as scripts
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -243,17 +244,9 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    os.chdir(REPO)  # the quickstart recipe names its prompt file relative to the repository
-    parts = {"vllm": bench_vllm, "transformers": bench_transformers, "openai": bench_openai}
-    results = {}
-    for name in args.parts.split(","):
-        results[name] = parts[name](args)
-        print(f"[bench] {name}: {json.dumps(results[name])}", flush=True)
-    print("\n## results\n" + json.dumps(results, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
-    return 0
+    return run_parts(
+        {"vllm": bench_vllm, "transformers": bench_transformers, "openai": bench_openai}, parse_args(argv)
+    )
 
 
 if __name__ == "__main__":  # required: vLLM spawns its engine process

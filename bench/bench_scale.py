@@ -25,6 +25,8 @@ import threading
 import time
 from pathlib import Path
 
+from common import run_parts  # bench/ is on sys.path: these run as scripts
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
@@ -198,17 +200,7 @@ def parse_args(argv=None):
 
 
 def main(argv=None) -> int:
-    args = parse_args(argv)
-    os.chdir(REPO)  # the quickstart recipe names its prompt file relative to the repository
-    parts = {"chunks": bench_chunks, "endpoints": bench_endpoints}
-    results = {}
-    for name in args.parts.split(","):
-        results[name] = parts[name](args)
-        print(f"[bench] {name}: {json.dumps(results[name])}", flush=True)
-    print("\n## results\n" + json.dumps(results, indent=2))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2) + "\n")
-    return 0
+    return run_parts({"chunks": bench_chunks, "endpoints": bench_endpoints}, parse_args(argv))
 
 
 if __name__ == "__main__":  # required: vLLM spawns its engine process
