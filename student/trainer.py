@@ -18,6 +18,7 @@ from typing import Any
 from distill.checkpoints import CompleteMarker, SkipEndCheckpoint, tensorboard_dir
 from distill.recipe import StudentConfig
 from distill.runs import atomic_write_json
+from distill.training import shared_trainer_args
 from student.metrics import PackedRowsCollator, ThroughputCallback, TokenCounter
 
 METRICS_FILE = "train_metrics.json"
@@ -33,37 +34,16 @@ def _on_cpu() -> bool:
 def build_args(cfg: StudentConfig, out_dir: Path, cpu: bool, packing: bool):
     from trl import SFTConfig
 
-    checkpointing = cfg.gradient_checkpointing if cfg.gradient_checkpointing is not None else not cpu
     return SFTConfig(
-        output_dir=str(out_dir / "checkpoints"),
-        learning_rate=cfg.learning_rate,
-        num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps or -1,
-        per_device_train_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+        **shared_trainer_args(cfg, out_dir, cpu),
         max_length=cfg.max_length,
         packing=packing,
         packing_strategy="bfd",  # best-fit decreasing, whole examples only (never split across rows)
-        warmup_steps=cfg.warmup_ratio,  # transformers>=5: a float in [0, 1) is a ratio of total steps
-        lr_scheduler_type=cfg.lr_scheduler,
         weight_decay=cfg.weight_decay,
         max_grad_norm=cfg.max_grad_norm,
-        seed=cfg.seed,
         completion_only_loss=True,
-        bf16=cfg.bf16 and not cpu,
-        gradient_checkpointing=checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False} if checkpointing else None,
         use_liger_kernel=cfg.liger,
-        use_cpu=cpu,
-        logging_steps=cfg.logging_steps,
-        save_strategy="steps",
-        save_steps=cfg.save_steps,
-        save_total_limit=cfg.save_total_limit,
-        save_only_model=False,  # optimizer + scheduler + RNG states: resume continues the same run
-        report_to=cfg.report_to or "none",
         dataloader_num_workers=0,  # the token counter lives in the collator, which must run in-process
-        ddp_find_unused_parameters=False,
-        disable_tqdm=False,
     )
 
 

@@ -18,6 +18,7 @@ from typing import Any
 from distill.checkpoints import CompleteMarker, SkipEndCheckpoint, tensorboard_dir
 from distill.recipe import GRPOTeacherConfig
 from distill.runs import atomic_write_json
+from distill.training import shared_trainer_args
 from teacher.rewards import build_reward_funcs
 
 METRICS_FILE = "grpo_metrics.json"
@@ -28,18 +29,9 @@ _WINDOW = 10  # steps averaged for the "first" and "last" figures
 def build_args(cfg: GRPOTeacherConfig, out_dir: Path, cpu: bool):
     from trl import GRPOConfig
 
-    checkpointing = cfg.gradient_checkpointing if cfg.gradient_checkpointing is not None else not cpu
     vllm_mode = {"vllm-colocate": "colocate", "vllm-server": "server"}.get(cfg.generation)
     return GRPOConfig(
-        output_dir=str(out_dir / "checkpoints"),
-        learning_rate=cfg.learning_rate,
-        lr_scheduler_type=cfg.lr_scheduler,
-        warmup_steps=cfg.warmup_ratio,  # transformers>=5: a float in [0, 1) is a ratio of total steps
-        num_train_epochs=cfg.epochs,
-        max_steps=cfg.max_steps or -1,
-        per_device_train_batch_size=cfg.batch_size,
-        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
-        seed=cfg.seed,
+        **shared_trainer_args(cfg, out_dir, cpu),
         num_generations=cfg.num_generations,
         max_completion_length=cfg.max_completion_length,
         temperature=cfg.temperature,
@@ -57,18 +49,6 @@ def build_args(cfg: GRPOTeacherConfig, out_dir: Path, cpu: bool):
         vllm_server_host=cfg.vllm_server_host,
         vllm_server_port=cfg.vllm_server_port,
         vllm_gpu_memory_utilization=cfg.vllm_gpu_memory_utilization,
-        bf16=cfg.bf16 and not cpu,
-        gradient_checkpointing=checkpointing,
-        gradient_checkpointing_kwargs={"use_reentrant": False} if checkpointing else None,
-        use_cpu=cpu,
-        logging_steps=cfg.logging_steps,
-        save_strategy="steps",
-        save_steps=cfg.save_steps,
-        save_total_limit=cfg.save_total_limit,
-        save_only_model=False,  # optimizer + scheduler + RNG states: resume continues the same run
-        report_to=cfg.report_to or "none",
-        ddp_find_unused_parameters=False,
-        disable_tqdm=False,
     )
 
 
