@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, benchmarks_dir
+from conftest import REPO, benchmarks_dir, needs_benchmarks
 from servers import start_vllm_server
 
 from eval.tasks import utils
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, needs_benchmarks]  # amc23 is a real set
 
 
 @pytest.fixture(scope="module")

@@ -1,6 +1,7 @@
 """Task loading, per-problem results and the summary rows built from lm-eval's per-sample log."""
 
 import pytest
+from conftest import write_benchmark_rows
 
 from distill.errors import DistillError
 from eval.harness import TokenCounter, load_tasks, local_task_names, problem_results, task_metric
@@ -18,8 +19,11 @@ def test_unknown_task_is_a_clear_error():
         load_tasks(["addition_heldout", "no_such_task_xyz"], repeats=2)
 
 
-def test_loaded_tasks_take_their_own_n():
-    tasks = load_tasks(["addition_heldout", "aime24"], repeats={"addition_heldout": 3, "aime24": 32})
+def test_loaded_tasks_take_their_own_n(tmp_path):
+    data_dir = str(write_benchmark_rows(tmp_path, "aime24"))
+    tasks = load_tasks(
+        ["addition_heldout", "aime24"], repeats={"addition_heldout": 3, "aime24": 32}, data_dir=data_dir
+    )
     assert {t.config.task: t.config.repeats for t in tasks} == {"addition_heldout": 3, "aime24": 32}
 
 

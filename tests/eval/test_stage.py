@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
+from conftest import write_benchmark_rows
 from servers import StandInChatServer
 
 from distill.cli import main
@@ -161,11 +162,17 @@ def test_bad_eval_input_is_one_line_before_any_model_loads(tmp_path, capsys, eva
     if "Ray" in message and importlib.util.find_spec("ray") is not None:
         pytest.skip("ray is installed here")
     (tmp_path / "EMPTY").mkdir()
+    data_dir = str(write_benchmark_rows(tmp_path / "data", "math500"))  # the one problem is the named field
     fields = {k: (str(tmp_path / v) if v == "EMPTY" else v) for k, v in eval_fields.items()}
     recipe = {
         "name": "bad",
         "run_dir": str(tmp_path / "run"),
-        "eval": {"tasks": ["math500"], "models": [{"label": "m", "model": "tiny-random-llama"}], **fields},
+        "eval": {
+            "tasks": ["math500"],
+            "data_dir": data_dir,
+            "models": [{"label": "m", "model": "tiny-random-llama"}],
+            **fields,
+        },
     }
     assert main(["eval", str(write(tmp_path, recipe))]) == 2
     err = capsys.readouterr().err.strip()

@@ -4,15 +4,11 @@ the shared verifier agrees with hand-checked model outputs."""
 import json
 
 import pytest
-from conftest import benchmarks_dir
+from conftest import benchmarks_dir, needs_benchmarks
 
 from eval.benchmarks import BENCHMARKS, load_rows
 from eval.harness import load_tasks
 from eval.tasks import utils
-
-needs_benchmarks = pytest.mark.skipif(
-    not (benchmarks_dir() / "math500" / "test.jsonl").exists(), reason="../shared/benchmarks not present"
-)
 
 GPQA_ROW = {
     "Question": "Which particle carries the electromagnetic force?",
