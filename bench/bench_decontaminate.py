@@ -5,7 +5,7 @@ variants (a different number in the text) until ``--rows`` distinct problems, pl
 copies and light rewordings of benchmark problems so that the passes have something to find.
 
 Alternatives, on the same candidates in one process:
-  n-gram      teacher.decontaminate word 8-gram pass (the default; one process)
+  n-gram      teacher.filter.decontaminate word 8-gram pass (the default; one process)
   n-gram+fz   the n-gram pass, then the rapidfuzz pass over what it let through (rapidfuzz uses all cores)
   naive       set intersection of each candidate's 8-grams with each benchmark problem's (the obvious loop)
 
@@ -54,13 +54,13 @@ def candidates(count: int) -> tuple[list[str], int]:
 
 def benchmark_sets():
     from distill.recipe import BenchmarkSource
-    from teacher.decontaminate import load_benchmark
+    from teacher.filter.decontaminate import load_benchmark
 
     return [load_benchmark(BenchmarkSource(source=str(BENCHMARKS / name / "test.jsonl"))) for name in SETS]
 
 
 def naive(rows: list[str], sets, ngram: int = 8) -> int:
-    from teacher.decontaminate import words
+    from teacher.filter.decontaminate import words
 
     def grams(text: str) -> set[tuple[str, ...]]:
         tokens = words(text)
@@ -84,7 +84,7 @@ def main() -> None:
     args = parser.parse_args()
     if not (BENCHMARKS / "math500" / "test.jsonl").is_file():
         sys.exit(f"benchmark sets not found at {BENCHMARKS}; set DISTILL_BENCHMARKS")
-    from teacher.decontaminate import Decontaminator
+    from teacher.filter.decontaminate import Decontaminator
 
     rows, planted = candidates(args.rows)
     assert len(set(rows)) == len(rows), "candidates must be distinct: match_many checks each text once"

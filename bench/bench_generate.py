@@ -54,7 +54,7 @@ def quickstart_recipe(args, run_dir: Path, backend: str):
 
 
 def quickstart_requests(recipe):
-    from teacher.generate import build_requests
+    from teacher.generate.stage import build_requests
     from teacher.prompts import build_prompts, load_prompt_rows
 
     data = recipe.data
@@ -81,7 +81,7 @@ def bench_vllm(args) -> dict:
 
     from distill.models import resolve_model
     from teacher.backends import make_backend
-    from teacher.generate import generate
+    from teacher.generate.stage import generate
 
     engine = make_backend("vllm", resolve_model(MODEL), dtype="auto", seed=0, max_model_len=512)
     tmp = Path(tempfile.mkdtemp(prefix="bench-vllm-"))

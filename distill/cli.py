@@ -323,8 +323,8 @@ def _validate(recipe, args: argparse.Namespace) -> int:
 
 def _preview_traces(recipe) -> int:
     """`distill filter --dry-run`: how the source is read, on its first rows; nothing is written."""
-    from teacher.filters import read_traces
-    from teacher.trace_source import PREVIEW_ROWS, preview, source_kind
+    from teacher.filter.stage import read_traces
+    from teacher.filter.trace_source import PREVIEW_ROWS, preview, source_kind
 
     cfg = recipe.filter
     if not cfg.traces:

@@ -1,5 +1,5 @@
 """`distill generate` beyond one process: the --chunk, --merge, --status and --slurm flags (thin wrappers
-over teacher.scale, teacher.chunk_status and teacher.generate_slurm; the README's "Generating at scale")."""
+over teacher.generate.scale, teacher.generate.chunk_status and teacher.generate.slurm; the README's "Generating at scale")."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ def _check_companions(args: argparse.Namespace) -> None:
 
 def run_scale(recipe, args: argparse.Namespace) -> int:
     from distill.pipeline import generate_target, preflight
-    from teacher import scale
+    from teacher.generate import scale
 
     if args.slurm:
         return _write_slurm(recipe, args)
@@ -83,7 +83,7 @@ def run_scale(recipe, args: argparse.Namespace) -> int:
             preflight(recipe, {"generate"})
         scale.merge(concrete, fp, folder, tuple(args.sources or ()), snapshot=recipe)
         return 0
-    from teacher.chunks import parse_chunk
+    from teacher.generate.chunks import parse_chunk
 
     chunk = parse_chunk(args.chunk)
     if run.is_done("generate", fp):
@@ -105,7 +105,7 @@ def _teacher_made_concrete(recipe, run):
 
 
 def _write_slurm(recipe, args: argparse.Namespace) -> int:
-    from teacher.generate_slurm import submit, write_slurm_script
+    from teacher.generate.slurm import submit, write_slurm_script
 
     if args.chunks is None:
         raise DistillError("--slurm needs --chunks N: how many array tasks to split the prompts over")
@@ -133,7 +133,7 @@ def _prompt_ids(recipe) -> list[str]:
 
 def _print_status(recipe, run, fp: str, folder, stalled_after: float | None) -> int:
     from distill.runs import Run
-    from teacher.chunk_status import chunk_rows, render_status, rerun_hint, untagged_samples
+    from teacher.generate.chunk_status import chunk_rows, render_status, rerun_hint, untagged_samples
 
     done = run.is_done("generate", fp)
     work = folder if done else Run.work_dir(folder, fp)

@@ -150,7 +150,7 @@ def _filter_config(recipe: Recipe) -> dict[str, Any]:
 def _grpo_body(recipe: Recipe, run: Run, folder: Path):
     from distill.models import resolve_model
     from student.launch import run_launched
-    from teacher.grpo import train_teacher
+    from teacher.grpo.stage import train_teacher
 
     cfg = recipe.grpo
     metrics = train_teacher(resolve_model(cfg.model), cfg, cfg.data or recipe.data, folder, run_launched)
@@ -158,7 +158,7 @@ def _grpo_body(recipe: Recipe, run: Run, folder: Path):
 
 
 def _generate_body(recipe: Recipe, run: Run, folder: Path):
-    from teacher.generate import generate
+    from teacher.generate.stage import generate
     from teacher.shards import shard_paths
 
     metrics = generate(with_trained_teacher(recipe, run.root), run, folder)
@@ -166,7 +166,7 @@ def _generate_body(recipe: Recipe, run: Run, folder: Path):
 
 
 def _filter_body(recipe: Recipe, run: Run, folder: Path):
-    from teacher.filters import run_filter
+    from teacher.filter.stage import run_filter
 
     source = Path(recipe.filter.traces) if recipe.filter.traces else run.root / "generate"
     report = run_filter(source, folder, recipe.filter)
@@ -207,7 +207,7 @@ def _eval_body(recipe: Recipe, run: Run, folder: Path):
 
 
 def _publish_body(recipe: Recipe, run: Run, folder: Path):
-    from distill.publish import publish
+    from distill.publish.stage import publish
     from eval.benchmarks import BENCHMARKS
 
     # The model card's model-index names each benchmark by its Hub dataset (eval owns that registry).
@@ -228,7 +228,7 @@ def preflight(recipe: Recipe, stages: set[str]) -> checks.PreflightReport:
     recipe = checkable(recipe)
     checks.check_run_dir(recipe.run_path())
     if "grpo" in stages:
-        from teacher.grpo import check_grpo_prompts
+        from teacher.grpo.stage import check_grpo_prompts
 
         checks.check_grpo(recipe)
         report.notes.append(check_grpo_prompts(recipe.grpo.data or recipe.data))
@@ -246,7 +246,7 @@ def preflight(recipe: Recipe, stages: set[str]) -> checks.PreflightReport:
         if note:
             report.notes.append(note)
     if "publish" in stages:
-        from distill.publish import check_release
+        from distill.publish.stage import check_release
 
         note = check_release(recipe)
         if note:
@@ -301,7 +301,7 @@ def run_pipeline(
     preflight(recipe, pending_stages(recipe, only, force))  # before the run dir is created or touched
     run = Run(recipe.run_path(), recipe.model_dump(mode="json"), recipe.digest())
     if command:  # the exact command, for the model card's "how to reproduce" (secrets redacted)
-        from distill.hub import redact, secret_values
+        from distill.secrets import redact, secret_values
 
         run.manifest["command"] = redact(command, secret_values(run.manifest["recipe"]))
         run.save()

@@ -15,33 +15,33 @@ from typing import Any, get_args
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from distill.errors import DistillError
-from distill.records import check_readable_file, decode_text
-from distill.sections_data import (
+from distill.config import (
+    GRPO_TEACHER,
+    LAUNCH_STRATEGIES,
     TRACE_FORMATS,
     BenchmarkSource,
     DataConfig,
     DecontaminationConfig,
     DedupConfig,
-    FilterConfig,
-    OpenAIOptions,
-    Sampling,
-    Section,
-    TeacherConfig,
-    VLLMOptions,
-)
-from distill.sections_grpo import GRPO_TEACHER, GRPOTeacherConfig
-from distill.sections_model import (
-    LAUNCH_STRATEGIES,
     EvalConfig,
     EvalModel,
     EvalVLLMOptions,
+    FilterConfig,
     GateConfig,
+    GRPOTeacherConfig,
     LaunchConfig,
     LoraConfig,
+    OpenAIOptions,
     ReleaseConfig,
+    Sampling,
+    Section,
     StudentConfig,
+    TeacherConfig,
+    VLLMOptions,
 )
+from distill import recipe_files
+from distill.errors import DistillError
+from distill.records import check_readable_file, decode_text
 
 
 class Recipe(Section):
@@ -114,26 +114,24 @@ class Recipe(Section):
 
 
 def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
-    """Load and validate a recipe file, applying ``key.sub=value`` overrides (values parsed as YAML)."""
-    path = Path(path)
-    data = _read_yaml(path)
-    if not isinstance(data, dict):
-        raise DistillError(
-            f"{path}: expected a mapping of sections (name, data, teacher, ...) at the top level"
-        )
+    """Load and validate a recipe file (or a built-in recipe's name), merged over its ``base:`` files
+    (distill.recipe_files), then ``key.sub=value`` overrides applied (values parsed as YAML)."""
+    path = recipe_files.find_recipe(path)
+    data, files = recipe_files.read_with_bases(path, _read_yaml)
     for override in overrides:
         _apply_override(data, override, path)
+    recipe_files.resolve_shipped_data(data, files)
     try:
         return Recipe.model_validate(data)
     except ValidationError as exc:
-        raise DistillError(f"{path}: {_first_error(exc)}") from None
+        raise DistillError(f"{recipe_files.describe_chain(files)}: {_first_error(exc)}") from None
 
 
 def _read_yaml(path: Path) -> Any:
     """The recipe file parsed, or one line saying why not: missing, a folder, a link loop, binary, not
     UTF-8, empty, or not YAML (with the line). A UTF-8 byte-order mark and CRLF line ends are fine."""
     if not path.exists() and not path.is_symlink():
-        raise DistillError(f"{path}: recipe file not found")
+        raise DistillError(f"{path}: recipe file not found{recipe_files.not_found_hint(path)}")
     check_readable_file(path)
     text = decode_text(path.read_bytes(), path, "YAML")
     if not text.strip():
@@ -219,7 +217,7 @@ def _section_type(annotation: Any) -> type[BaseModel] | None:
     return next((m for m in map(_section_type, get_args(annotation)) if m), None)
 
 
-# The sections live in distill.sections_data / distill.sections_model; callers import them from here.
+# The sections live in distill.config (one file each); callers may import them from here.
 __all__ = [
     "LAUNCH_STRATEGIES",
     "TRACE_FORMATS",

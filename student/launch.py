@@ -52,7 +52,7 @@ def accelerate_args(
 
 
 def launch_command(launch: LaunchConfig, job_file: Path, module: str = TRAINER_MODULE) -> list[str]:
-    """``module`` is the training process: student.trainer, or teacher.grpo_trainer for the grpo stage."""
+    """``module`` is the training process: student.trainer, or teacher.grpo.trainer for the grpo stage."""
     return [
         sys.executable,
         "-m",

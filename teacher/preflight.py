@@ -38,9 +38,9 @@ def check_filter_inputs(cfg: FilterConfig) -> str | None:
     """External traces (``filter.traces``) read in their shape, with the columns it needs, and the
     decontamination benchmarks load. A Hub id is checked on its first rows only (streamed), so this stays
     cheap; a local file is read whole, so a bad row fails here rather than in the stage. Returns a summary."""
-    from teacher.decontaminate import load_benchmark
-    from teacher.filters import check_fits, read_traces
-    from teacher.trace_source import source_kind
+    from teacher.filter.decontaminate import load_benchmark
+    from teacher.filter.stage import check_fits, read_traces
+    from teacher.filter.trace_source import source_kind
 
     note = None
     if cfg.traces:

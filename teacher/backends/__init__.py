@@ -19,7 +19,7 @@ def make_backend(name: str, model: str, **options: Any) -> Backend:
 
         return TransformersBackend(model, **options)
     if name == "vllm":
-        from teacher.backends.vllm_backend import make_vllm_backend
+        from teacher.backends.vllm_parallel import make_vllm_backend
 
         return make_vllm_backend(model, **options)
     if name == "openai":

@@ -20,7 +20,6 @@ from typing import Any
 
 from distill.errors import DistillError, first_line
 from teacher.backends.base import (
-    Backend,
     GenerationRequest,
     GenerationResult,
     SamplingSpec,
@@ -39,16 +38,6 @@ def import_vllm() -> Any:
             f"teacher.backend vllm needs vLLM, which is not installed: {INSTALL_HINT}"
         ) from None
     return vllm
-
-
-def make_vllm_backend(model: str, *, data_parallel_size: int = 1, **options: Any) -> Backend:
-    """One engine, or ``data_parallel_size`` engine replicas in their own processes (vllm_parallel.py)."""
-    import_vllm()  # fail with the install hint before any process is spawned
-    if data_parallel_size > 1:
-        from teacher.backends.vllm_parallel import DataParallelVLLM
-
-        return DataParallelVLLM(model, data_parallel_size, **options)
-    return VLLMBackend(model, **options)
 
 
 def on_cpu() -> bool:

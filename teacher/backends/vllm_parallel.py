@@ -15,15 +15,22 @@ from collections.abc import Iterator
 from typing import Any
 
 from distill.errors import DistillError, first_line
-from teacher.backends.base import GenerationRequest, GenerationResult, SamplingSpec
+from teacher.backends.base import Backend, GenerationRequest, GenerationResult, SamplingSpec
+from teacher.backends.vllm_backend import VLLMBackend, import_vllm, on_cpu
 
 _START_TIMEOUT_S = 1800  # loading a 70B checkpoint from network storage takes a while
 
 
+def make_vllm_backend(model: str, *, data_parallel_size: int = 1, **options: Any) -> Backend:
+    """One engine, or ``data_parallel_size`` engine replicas in their own processes (below)."""
+    import_vllm()  # fail with the install hint before any process is spawned
+    if data_parallel_size > 1:
+        return DataParallelVLLM(model, data_parallel_size, **options)
+    return VLLMBackend(model, **options)
+
+
 def device_groups(replicas: int, tensor_parallel_size: int) -> list[str | None]:
     """CUDA_VISIBLE_DEVICES for each replica; None on CPU (replicas share the cores)."""
-    from teacher.backends.vllm_backend import on_cpu
-
     if on_cpu():
         return [None] * replicas
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
@@ -46,8 +53,6 @@ def _replica(rank: int, devices: str | None, model: str, options: dict, inbox, o
     """Process body: start one engine, then serve (requests, sampling) jobs until told to stop (None)."""
     if devices is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = devices
-    from teacher.backends.vllm_backend import VLLMBackend
-
     try:
         backend = VLLMBackend(model, **{**options, "seed": options.get("seed", 0) + rank})
     except BaseException as exc:

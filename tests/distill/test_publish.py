@@ -1,7 +1,7 @@
 import yaml
 
-from distill.cards import model_card
 from distill.models import hub_id
+from distill.publish.cards import model_card
 
 ROW = {
     "model": "s",
@@ -55,7 +55,7 @@ def test_hub_id_of_model_references(tmp_path):
 
 
 def test_card_names_a_published_trace_set_and_its_revision():
-    from distill.publish import _trace_data_line
+    from distill.publish.stage import _trace_data_line
 
     source = {
         "traces": "open-r1/OpenR1-Math-220k",

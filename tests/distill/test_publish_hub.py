@@ -56,7 +56,7 @@ def hub_env(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_TOKEN", TOKEN)
     monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr("distill.hub.RETRY_FIRST_DELAY_S", 0.05)
+    monkeypatch.setattr("distill.publish.hub.RETRY_FIRST_DELAY_S", 0.05)
 
     def start(**faults) -> StandInHub:
         hub = StandInHub(**faults).__enter__()

@@ -189,8 +189,8 @@ def _ignores_alarms(gold, predicted):
 
 
 def test_stuck_worker_is_killed_and_replaced(monkeypatch):
-    # Workers are forked, so they inherit the patched comparison (looked up in distill.verify).
-    import distill.verify as verify
+    # Workers are forked, so they inherit the patched comparison (looked up in distill.verify.answers).
+    import distill.verify.answers as verify
 
     monkeypatch.setattr(verify, "answers_match", _ignores_alarms)
     items = [("hang", f"{B}{{x}}"), ("a", f"{B}{{a}}"), ("hang", f"{B}{{y}}"), ("b", f"{B}{{b}}")]
@@ -202,7 +202,7 @@ def test_stuck_worker_is_killed_and_replaced(monkeypatch):
 
 
 def test_math_verify_own_timeout_is_reported_as_timeout(monkeypatch):
-    import distill.verify as verify
+    import distill.verify.answers as verify
 
     monkeypatch.setattr(verify, "_INNER_TIMEOUT", 1)
     assert math_verify_match("1", "(x+1)^{100000}") == (False, "timeout")

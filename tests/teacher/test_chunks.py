@@ -16,8 +16,8 @@ from teacher_helpers import as_recipe, key_counts, read_traces, save_recipe
 from distill.cli import main
 from distill.errors import DistillError
 from distill.pipeline import generate_target
-from teacher.chunk_status import _stall_limit
-from teacher.chunks import Chunk, chunk_of, parse_chunk, write_status
+from teacher.generate.chunk_status import _stall_limit
+from teacher.generate.chunks import Chunk, chunk_of, parse_chunk, write_status
 from teacher.shards import ShardWriter, remove_stale_temp_files, shard_paths
 
 

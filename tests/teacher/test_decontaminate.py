@@ -11,8 +11,8 @@ import pytest
 from distill.errors import DistillError
 from distill.recipe import BenchmarkSource, FilterConfig
 from distill.records import read_rows
-from teacher.decontaminate import BenchmarkSet, Decontaminator, build_decontaminator, load_benchmark
-from teacher.filters import run_filter
+from teacher.filter.decontaminate import BenchmarkSet, Decontaminator, build_decontaminator, load_benchmark
+from teacher.filter.stage import run_filter
 
 REPO = Path(__file__).resolve().parents[2]
 BENCHMARKS = Path(os.environ.get("DISTILL_BENCHMARKS", REPO.parent / "shared" / "benchmarks"))

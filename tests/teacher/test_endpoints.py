@@ -12,7 +12,7 @@ from teacher_helpers import as_recipe, key_counts
 from distill.errors import DistillError
 from teacher.backends.endpoints import EndpointPool, safe_url
 from teacher.backends.openai_backend import OpenAIBackend
-from teacher.generate import generate
+from teacher.generate.stage import generate
 
 
 class Clock:

@@ -11,8 +11,8 @@ import yaml
 from distill.errors import DistillError
 from distill.recipe import DedupConfig, FilterConfig
 from distill.records import read_rows, write_parquet
-from teacher import filter_steps as steps
-from teacher.filters import apply_filters, build_filters, filter_traces, load_traces, run_filter
+from teacher.filter import steps
+from teacher.filter.stage import apply_filters, build_filters, filter_traces, load_traces, run_filter
 
 B = "\\boxed"
 QUIET = {"workers": 0, "max_repetition": None, "dedup": {"exact": False, "near": False}}
@@ -139,7 +139,7 @@ def test_language_consistency():
 
 
 def test_language_check_has_no_false_flags_on_real_math_text():
-    from teacher.filter_steps import language_problem
+    from teacher.filter.steps import language_problem
 
     gsm = (
         "Natalia sold 48/2 = <<48/2=24>>24 clips in May.\nNatalia sold 48+24 = <<48+24=72>>72 clips "
@@ -362,7 +362,7 @@ def test_cli_filter_on_an_external_traces_file(tmp_path: Path, tiny_recipe_dict:
 
 
 def test_every_filter_on_runs_in_the_stated_order():
-    from teacher.decontaminate import BenchmarkSet, Decontaminator
+    from teacher.filter.decontaminate import BenchmarkSet, Decontaminator
 
     config = FilterConfig(
         min_completion_tokens=1,

@@ -14,7 +14,7 @@ from distill.models import resolve_model
 from distill.pipeline import run_pipeline
 from distill.recipe import load_recipe
 from teacher.backends import GenerationRequest, SamplingSpec, make_backend
-from teacher.generate import build_backend, generate, sample_seed
+from teacher.generate.stage import build_backend, generate, sample_seed
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from teacher_helpers import as_recipe, key_counts, read_traces
 from distill.errors import DistillError
 from teacher.backends import GenerationRequest, SamplingSpec
 from teacher.backends.openai_backend import OpenAIBackend
-from teacher.generate import generate
+from teacher.generate.stage import generate
 
 FAST = {"max_retries": 4, "retry_backoff": 0.02, "request_timeout": 1.0}
 

@@ -9,7 +9,7 @@ from servers import FaultProxy, start_vllm_server
 from teacher_helpers import as_recipe, key_counts, read_traces
 
 from distill.models import resolve_model
-from teacher.generate import generate
+from teacher.generate.stage import generate
 
 pytestmark = pytest.mark.integration
 

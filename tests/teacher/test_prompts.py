@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from distill.errors import DistillError
-from teacher.generate import build_requests, sample_seed
+from teacher.generate.stage import build_requests, sample_seed
 from teacher.prompts import (
     assemble_completion,
     build_prompts,

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from teacher.rewards import (
+from teacher.grpo.rewards import (
     REWARD_NAMES,
     accuracy_reward,
     build_reward_funcs,
@@ -55,7 +55,7 @@ def _ignores_alarms(gold, predicted):
 
 
 def test_accuracy_stuck_verification_scores_zero_within_the_deadline(monkeypatch):
-    import distill.verify as verify
+    import distill.verify.answers as verify
 
     monkeypatch.setattr(verify, "answers_match", _ignores_alarms)  # forked workers inherit the patch
     started = time.monotonic()

@@ -12,7 +12,7 @@ from test_trace_formats import THINK, assistant, byo_recipe, filter_cli, openr1_
 
 from distill.cli import main
 from distill.recipe import FilterConfig
-from teacher.trace_source import read_source, resolve_revision, source_kind
+from teacher.filter.trace_source import read_source, resolve_revision, source_kind
 
 B = "\\boxed"
 
@@ -87,7 +87,7 @@ def test_revision_is_pinned_or_read_from_the_hub_cache(tmp_path, monkeypatch):
 
 
 def test_hub_source_records_the_dataset_and_commit(tmp_path, monkeypatch):
-    import teacher.trace_source as trace_source
+    import teacher.filter.trace_source as trace_source
 
     commit = "89abcdef0123456789abcdef0123456789abcdef"
     seen = {}

@@ -17,7 +17,7 @@ from teacher_helpers import as_recipe, key_counts, read_traces
 
 from distill.models import resolve_model
 from teacher.backends import GenerationRequest, SamplingSpec, make_backend
-from teacher.generate import generate
+from teacher.generate.stage import generate
 
 pytestmark = pytest.mark.integration
 REPO = Path(__file__).resolve().parents[2]

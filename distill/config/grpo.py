@@ -12,8 +12,9 @@ from typing import Any, Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
-from distill.sections_data import DataConfig, Section, check_answer_fallback, tracker_list
-from distill.sections_model import LaunchConfig, StudentConfig
+from distill.config.base import Section, check_answer_fallback, runtime, tracker_list
+from distill.config.data import DataConfig
+from distill.config.student import LaunchConfig, StudentConfig
 
 REWARD_NAMES = ("accuracy", "format", "cosine", "repetition")
 LossType = Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo"]
@@ -73,7 +74,7 @@ class GRPOTeacherConfig(Section):
     answer_fallback: str = Field(
         "none", description="Verifier answer rule when there is no \\boxed{}: none | last_number | regex:<p>."
     )
-    verify_workers: int = Field(
+    verify_workers: int = runtime(
         1, ge=1, description="Verification processes (each answer has a hard deadline)."
     )
     verify_timeout: float = Field(5.0, gt=0, description="Seconds per answer before it scores 0 (timeout).")
@@ -124,10 +125,10 @@ class GRPOTeacherConfig(Section):
     bf16: bool = False
     gradient_checkpointing: bool | None = Field(None, description="Default: on with CUDA, off on CPU.")
     seed: int = 0
-    save_steps: int = Field(50, ge=1, description="Checkpoint every N steps; a rerun resumes there.")
-    save_total_limit: int = Field(2, ge=1)
-    logging_steps: int = Field(1, ge=1)
-    report_to: list[str] = Field(
+    save_steps: int = runtime(50, ge=1, description="Checkpoint every N steps; a rerun resumes there.")
+    save_total_limit: int = runtime(2, ge=1)
+    logging_steps: int = runtime(1, ge=1)
+    report_to: list[str] = runtime(
         default_factory=lambda: ["tensorboard"], description="tensorboard, wandb, ..."
     )
     launch: LaunchConfig = LaunchConfig()
@@ -177,7 +178,7 @@ class GRPOTeacherConfig(Section):
         return self
 
     def reward_options(self) -> dict[str, dict[str, Any]]:
-        """Keyword options of each reward function (teacher.rewards.build_reward_funcs)."""
+        """Keyword options of each reward function (teacher.grpo.rewards.build_reward_funcs)."""
         verify = {
             "fallback": self.answer_fallback,
             "workers": self.verify_workers,

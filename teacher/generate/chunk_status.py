@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from teacher.chunks import Chunk, all_statuses, chunk_from_tag, chunk_of, process_alive
+from teacher.generate.chunks import Chunk, all_statuses, chunk_from_tag, chunk_of, process_alive
 from teacher.shards import _read_columns, shard_paths, shard_tag
 
 # A chunk that is "running" but wrote no shard for this long looks stalled: at least 10 minutes, or three

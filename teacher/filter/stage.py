@@ -1,7 +1,7 @@
 """Stage `filter`: traces -> verified traces -> SFT rows, each filter counting what it removed.
 
 Input: the generate stage's shards, or external traces (``filter.traces`` / ``distill filter --traces``):
-a file, a `datasets` folder or Hub id, read in its published shape (``filter.format``, teacher.trace_formats).
+a file, a `datasets` folder or Hub id, read in its published shape (``filter.format``, teacher.filter.trace_formats).
 Rows without a reference answer are verdict-less (``correct`` None): correctness removes them as
 ``no_reference_answer``, and when no row has one correctness is off, with a warning.
 
@@ -27,12 +27,12 @@ from distill.errors import DistillError
 from distill.recipe import FilterConfig
 from distill.records import TRACE_COLUMNS, VERIFIED_COLUMNS, read_rows, require_columns, write_parquet
 from distill.verify import extract_answer, verify_many
-from teacher import filter_steps as steps
-from teacher.decontaminate import Decontaminator, build_decontaminator
-from teacher.filter_report import build_report, write_report
+from teacher.filter import steps
+from teacher.filter.decontaminate import Decontaminator, build_decontaminator
+from teacher.filter.report import build_report, write_report
+from teacher.filter.trace_formats import check_values
+from teacher.filter.trace_source import read_source
 from teacher.shards import SHARD_GLOB, shard_paths
-from teacher.trace_formats import check_values
-from teacher.trace_source import read_source
 
 REQUIRED = ("prompt_id", "sample_idx", "messages", "completion", "answer")
 REMOVAL_COLUMNS = ("kept", "removed_by", "removed_detail")
@@ -49,7 +49,7 @@ def read_traces(
     source: str | Path, cfg: FilterConfig, limit: int | None = None
 ) -> tuple[list[Row], dict | None]:
     """(trace rows, what was read): a generate folder as it is, anything else through its published shape
-    (teacher.trace_source; the description is None for a generate folder)."""
+    (teacher.filter.trace_source; the description is None for a generate folder)."""
     path = Path(source)
     if path.is_dir() and (shard_paths(path) or (path / "prompts.parquet").exists()):
         return _load_generated(path), None

@@ -22,8 +22,8 @@ from distill.recipe import Recipe, TeacherConfig
 from distill.records import write_parquet
 from distill.runs import Run
 from teacher.backends import Backend, GenerationRequest, GenerationResult, SamplingSpec, make_backend
-from teacher.chunk_status import live_chunks
-from teacher.chunks import Chunk, select_chunk
+from teacher.generate.chunk_status import live_chunks
+from teacher.generate.chunks import Chunk, select_chunk
 from teacher.prompt_length import fit_prompts
 from teacher.prompts import (
     assemble_completion,
@@ -43,7 +43,7 @@ def generate(
     """Stage entry point: read the recipe's prompts, sample the teacher, write traces into ``out_dir``.
 
     ``backend`` lets a caller (benchmarks, tests) reuse an engine it already started; it is not closed here.
-    ``chunk`` generates only that chunk's prompts into tagged shards (teacher.chunks); the merge then writes
+    ``chunk`` generates only that chunk's prompts into tagged shards (teacher.generate.chunks); the merge then writes
     prompts.parquet and checks the whole set.
     """
     if chunk is None and (live := live_chunks(out_dir)):

@@ -24,8 +24,8 @@ from distill.recipe import Recipe
 from distill.records import read_rows, write_parquet
 from distill.runs import atomic_path, atomic_write_text
 from teacher.backends import GenerationRequest, GenerationResult
-from teacher.chunks import Chunk, all_statuses, chunk_from_tag, chunk_of
-from teacher.generate import load_prompts, plan_requests, trace_row
+from teacher.generate.chunks import Chunk, all_statuses, chunk_from_tag, chunk_of
+from teacher.generate.stage import load_prompts, plan_requests, trace_row
 from teacher.shards import ShardWriter, finished_keys, shard_keys, shard_paths, shard_summary
 
 DROPPED_DIR = "dropped"

@@ -1,5 +1,5 @@
 """External traces (``filter.traces``): a local file, a `datasets` folder or a `datasets` Hub id, read in
-the shape it is published in (teacher.trace_formats), plus what the report, the model card's lineage and
+the shape it is published in (teacher.filter.trace_formats), plus what the report, the model card's lineage and
 ``distill filter --dry-run`` say about it: the source, the commit read, the format chosen, the columns read
 and left unread, and every source item not turned into a trace, by reason."""
 
@@ -11,9 +11,9 @@ from typing import Any
 
 from distill.errors import DistillError
 from distill.recipe import FilterConfig
+from teacher.filter.trace_formats import read_as_traces
+from teacher.filter.trace_layout import Layout, resolve_layout
 from teacher.prompts import load_prompt_rows
-from teacher.trace_formats import read_as_traces
-from teacher.trace_layout import Layout, resolve_layout
 
 Row = dict[str, Any]
 _FILE_SUFFIXES = (".jsonl", ".json", ".parquet", ".csv")

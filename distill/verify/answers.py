@@ -1,4 +1,4 @@
-"""THE verifier: answer extraction + math-verify. Filtering, GRPO rewards and evaluation all call this.
+"""Answers: extraction + math-verify, the comparison behind every verdict (see distill.verify).
 
 Extraction rule: the last ``\\boxed{...}`` in the final answer (text after the last ``</think>``; nothing
 when a think block never closes, so reasoning cannot leak into the answer). If there is none, a configurable
@@ -7,7 +7,7 @@ if the pattern has one). Comparison: plain numbers and fractions are compared ex
 agrees with math-verify - tests check it pair by pair - and needs no sympy); anything else goes to
 ``math_verify.verify(gold, prediction)`` (gold first: the order matters).
 
-``verify_many`` checks a batch over worker processes with a *hard* per-item deadline: math-verify's own
+``distill.verify.pool.verify_many`` checks a batch over worker processes with a *hard* per-item deadline: math-verify's own
 timeouts rely on SIGALRM (main thread only, and sympy can ignore them), so a worker that overruns is killed
 and replaced, and its item gets the verdict ``timeout``.
 """
@@ -216,19 +216,3 @@ def verify_choice(gold: str, completion: str, letters: str = "ABCD") -> Verdict:
     if letter is None:
         return Verdict(False, None, "no-answer")
     return Verdict(letter == gold.strip(), letter, "choice" if letter == gold.strip() else "wrong (choice)")
-
-
-def verify_many(
-    items: list[tuple[str, str]],
-    fallback: str = "none",
-    workers: int = 2,
-    timeout: float = 10.0,
-    progress: bool = True,
-) -> list[Verdict]:
-    """Verify (gold, completion) pairs; plain numbers in-process, the rest over ``workers`` processes.
-
-    ``workers=0`` runs math-verify in this process (no hard deadline beyond math-verify's own).
-    """
-    from distill.verify_pool import verify_in_pool
-
-    return verify_in_pool(items, fallback, workers, timeout, progress)

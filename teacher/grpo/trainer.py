@@ -1,7 +1,7 @@
 """The GRPO training process: TRL's GRPOTrainer on the prepared prompts, resumable, saving the teacher.
 
 Runs in the stage's own process (launch strategy ``single``) or in every process that ``accelerate launch``
-starts (``python -m teacher.grpo_trainer JOB.json``, through student/launch.py like the students). The job
+starts (``python -m teacher.grpo.trainer JOB.json``, through student/launch.py like the students). The job
 file is the only input. Rank 0 writes ``grpo_metrics.json``: what really ran (world size, steps, resume
 point), rewards per function over the first and last steps, KL, entropy, completion lengths, and the whole
 log history.
@@ -19,7 +19,7 @@ from distill.checkpoints import CompleteMarker, SkipEndCheckpoint, tensorboard_d
 from distill.recipe import GRPOTeacherConfig
 from distill.runs import atomic_write_json
 from distill.training import shared_trainer_args
-from teacher.rewards import build_reward_funcs
+from teacher.grpo.rewards import build_reward_funcs
 
 METRICS_FILE = "grpo_metrics.json"
 FINAL = "final"

@@ -7,7 +7,7 @@ repos, files, sizes and sha256. The gate decides which students ship; ``release.
 --force``) pushes the others too, and their cards say they did not pass and why. ``release.dry_run`` stops
 after rendering and prints the plan.
 
-Pushing goes through ``distill.hub`` (huggingface_hub's ``create_repo`` + ``upload_folder``): transient
+Pushing goes through ``distill.publish.hub`` (huggingface_hub's ``create_repo`` + ``upload_folder``): transient
 failures are retried, and a rerun after a failure uploads only what the Hub does not have yet. The dataset
 is pushed first, so that a model card's link to it never dangles.
 """
@@ -22,11 +22,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from distill import cards
 from distill.errors import DistillError
-from distill.hub import check_repo_id, check_token, push_folder, redact, secret_values
 from distill.models import hub_id
+from distill.publish import cards
+from distill.publish.hub import check_repo_id, check_token, push_folder
 from distill.runs import atomic_write_json, atomic_write_text
+from distill.secrets import redact, secret_values
 
 _MODEL_FILES = ("*.safetensors", "*.json", "*.txt", "*.model", "*.jinja", "*.tiktoken")
 # Trainer bookkeeping that may sit beside the weights: never part of a release.

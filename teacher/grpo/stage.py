@@ -25,13 +25,13 @@ from distill.recipe import DataConfig, GRPOTeacherConfig
 from distill.records import write_parquet
 from distill.runs import atomic_write_json
 from distill.verify import verify_many
-from teacher.grpo_trainer import FINAL, METRICS_FILE, run_grpo
+from teacher.grpo.trainer import FINAL, METRICS_FILE, run_grpo
 from teacher.prompts import data_prompts, render_messages
 
 JOB_FILE = "job.json"
 PROMPTS_FILE = "prompts.parquet"
 PROMPTS_META = "prompts.json"
-TRAINER_MODULE = "teacher.grpo_trainer"
+TRAINER_MODULE = "teacher.grpo.trainer"
 
 Launcher = Callable[..., None]  # student.launch.run_launched(launch, job_file, log_file, module)
 

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from distill.sections_grpo import REWARD_NAMES
+from distill.config.grpo import REWARD_NAMES
 from distill.verify import Verdict, verify_many
 
 # One <think> block opening the completion, non-empty reasoning, then a non-empty final answer.

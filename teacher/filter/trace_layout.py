@@ -2,7 +2,7 @@
 (problem, generations, messages, reasoning, ...) with the column names the public sets use for them, and
 ``resolve_layout``, which picks the preset (``auto``: the first whose columns are present), applies
 ``filter.columns`` and decides where reference answers come from (``filter.answer_from``). Reading the rows
-themselves is teacher.trace_formats."""
+themselves is teacher.filter.trace_formats."""
 
 from __future__ import annotations
 

@@ -15,8 +15,8 @@ from typing import Any
 
 from distill.recipe import DedupConfig
 from distill.verify import extract_answer
-from teacher.decontaminate import Decontaminator
-from teacher.dedup import exact_duplicates, near_duplicates
+from teacher.filter.decontaminate import Decontaminator
+from teacher.filter.dedup import exact_duplicates, near_duplicates
 
 Row = dict[str, Any]
 Step = Callable[[list[Row]], list[str | None]]

@@ -19,8 +19,16 @@ from pathlib import Path
 from distill.errors import DistillError
 from distill.recipe import Recipe
 from distill.runs import Run
-from teacher.chunks import Chunk, chunks_done, claim, process_alive, read_status, status_path, write_status
-from teacher.generate import generate
+from teacher.generate.chunks import (
+    Chunk,
+    chunks_done,
+    claim,
+    process_alive,
+    read_status,
+    status_path,
+    write_status,
+)
+from teacher.generate.stage import generate
 
 STAGE = "generate"
 LOCK_NAME = ".generate-merge.lock"
@@ -92,7 +100,7 @@ def merge(
     """Check the partial folder holds every sample exactly once (importing ``sources`` first), then record
     the stage as done and swap the folder into place. ``auto`` (a chunk that finished last) gives way
     quietly to a merge already under way; ``snapshot`` is the recipe as written, for the manifest."""
-    from teacher.merge import merge_traces
+    from teacher.generate.merge import merge_traces
     from teacher.shards import shard_paths
 
     work = Run.work_dir(folder, fp)

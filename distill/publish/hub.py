@@ -1,8 +1,8 @@
 """The publish stage's side of the Hugging Face Hub: who we are, pushing a folder, retrying, redacting.
 
 The token is never handled here: ``huggingface_hub`` reads ``HF_TOKEN`` (or the saved login) itself on every
-request, so no distill object holds it and nothing distill writes can contain it. ``redact`` removes secret
-values from any text we print or write anyway, in case a library message or a command line carries one.
+request, so no distill object holds it and nothing distill writes can contain it. ``distill.secrets.redact`` removes
+secret values from any text we print or write anyway, in case a library message or a command line carries one.
 
 Pushes are idempotent: ``upload_folder`` asks the Hub which files it already has (same content) and skips
 them, LFS objects already stored are not sent again, and a push with nothing new makes no commit. So the
@@ -20,7 +20,6 @@ from typing import Any, TypeVar
 
 from distill.errors import DistillError
 
-_SECRET_VARIABLES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 _TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
 _TRANSIENT_NAMES = {"TransportError", "TimeoutException", "NetworkError", "RemoteProtocolError"}
 T = TypeVar("T")
@@ -31,35 +30,6 @@ def hub_api():
     from huggingface_hub import HfApi
 
     return HfApi(endpoint=os.environ.get("HF_ENDPOINT") or None)
-
-
-def secret_values(recipe: dict[str, Any] | None = None) -> list[str]:
-    """Values that must never be written: HF tokens (environment or saved login) and the API keys in the
-    variables a recipe names (its ``*key_env`` fields, at any depth)."""
-    from huggingface_hub import get_token
-
-    values = [os.environ.get(name, "") for name in (*_SECRET_VARIABLES, *_key_variables(recipe or {}))]
-    values.append(get_token() or "")
-    return sorted({v for v in values if len(v) >= 8}, key=len, reverse=True)
-
-
-def _key_variables(config: dict[str, Any]) -> set[str]:
-    names: set[str] = set()
-    stack: list[Any] = [config]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            names |= {v for k, v in node.items() if k.endswith("key_env") and isinstance(v, str)}
-            stack.extend(node.values())
-        elif isinstance(node, list):
-            stack.extend(node)
-    return names
-
-
-def redact(text: str, secrets: list[str] | None = None) -> str:
-    for value in secret_values() if secrets is None else secrets:
-        text = text.replace(value, "***")
-    return text
 
 
 def check_token() -> str:

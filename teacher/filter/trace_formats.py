@@ -12,7 +12,7 @@
 
 Chat rows: the problem is the last user turn and the completion the assistant turn after it. Every earlier
 turn (a system prompt, earlier exchanges) stays in the prompt, so the SFT rows keep them exactly.
-Which columns play which role is decided first (teacher.trace_layout). A row that cannot be read as its
+Which columns play which role is decided first (teacher.filter.trace_layout). A row that cannot be read as its
 shape is a one-line error naming the file, the row and the column; a row that can be read but holds nothing to train
 on (an empty generation) is counted by reason, never dropped silently.
 """
@@ -26,9 +26,9 @@ from typing import Any
 
 from distill.errors import DistillError
 from distill.verify import last_boxed
-from teacher.filter_steps import problem_text
+from teacher.filter.steps import problem_text
+from teacher.filter.trace_layout import Layout
 from teacher.prompts import assemble_completion
-from teacher.trace_layout import Layout
 
 Row = dict[str, Any]
 

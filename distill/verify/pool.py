@@ -1,4 +1,4 @@
-"""Batch verification with hard per-item deadlines (the machinery behind ``distill.verify.verify_many``).
+"""Batch verification with hard per-item deadlines (``verify_many``).
 
 Cheap decisions (no answer, plain numbers) are made in this process; the rest is sent in small chunks to
 worker processes. Each worker streams one result per item; a worker that makes no progress for ``timeout``
@@ -14,7 +14,7 @@ from multiprocessing.connection import wait
 
 from tqdm.auto import tqdm
 
-from distill.verify import Verdict, _verdict, checked_match, fast_match, precheck
+from distill.verify.answers import Verdict, _verdict, checked_match, fast_match, precheck
 
 # fork: workers start in milliseconds and need no `if __name__ == "__main__"` guard in user scripts; they run
 # only pure-Python parsing (no torch/tokenizers), so the usual fork-with-threads hazards do not apply.
@@ -74,9 +74,17 @@ def triage(
     return verdicts, pending
 
 
-def verify_in_pool(
-    items: list[tuple[str, str]], fallback: str, workers: int, timeout: float, progress: bool
+def verify_many(
+    items: list[tuple[str, str]],
+    fallback: str = "none",
+    workers: int = 2,
+    timeout: float = 10.0,
+    progress: bool = True,
 ) -> list[Verdict]:
+    """Verify (gold, completion) pairs; plain numbers in-process, the rest over ``workers`` processes.
+
+    ``workers=0`` runs math-verify in this process (no hard deadline beyond math-verify's own).
+    """
     verdicts, pending = triage(items, fallback)
     bar = tqdm(
         total=len(items),

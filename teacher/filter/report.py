@@ -14,8 +14,8 @@ from typing import Any
 
 from distill.recipe import FilterConfig
 from distill.runs import atomic_path, atomic_write_json, atomic_write_text
-from teacher.decontaminate import Decontaminator
-from teacher.filter_steps import pass_rates, problem_text
+from teacher.filter.decontaminate import Decontaminator
+from teacher.filter.steps import pass_rates, problem_text
 
 Row = dict[str, Any]
 _BINS = 10

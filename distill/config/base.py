@@ -1,0 +1,76 @@
+"""The shared base of every recipe section: ``Section`` (unknown keys rejected), the runtime-only field
+marker, and validators several sections use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic_core import PydanticUndefined
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def runtime(default: Any = PydanticUndefined, **kwargs: Any) -> Any:
+    """A field that changes no produced artifact (where to log, how often to checkpoint, which endpoint or
+    node): declared with this instead of ``Field`` so that the run fingerprint leaves it out, and changing it
+    resumes a stage instead of redoing it."""
+    return Field(default, json_schema_extra={"runtime": True}, **kwargs)
+
+
+def is_runtime(section: type[BaseModel], name: str) -> bool:
+    extra = section.model_fields[name].json_schema_extra
+    return isinstance(extra, dict) and bool(extra.get("runtime"))
+
+
+def runtime_free(value: Any) -> Any:
+    """``value`` as JSON (like ``model_dump(mode="json")``) without its runtime-only fields, at any depth:
+    what a stage's fingerprint is computed from."""
+    if isinstance(value, BaseModel):
+        return {
+            name: runtime_free(getattr(value, name))
+            for name in type(value).model_fields
+            if not is_runtime(type(value), name)
+        }
+    if isinstance(value, list | tuple):
+        return [runtime_free(item) for item in value]
+    if isinstance(value, dict):
+        return {key: runtime_free(item) for key, item in value.items()}
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    from pydantic import TypeAdapter
+
+    return TypeAdapter(type(value)).dump_python(value, mode="json")
+
+
+def check_answer_fallback(value: str) -> str:
+    """The verifier's rule when an answer has no \\boxed{}: none | last_number | regex:<pattern> (compiled)."""
+    if value not in ("none", "last_number") and not value.startswith("regex:"):
+        raise ValueError("expected none, last_number or regex:<pattern>")
+    if value.startswith("regex:"):
+        import re
+
+        try:
+            re.compile(value[len("regex:") :])
+        except re.error as exc:
+            raise ValueError(f"invalid regex ({exc})") from None
+    return value
+
+
+def tracker_list(value: Any) -> Any:
+    """``report_to`` as a list: "none" (or null) is no tracker, one name is a list of one."""
+    if value in ("none", None):
+        return []
+    return [value] if isinstance(value, str) else value
+
+
+def check_key_env_name(data: Any) -> Any:
+    """api_key_env must name a variable. Checked on the raw section so the error never echoes a pasted key."""
+    name = data.get("api_key_env") if isinstance(data, dict) else None
+    if name is not None and not (isinstance(name, str) and name.isidentifier() and name.isascii()):
+        raise ValueError(
+            "api_key_env must be the name of an environment variable that holds the key, never the key itself"
+        )
+    return data

@@ -1,0 +1,114 @@
+"""Recipe section `students`: each student's base model, training method and launch (strategy, nodes)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal, get_args
+
+from pydantic import Field, field_validator, model_validator
+
+from distill.config.base import Section, runtime, tracker_list
+
+LaunchStrategy = Literal["single", "cpu", "ddp", "zero2", "zero3", "zero3-offload", "fsdp2"]
+LAUNCH_STRATEGIES: tuple[str, ...] = get_args(LaunchStrategy)
+
+
+class LaunchConfig(Section):
+    """How a student's training is started. ``single``: in this process (the CPU default). Any other
+    strategy runs ``accelerate launch`` with ``student/accelerate/<strategy>.yaml``."""
+
+    strategy: LaunchStrategy = Field(
+        "single",
+        description="single | cpu (DDP over gloo, for tests) | ddp | zero2 | zero3 | zero3-offload | fsdp2.",
+    )
+    nproc: int = Field(1, ge=1, description="Processes (GPUs) per node.")
+    nnodes: int = Field(1, ge=1, description="Nodes; >1 needs main_ip and one launch per node (see --slurm).")
+    node_rank: int = runtime(0, ge=0, description="This node's rank (0 = the node that records the run).")
+    main_ip: str = runtime("127.0.0.1", description="Address of node 0, reachable from every node.")
+    main_port: int = runtime(29500, ge=1, le=65535, description="Free TCP port on node 0 for the rendezvous.")
+    gpu_memory_gb: float = runtime(
+        80.0, gt=0, description="Memory per GPU, for `distill plan` and its warning."
+    )
+
+    @model_validator(mode="after")
+    def _rank_in_range(self) -> LaunchConfig:
+        if self.node_rank >= self.nnodes:
+            raise ValueError(f"node_rank {self.node_rank} must be below nnodes {self.nnodes}")
+        if self.strategy == "single" and (self.nproc > 1 or self.nnodes > 1):
+            raise ValueError(
+                "strategy single runs one process; pick ddp, zero2, zero3 or fsdp2 for nproc/nnodes > 1"
+            )
+        return self
+
+    @property
+    def world_size(self) -> int:
+        return self.nproc * self.nnodes
+
+
+class LoraConfig(Section):
+    """Train low-rank adapters (peft) instead of all weights; ``quantize_4bit`` makes it QLoRA."""
+
+    r: int = Field(16, ge=1, description="Adapter rank.")
+    alpha: int = Field(32, ge=1, description="Scaling numerator (alpha / r).")
+    dropout: float = Field(0.05, ge=0, lt=1)
+    target_modules: list[str] | Literal["all-linear"] = Field(
+        "all-linear", description="Module names to adapt, or all-linear."
+    )
+    quantize_4bit: bool = Field(
+        False, description="QLoRA: load the base in 4-bit NF4 (bitsandbytes, CUDA only)."
+    )
+    save: Literal["merged", "adapter"] = Field(
+        "merged", description="merged: full weights with adapters folded in; adapter: adapter files only."
+    )
+
+
+class StudentConfig(Section):
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    model: str
+    learning_rate: float = Field(2e-5, gt=0)
+    epochs: float = Field(1.0, gt=0)
+    max_steps: int | None = Field(
+        None, ge=1, description="Stop after this many optimizer steps (smoke runs)."
+    )
+    batch_size: int = Field(8, ge=1, description="Per-device micro-batch (packed sequences when packing).")
+    gradient_accumulation_steps: int = Field(1, ge=1)
+    max_length: int = Field(1024, ge=16, description="Token limit per example (and per packed sequence).")
+    too_long: Literal["drop", "truncate", "error"] = Field(
+        "drop",
+        description="Examples over max_length: drop (counted), truncate (counted; cuts the answer) or error.",
+    )
+    warmup_ratio: float = Field(0.0, ge=0, lt=1)
+    lr_scheduler: str = "cosine"
+    weight_decay: float = Field(0.0, ge=0)
+    max_grad_norm: float = Field(1.0, gt=0)
+    bf16: bool = False
+    seed: int = 0
+    packing: bool | None = Field(
+        None,
+        description="Padding-free BFD packing (position ids restart per example). Default: on where the "
+        "attention implementation keeps packed examples apart, else off.",
+    )
+    attn_implementation: str | None = Field(
+        None, description="sdpa | eager | flash_attention_2 | ... (default: transformers' choice)."
+    )
+    gradient_checkpointing: bool | None = Field(
+        None, description="Recompute activations to save memory (default: on with CUDA, off on CPU)."
+    )
+    liger: bool = Field(False, description="Liger kernels (fused RMSNorm/RoPE/SwiGLU/cross-entropy; CUDA).")
+    lora: LoraConfig | None = Field(
+        None, description="Set to train LoRA adapters (peft) instead of all weights."
+    )
+    save_steps: int = runtime(
+        200, ge=1, description="Checkpoint every N optimizer steps; a rerun resumes there."
+    )
+    save_total_limit: int = runtime(2, ge=1, description="Checkpoints kept (older ones deleted).")
+    logging_steps: int = runtime(1, ge=1)
+    report_to: list[str] = runtime(
+        default_factory=lambda: ["tensorboard"],
+        description="Trackers: tensorboard (default), wandb, trackio, or [] for none.",
+    )
+    launch: LaunchConfig = LaunchConfig()
+
+    @field_validator("report_to", mode="before")
+    @classmethod
+    def _one_tracker(cls, value: Any) -> Any:
+        return tracker_list(value)
