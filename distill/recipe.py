@@ -15,6 +15,7 @@ from typing import Any, get_args
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
+from distill import recipe_files
 from distill.config import (
     GRPO_TEACHER,
     LAUNCH_STRATEGIES,
@@ -39,7 +40,6 @@ from distill.config import (
     TeacherConfig,
     VLLMOptions,
 )
-from distill import recipe_files
 from distill.errors import DistillError
 from distill.records import check_readable_file, decode_text
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from distill.errors import DistillError
+from distill.secrets import redact
 
 _TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
 _TRANSIENT_NAMES = {"TransportError", "TimeoutException", "NetworkError", "RemoteProtocolError"}
