@@ -155,34 +155,42 @@ def resolve_shipped_data(data: dict, files: list[Path]) -> None:
 
 
 def header(text: str) -> list[str]:
-    """The leading comment of a recipe, one entry per line, without the ``# ``."""
+    """The leading comment of a recipe, one entry per line, without the ``#`` (indentation kept)."""
     lines = []
     for line in text.lstrip("\ufeff").splitlines():
         if not line.startswith("#"):
             break
-        lines.append(line[1:].strip())
+        lines.append(line[1:].removeprefix(" ").rstrip())
     return lines
 
 
 _SENTENCE_END = re.compile(r"(?<![Ee]\.g)(?<!i\.e)\.(?=\s|$)")
 
 
-def summary(path: Path, limit: int = 160) -> tuple[str, str]:
-    """A recipe's one-line purpose (its first comment line) and hardware (the first sentence after
-    ``Hardware:``), as `distill recipes` lists them."""
-    lines = header(path.read_text(encoding="utf-8"))
-    purpose = lines[0] if lines else ""
-    start = next((i for i, line in enumerate(lines) if line.startswith("Hardware:")), None)
-    if start is None:
-        return purpose, ""
-    text = lines[start].removeprefix("Hardware:").strip()
-    for line in lines[start + 1 :]:
-        if _SENTENCE_END.search(text) or not line or line.endswith(":"):
+def _sentence(lines: list[str], limit: int) -> str:
+    """The first sentence of a comment paragraph that may wrap over several lines; an indented line (a
+    command) or a blank one ends the paragraph."""
+    text = lines[0].strip() if lines else ""
+    for line in lines[1:]:
+        if _SENTENCE_END.search(text) or not line.strip() or line.startswith(" "):
             break
-        text += " " + line
+        text += " " + line.strip()
     end = _SENTENCE_END.search(text)
     text = text[: end.end()] if end else text
-    return purpose, text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
+
+
+def summary(path: Path, limit: int = 160) -> tuple[str, str]:
+    """A recipe's purpose (the first sentence of its leading comment) and hardware (the first sentence
+    after ``Hardware:``), as `distill recipes` lists them."""
+    lines = header(path.read_text(encoding="utf-8"))
+    start = next((i for i, line in enumerate(lines) if line.startswith("Hardware:")), None)
+    hardware = (
+        ""
+        if start is None
+        else _sentence([lines[start].removeprefix("Hardware:"), *lines[start + 1 :]], limit)
+    )
+    return _sentence(lines, limit), hardware
 
 
 def copy_recipe(source: Path, name: str, folder: Path) -> Path:
