@@ -15,12 +15,15 @@ import os
 import shlex
 import sys
 import traceback
+from pathlib import Path
 
+import yaml
 from pydantic import ValidationError
 
-from distill import __version__
+from distill import __version__, recipe_files
 from distill.cli_scale import add_scale_args, run_scale, scale_mode
 from distill.errors import DistillError, is_bad_input, library_error_line
+from distill.install_check import shadowed_package
 from distill.recipe import LAUNCH_STRATEGIES, TRACE_FORMATS, LaunchConfig
 
 _DEBUG_HELP = "on an error, print the full traceback (for bug reports); also DISTILL_DEBUG=1"
@@ -49,7 +52,9 @@ def _at_least(minimum: int):
 
 
 def _add_recipe_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("recipe", help="recipe YAML file, e.g. recipes/quickstart.yaml")
+    parser.add_argument(
+        "recipe", help="recipe YAML file or built-in recipe name, e.g. recipes/quickstart.yaml or quickstart"
+    )
     # Also accepted after the subcommand; SUPPRESS keeps an absent flag from hiding `distill --debug CMD`.
     parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
     parser.add_argument(
@@ -170,6 +175,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"distill {__version__}")
     parser.add_argument("--debug", action="store_true", help=_DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_run_command(sub)
+    for name, text in _STAGE_HELP.items():
+        _add_stage_command(sub, name, text)
+    _add_validate_command(sub)
+    _add_plan_command(sub)
+    _add_recipe_file_commands(sub)
+    return parser
+
+
+def _add_run_command(sub) -> None:
     run = sub.add_parser(
         "run",
         help="run every stage of a recipe, skipping finished ones",
@@ -183,30 +198,35 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="STAGE",
         help="rerun STAGE even if finished (repeatable): grpo, generate, filter, sft, eval, publish",
     )
-    for name, text in _STAGE_HELP.items():
-        stage = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
-        _add_recipe_args(stage)
-        force_help = "rerun even if finished with the same inputs"
-        if name == "publish":
-            force_help += "; also push students the gate holds back, their cards saying why (release.force)"
-        stage.add_argument("--force", action="store_true", help=force_help)
-        if name == "generate":
-            stage.add_argument(
-                "--limit",
-                type=_at_least(1),
-                metavar="N",
-                help="use only the first N prompts (smoke runs; data.limit)",
-            )
-            add_scale_args(stage, _at_least)
-        if name == "filter":
-            _add_trace_args(stage)
-            stage.add_argument(
-                "--workers", type=_at_least(0), metavar="N", help="verification processes (filter.workers)"
-            )
-        if name == "sft":
-            _add_launch_args(stage)
-        if name == "publish":
-            _add_publish_args(stage)
+
+
+def _add_stage_command(sub, name: str, text: str) -> None:
+    stage = sub.add_parser(name, help=text, description=text[0].upper() + text[1:] + ".")
+    _add_recipe_args(stage)
+    force_help = "rerun even if finished with the same inputs"
+    if name == "publish":
+        force_help += "; also push students the gate holds back, their cards saying why (release.force)"
+    stage.add_argument("--force", action="store_true", help=force_help)
+    if name == "generate":
+        stage.add_argument(
+            "--limit",
+            type=_at_least(1),
+            metavar="N",
+            help="use only the first N prompts (smoke runs; data.limit)",
+        )
+        add_scale_args(stage, _at_least)
+    if name == "filter":
+        _add_trace_args(stage)
+        stage.add_argument(
+            "--workers", type=_at_least(0), metavar="N", help="verification processes (filter.workers)"
+        )
+    if name == "sft":
+        _add_launch_args(stage)
+    if name == "publish":
+        _add_publish_args(stage)
+
+
+def _add_validate_command(sub) -> None:
     validate = sub.add_parser(
         "validate",
         help="check a recipe without running anything",
@@ -218,6 +238,16 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument(
         "--schema-only", action="store_true", help="only type-check the recipe; skip the preflight checks"
     )
+    validate.add_argument(
+        "--resolved",
+        "--show-resolved",
+        action="store_true",
+        help="print the recipe as it runs (merged over its base: files, overrides applied, every default "
+        "filled in) as YAML, itself a valid recipe; no preflight",
+    )
+
+
+def _add_plan_command(sub) -> None:
     plan = sub.add_parser(
         "plan",
         help="estimate GPU memory per strategy and the GPUs each student needs",
@@ -226,10 +256,38 @@ def build_parser() -> argparse.ArgumentParser:
         "Reads config.json files already on this machine; downloads nothing.",
     )
     _add_recipe_args(plan)
-    return parser
+
+
+def _add_recipe_file_commands(sub) -> None:
+    recipes = sub.add_parser(
+        "recipes",
+        help="list the built-in recipes (run one by name: distill run quickstart)",
+        description="List the recipes shipped with distill: name, purpose and hardware, from each file's "
+        "leading comment.",
+    )
+    recipes.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
+    init = sub.add_parser(
+        "init",
+        help="write an editable copy of a recipe into the current folder",
+        description="Write NAME.yaml into the current folder: a copy of a built-in recipe (or a recipe file) "
+        "with name: NAME, comments kept and data paths made to work from here. Never overwrites a file.",
+    )
+    init.add_argument("name", metavar="NAME", help="the new recipe's name (and file name: NAME.yaml)")
+    init.add_argument(
+        "--from",
+        dest="source",
+        default="quickstart",
+        metavar="RECIPE",
+        help="built-in recipe name or recipe file to copy (default: quickstart; see distill recipes)",
+    )
+    init.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
 
 
 def main(argv: list[str] | None = None) -> int:
+    shadowed = shadowed_package()
+    if shadowed:  # before argparse, so even `--help` says why the stages would not import
+        print(f"distill: error: {shadowed}", file=sys.stderr)
+        return 2
     args = build_parser().parse_args(argv)
     # Recorded in the manifest and the model card ("how to reproduce"), secrets redacted there.
     args.command_line = "distill " + shlex.join(sys.argv[1:] if argv is None else argv)
@@ -266,6 +324,8 @@ def _quiet_libraries() -> None:
 def _dispatch(args: argparse.Namespace) -> int:
     from distill.recipe import load_recipe
 
+    if args.command in ("recipes", "init"):
+        return _list_recipes() if args.command == "recipes" else _init_recipe(args)
     recipe = load_recipe(args.recipe, [*args.overrides, *_flag_overrides(args)])
     if args.command == "generate" and args.limit is not None and recipe.data is not None:
         recipe.data.limit = args.limit
@@ -303,6 +363,9 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def _validate(recipe, args: argparse.Namespace) -> int:
     """The schema, then (unless --schema-only) the preflight of every stage, as `distill run` would."""
+    if args.resolved:
+        print(yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False, allow_unicode=True), end="")
+        return 0
     report = None
     if not args.schema_only:
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -318,6 +381,40 @@ def _validate(recipe, args: argparse.Namespace) -> int:
     if report:
         notes = "".join(f"; {note}" for note in report.notes)
         print(f"preflight: ok - {', '.join(report.stages)} checked in {report.seconds:.1f}s{notes}")
+    return 0
+
+
+def _list_recipes() -> int:
+    """`distill recipes`: each built-in recipe's name, purpose and hardware (its leading comment)."""
+    paths = sorted(recipe_files.builtin_dir().glob("*.yaml"))
+    width = max((len(p.stem) for p in paths), default=0)
+    for path in paths:
+        purpose, hardware = recipe_files.summary(path)
+        print(f"{path.stem:<{width}}  {purpose}")
+        if hardware:
+            print(f"{'':<{width}}  hardware: {hardware}")
+    print(
+        f"\nrun one: distill run NAME; edit a copy: distill init MY-NAME --from NAME ({recipe_files.builtin_dir()})"
+    )
+    return 0
+
+
+def _init_recipe(args: argparse.Namespace) -> int:
+    """`distill init NAME --from RECIPE`: an editable copy in the current folder, checked before it is kept."""
+    from distill.recipe import load_recipe
+
+    source = recipe_files.find_recipe(args.source)
+    if not source.is_file():
+        raise DistillError(
+            f"--from {args.source}: no such recipe file{recipe_files.not_found_hint(args.source)}"
+        )
+    target = recipe_files.copy_recipe(source, args.name.removesuffix(".yaml"), Path.cwd())
+    try:
+        recipe = load_recipe(target)
+    except DistillError:
+        target.unlink()
+        raise
+    print(f"wrote {target.name} (from {source}); run it: distill run {target.name}  -> {recipe.run_path()}")
     return 0
 
 
