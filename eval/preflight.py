@@ -5,12 +5,11 @@ the rows' weights resolve; servers answer; the backend's engine is installed."""
 from __future__ import annotations
 
 import importlib.util
-import os
 from pathlib import Path
 
+from distill import benchmarks
 from distill.errors import DistillError
 from eval.backends import check_served
-from eval.benchmarks import BENCHMARKS, default_data_dir, local_file
 
 
 def check_eval(recipe) -> None:
@@ -30,26 +29,13 @@ def check_eval(recipe) -> None:
 def check_benchmark_data(tasks: list[str], data_dir: str | None) -> None:
     if data_dir and not Path(data_dir).is_dir():
         raise DistillError(f"eval.data_dir {data_dir}: no such folder (see ../shared/benchmarks/README.md)")
-    folder = data_dir or default_data_dir()
-    for task in (t for t in tasks if t in BENCHMARKS):
-        if local_file(task, data_dir):
+    for task in (t for t in tasks if t in benchmarks.BENCHMARKS):
+        if benchmarks.local_file(task, data_dir):
             continue
-        spec = BENCHMARKS[task]
-        where = f"{folder}/{spec.file}" if folder else f"<eval.data_dir>/{spec.file}"
-        if _offline():
-            raise DistillError(
-                f"eval: {task}: {where} not found and the Hub is offline (HF_HUB_OFFLINE); put the file "
-                "there or set eval.data_dir"
-            )
+        benchmarks.check_available(task, data_dir, "eval")
+        spec = benchmarks.BENCHMARKS[task]
         if spec.gated:
-            _check_gated_access(task, spec.hub_id, where)
-
-
-def _offline() -> bool:
-    return any(
-        os.environ.get(v, "").lower() in ("1", "true", "yes")
-        for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
-    )
+            _check_gated_access(task, spec.hub_id, benchmarks.looked_at(task, data_dir))
 
 
 def _check_gated_access(task: str, repo_id: str, where: str) -> None:

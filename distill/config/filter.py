@@ -2,28 +2,47 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal, get_args
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
+from distill import benchmarks
 from distill.config.base import Section, check_answer_fallback, runtime
 
 
 class BenchmarkSource(Section):
-    """One benchmark set to decontaminate against: a local jsonl/json/parquet/csv file or a `datasets` id."""
+    """One benchmark set to decontaminate against: a registry name (distill/benchmarks.py: found as eval finds
+    it), a local jsonl/json/parquet/csv file, or an owner/name `datasets` id."""
 
-    source: str = Field(description="File path, e.g. ../shared/benchmarks/math500/test.jsonl, or a Hub id.")
-    name: str | None = Field(None, description="Label in the report (default: derived from source).")
+    source: str = Field(
+        description="A benchmark name (math500, aime24, aime25, amc23, gsm8k, gpqa_diamond: the local copy "
+        "under eval.data_dir, $DISTILL_BENCHMARKS or ../shared/benchmarks, else its Hub id), a file path, "
+        "e.g. ../shared/benchmarks/math500/test.jsonl, or a Hub id (owner/name)."
+    )
+    name: str | None = Field(None, description="Label in the report (default: the benchmark name or source).")
     split: str = Field("test", description="Split, for `datasets` ids only.")
     config: str | None = Field(None, description="Dataset config name, for `datasets` ids only.")
     column: str | None = Field(None, description="Problem column (default: problem, question or prompt).")
+
+    @model_validator(mode="after")
+    def _name_takes_no_fields(self) -> BenchmarkSource:
+        # A name reads its split and problem field from the registry; one given here would be ignored.
+        given = sorted({"split", "config", "column"} & self.model_fields_set)
+        if given and benchmarks.is_name(self.source) and not Path(self.source).is_file():
+            raise ValueError(
+                f"{self.source!r} is a benchmark name: its split and fields come from distill/benchmarks.py; "
+                f"drop {', '.join(given)} or give a file path or an owner/name Hub id"
+            )
+        return self
 
 
 class DecontaminationConfig(Section):
     """Drop traces whose problem copies a benchmark problem (word n-gram overlap, optional fuzzy pass)."""
 
     benchmarks: list[BenchmarkSource] = Field(
-        default_factory=list, description="Benchmark sets (a path/id or a mapping); empty = off."
+        default_factory=list,
+        description="Benchmark sets (a name, a path, a Hub id, or a mapping); empty = off.",
     )
     ngram: int = Field(
         8, ge=3, description="Word n-gram length; one shared n-gram marks a copy (8: standard)."

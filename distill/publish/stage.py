@@ -28,6 +28,7 @@ from distill.publish import cards
 from distill.publish.hub import check_repo_id, check_token, push_folder
 from distill.runs import atomic_write_json, atomic_write_text
 from distill.secrets import redact, secret_values
+from distill.stages import StageResult
 
 _MODEL_FILES = ("*.safetensors", "*.json", "*.txt", "*.model", "*.jinja", "*.tiktoken")
 # Trainer bookkeeping that may sit beside the weights: never part of a release.
@@ -87,8 +88,15 @@ def _pushes_dataset(recipe) -> bool:
     return recipe.release.push_dataset and recipe.has_filter()
 
 
-def publish(recipe, run, out_dir: Path, benchmarks: dict[str, dict]) -> tuple[dict[str, Any], list[Path]]:
-    """Stage entry point: render every release, then push them unless ``release.dry_run``."""
+def publish(
+    recipe, run, out_dir: Path, benchmarks: dict[str, dict] | None = None
+) -> StageResult:
+    """Stage entry point: render every release, then push them unless ``release.dry_run``. ``benchmarks``:
+    each eval task's Hub dataset for the model-index (default: the registry's, ``distill.benchmarks``)."""
+    if benchmarks is None:
+        from distill.benchmarks import hub_ids
+
+        benchmarks = hub_ids()
     cfg = recipe.release
     eval_dir = run.root / "eval"
     rows = json.loads((eval_dir / "comparison.json").read_text())["rows"]
@@ -124,7 +132,7 @@ def publish(recipe, run, out_dir: Path, benchmarks: dict[str, dict]) -> tuple[di
         "dry_run": cfg.dry_run,
         "pushed": pushed,
     }
-    return metrics, [out_dir / "release.json", *(r.folder for r in releases)]
+    return StageResult([out_dir / "release.json", *(r.folder for r in releases)], metrics)
 
 
 def render_model_folder(model_dir: Path, out_dir: Path, card: str) -> Path:

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections import Counter
 from pathlib import Path
 
+from distill.benchmarks import LETTERS, load_rows
 from distill.records import read_rows
 from distill.verify import Verdict, normalize_answer, verify_choice, verify_completion
-from eval.benchmarks import LETTERS, load_rows
 from eval.stats import pass_at_k
 
 HERE = Path(__file__).parent
@@ -32,7 +32,7 @@ def load_local(data_file: str, problem_field: str = "problem", answer_field: str
 
 
 def load_benchmark(benchmark: str, data_dir: str | None = None, seed: int = 0, **_):
-    """custom_dataset hook for the real benchmarks (eval/benchmarks.py); data_dir/seed come from the
+    """custom_dataset hook for the real benchmarks (distill/benchmarks.py); data_dir/seed come from the
     harness through lm-eval's task metadata."""
     import datasets
 

@@ -9,6 +9,9 @@ Two passes over normalised text (lower-case words and numbers; LaTeX commands re
    breaks every n-gram; it only looks at problems the first pass let through.
 
 Each match names the benchmark set and the item, so the filter report can say what was removed and why.
+
+A benchmark is a registry name (``math500``: read as eval reads it, see ``distill.benchmarks``), a local file,
+or a ``datasets`` Hub id.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from distill import benchmarks as registry
 from distill.errors import DistillError
-from distill.recipe import BenchmarkSource
+from distill.recipe import BenchmarkSource, DecontaminationConfig
 from distill.records import read_rows
 
 _WORD = re.compile(r"[a-z0-9]+")
@@ -49,9 +53,12 @@ def words(text: str) -> list[str]:
     return _WORD.findall(text.lower())
 
 
-def load_benchmark(spec: BenchmarkSource) -> BenchmarkSet:
-    """Read one benchmark set from a local file, or from `datasets` when ``source`` is not a file."""
+def load_benchmark(spec: BenchmarkSource, data_dir: str | Path | None = None) -> BenchmarkSet:
+    """Read one benchmark set: a registry name (its local copy under ``data_dir`` or the default data dir,
+    else its Hub id), a local file, or a `datasets` Hub id."""
     path = Path(spec.source)
+    if not path.is_file() and registry.is_name(spec.source):
+        return _load_named(spec, data_dir)
     if path.is_file():
         rows, where = read_rows(path), str(path)
         default_name = f"{path.parent.name}/{path.stem}" if path.parent.name else path.stem
@@ -68,6 +75,32 @@ def load_benchmark(spec: BenchmarkSource) -> BenchmarkSet:
     problems = [str(row.get(column) or "") for row in rows]
     ids = [str(row.get("unique_id") or row.get("id") or index) for index, row in enumerate(rows)]
     return BenchmarkSet(spec.name or default_name, problems, ids)
+
+
+def _load_named(spec: BenchmarkSource, data_dir: str | Path | None) -> BenchmarkSet:
+    """A registry name: the rows eval scores (same file, problem field and ids), labelled by the name."""
+    check_named(spec.source, data_dir)
+    rows = registry.load_rows(spec.source, data_dir)
+    if not rows:
+        raise DistillError(f"{registry.resolve(spec.source, data_dir)}: benchmark set {spec.source} is empty")
+    return BenchmarkSet(spec.name or spec.source, [r["problem"] for r in rows], [r["id"] for r in rows])
+
+
+def check_named(name: str, data_dir: str | Path | None) -> None:
+    """A registry name is known, and has a local copy or a reachable Hub (one line otherwise)."""
+    registry.get(name, "filter.decontaminate.benchmarks")
+    registry.check_available(name, data_dir, "filter.decontaminate.benchmarks")
+
+
+def benchmark_files(cfg: DecontaminationConfig, data_dir: str | Path | None = None) -> list[str]:
+    """Each benchmark's source as the fingerprint digests it: a path or Hub id as written, a registry name
+    as the local file it resolves to (so editing that copy reruns the filter), else its Hub id."""
+    return [
+        str(registry.resolve(b.source, data_dir))
+        if b.source in registry.BENCHMARKS and not Path(b.source).is_file()
+        else b.source
+        for b in cfg.benchmarks
+    ]
 
 
 def _load_hub(spec: BenchmarkSource) -> list[dict[str, Any]]:
@@ -163,7 +196,12 @@ class Decontaminator:
 
 
 def build_decontaminator(
-    specs: list[BenchmarkSource], ngram: int = 8, fuzzy: bool = False, fuzzy_threshold: float = 90.0
+    specs: list[BenchmarkSource],
+    ngram: int = 8,
+    fuzzy: bool = False,
+    fuzzy_threshold: float = 90.0,
+    data_dir: str | Path | None = None,
 ) -> Decontaminator:
-    """Load every benchmark set of the recipe and index it."""
-    return Decontaminator([load_benchmark(spec) for spec in specs], ngram, fuzzy, fuzzy_threshold)
+    """Load every benchmark set of the recipe (names under ``data_dir``, i.e. eval.data_dir) and index it."""
+    sets = [load_benchmark(spec, data_dir) for spec in specs]
+    return Decontaminator(sets, ngram, fuzzy, fuzzy_threshold)

@@ -274,15 +274,18 @@ def _source_verdicts(verified: list[Row], column: str | None) -> dict[str, Any] 
     return {"column": column, "agree": agree, "disagree": len(checked) - agree, "trusted": trusted}
 
 
-def run_filter(source: str | Path, out_dir: Path, cfg: FilterConfig) -> dict[str, Any]:
-    """Stage entry point: verified.parquet, train.parquet, report.json/.md and report.png in ``out_dir``."""
+def run_filter(
+    source: str | Path, out_dir: Path, cfg: FilterConfig, data_dir: str | Path | None = None
+) -> dict[str, Any]:
+    """Stage entry point: verified.parquet, train.parquet, report.json/.md and report.png in ``out_dir``.
+    ``data_dir`` (eval.data_dir) is where benchmark names in ``cfg.decontaminate`` find their local copies."""
     rows, info = read_traces(source, cfg)
     if info:
         print(f"[distill] filter: {info['summary']}", flush=True)
     cfg, notes = fit_config(rows, cfg, source)
     bench = cfg.decontaminate
     decontaminator = (
-        build_decontaminator(bench.benchmarks, bench.ngram, bench.fuzzy, bench.fuzzy_threshold)
+        build_decontaminator(bench.benchmarks, bench.ngram, bench.fuzzy, bench.fuzzy_threshold, data_dir)
         if bench.benchmarks
         else None
     )

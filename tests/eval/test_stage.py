@@ -190,7 +190,8 @@ def test_gated_set_without_access_is_one_line(monkeypatch):
         response = httpx.Response(403, request=httpx.Request("GET", f"https://huggingface.co/{repo_id}"))
         raise GatedRepoError("403 gated", response=response)
 
-    monkeypatch.setattr(preflight, "_offline", lambda: False)
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_DATASETS_OFFLINE", raising=False)
     monkeypatch.setattr(HfApi, "auth_check", refuse)
     with pytest.raises(DistillError, match="no access to the gated set Idavidrein/gpqa; accept its terms"):
         preflight.check_benchmark_data(["gpqa_diamond"], None)

@@ -6,7 +6,7 @@ import json
 import pytest
 from conftest import benchmarks_dir, needs_benchmarks
 
-from eval.benchmarks import BENCHMARKS, load_rows
+from distill.benchmarks import BENCHMARKS, load_rows
 from eval.harness import load_tasks
 from eval.tasks import utils
 
