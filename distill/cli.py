@@ -15,12 +15,10 @@ import os
 import shlex
 import sys
 import traceback
-from pathlib import Path
 
-import yaml
 from pydantic import ValidationError
 
-from distill import __version__, recipe_files
+from distill import __version__, cli_recipes
 from distill.cli_scale import add_scale_args, run_scale, scale_mode
 from distill.errors import DistillError, is_bad_input, library_error_line
 from distill.install_check import shadowed_package
@@ -178,9 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run_command(sub)
     for name, text in _STAGE_HELP.items():
         _add_stage_command(sub, name, text)
-    _add_validate_command(sub)
+    cli_recipes.add_validate_command(sub, _add_recipe_args)
     _add_plan_command(sub)
-    _add_recipe_file_commands(sub)
+    cli_recipes.add_recipe_file_commands(sub, _DEBUG_HELP)
     return parser
 
 
@@ -226,27 +224,6 @@ def _add_stage_command(sub, name: str, text: str) -> None:
         _add_publish_args(stage)
 
 
-def _add_validate_command(sub) -> None:
-    validate = sub.add_parser(
-        "validate",
-        help="check a recipe without running anything",
-        description="Load and type-check a recipe (and overrides), then run the same preflight checks as "
-        "`distill run` (data, models, students, eval tasks, benchmark files, run dir, prompt lengths); "
-        "print a summary.",
-    )
-    _add_recipe_args(validate)
-    validate.add_argument(
-        "--schema-only", action="store_true", help="only type-check the recipe; skip the preflight checks"
-    )
-    validate.add_argument(
-        "--resolved",
-        "--show-resolved",
-        action="store_true",
-        help="print the recipe as it runs (merged over its base: files, overrides applied, every default "
-        "filled in) as YAML, itself a valid recipe; no preflight",
-    )
-
-
 def _add_plan_command(sub) -> None:
     plan = sub.add_parser(
         "plan",
@@ -256,31 +233,6 @@ def _add_plan_command(sub) -> None:
         "Reads config.json files already on this machine; downloads nothing.",
     )
     _add_recipe_args(plan)
-
-
-def _add_recipe_file_commands(sub) -> None:
-    recipes = sub.add_parser(
-        "recipes",
-        help="list the built-in recipes (run one by name: distill run quickstart)",
-        description="List the recipes shipped with distill: name, purpose and hardware, from each file's "
-        "leading comment.",
-    )
-    recipes.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
-    init = sub.add_parser(
-        "init",
-        help="write an editable copy of a recipe into the current folder",
-        description="Write NAME.yaml into the current folder: a copy of a built-in recipe (or a recipe file) "
-        "with name: NAME, comments kept and data paths made to work from here. Never overwrites a file.",
-    )
-    init.add_argument("name", metavar="NAME", help="the new recipe's name (and file name: NAME.yaml)")
-    init.add_argument(
-        "--from",
-        dest="source",
-        default="quickstart",
-        metavar="RECIPE",
-        help="built-in recipe name or recipe file to copy (default: quickstart; see distill recipes)",
-    )
-    init.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -325,14 +277,14 @@ def _dispatch(args: argparse.Namespace) -> int:
     from distill.recipe import load_recipe
 
     if args.command in ("recipes", "init"):
-        return _list_recipes() if args.command == "recipes" else _init_recipe(args)
+        return cli_recipes.list_recipes() if args.command == "recipes" else cli_recipes.init_recipe(args)
     recipe = load_recipe(args.recipe, [*args.overrides, *_flag_overrides(args)])
     if args.command == "generate" and args.limit is not None and recipe.data is not None:
         recipe.data.limit = args.limit
     if getattr(args, "workers", None) is not None:
         recipe.filter.workers = args.workers
     if args.command == "validate":
-        return _validate(recipe, args)
+        return cli_recipes.validate(recipe, args)
     if args.command == "filter" and args.dry_run:
         return _preview_traces(recipe)
     if args.command == "plan":
@@ -358,63 +310,6 @@ def _dispatch(args: argparse.Namespace) -> int:
         run_pipeline(
             recipe, only=args.command, force=(args.command,) if args.force else (), command=args.command_line
         )
-    return 0
-
-
-def _validate(recipe, args: argparse.Namespace) -> int:
-    """The schema, then (unless --schema-only) the preflight of every stage, as `distill run` would."""
-    if args.resolved:
-        print(yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False, allow_unicode=True), end="")
-        return 0
-    report = None
-    if not args.schema_only:
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        from distill.pipeline import plan, preflight
-
-        report = preflight(recipe, {spec.name.split(":")[0] for spec in plan(recipe)})
-    students = ", ".join(s.name for s in recipe.students) or "none"
-    teacher = f"{recipe.teacher.model} ({recipe.teacher.backend})" if recipe.teacher else "none"
-    print(
-        f"{args.recipe}: ok - run '{recipe.name}' -> {recipe.run_path()}; teacher {teacher}; "
-        f"students: {students}; eval: {', '.join(recipe.eval.tasks)}"
-    )
-    if report:
-        notes = "".join(f"; {note}" for note in report.notes)
-        print(f"preflight: ok - {', '.join(report.stages)} checked in {report.seconds:.1f}s{notes}")
-    return 0
-
-
-def _list_recipes() -> int:
-    """`distill recipes`: each built-in recipe's name, purpose and hardware (its leading comment)."""
-    paths = sorted(recipe_files.builtin_dir().glob("*.yaml"))
-    width = max((len(p.stem) for p in paths), default=0)
-    for path in paths:
-        purpose, hardware = recipe_files.summary(path)
-        print(f"{path.stem:<{width}}  {purpose}")
-        if hardware:
-            print(f"{'':<{width}}  hardware: {hardware}")
-    print(
-        f"\nrun one: distill run NAME; edit a copy: distill init MY-NAME --from NAME ({recipe_files.builtin_dir()})"
-    )
-    return 0
-
-
-def _init_recipe(args: argparse.Namespace) -> int:
-    """`distill init NAME --from RECIPE`: an editable copy in the current folder, checked before it is kept."""
-    from distill.recipe import load_recipe
-
-    source = recipe_files.find_recipe(args.source)
-    if not source.is_file():
-        raise DistillError(
-            f"--from {args.source}: no such recipe file{recipe_files.not_found_hint(args.source)}"
-        )
-    target = recipe_files.copy_recipe(source, args.name.removesuffix(".yaml"), Path.cwd())
-    try:
-        recipe = load_recipe(target)
-    except DistillError:
-        target.unlink()
-        raise
-    print(f"wrote {target.name} (from {source}); run it: distill run {target.name}  -> {recipe.run_path()}")
     return 0
 
 
