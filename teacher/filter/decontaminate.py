@@ -86,6 +86,13 @@ def _load_named(spec: BenchmarkSource, data_dir: str | Path | None) -> Benchmark
     return BenchmarkSet(spec.name or spec.source, [r["problem"] for r in rows], [r["id"] for r in rows])
 
 
+def check_names(specs: list[BenchmarkSource]) -> None:
+    """Every registry name among ``specs`` is known (checked before any set is read: a typo fails first)."""
+    for spec in specs:
+        if registry.is_name(spec.source) and not Path(spec.source).is_file():
+            registry.get(spec.source, "filter.decontaminate.benchmarks")
+
+
 def check_named(name: str, data_dir: str | Path | None) -> None:
     """A registry name is known, and has a local copy or a reachable Hub (one line otherwise)."""
     registry.get(name, "filter.decontaminate.benchmarks")

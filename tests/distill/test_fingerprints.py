@@ -30,3 +30,24 @@ def test_stage_fingerprints_are_unchanged(name, monkeypatch):
     recipe = load_recipe(REPO / "recipes" / name)
     found = {spec.name: fingerprint(spec.config, spec.upstream) for spec in plan(recipe)}
     assert found == RECORDED[name]
+
+
+def test_a_benchmark_name_digests_the_file_it_resolves_to(tmp_path, tiny_recipe_dict):
+    """filter.decontaminate.benchmarks by name: editing the local copy eval.data_dir holds reruns the filter,
+    as editing a benchmark file named by path does."""
+    from distill.recipe import Recipe
+
+    copy = tmp_path / "benchmarks" / "math500" / "test.jsonl"
+    copy.parent.mkdir(parents=True)
+    copy.write_text('{"problem": "What is 1 + 1?", "answer": "2"}\n')
+    tiny_recipe_dict["filter"]["decontaminate"] = {"benchmarks": ["math500"]}
+    tiny_recipe_dict["eval"]["data_dir"] = str(copy.parents[1])
+
+    def filter_fingerprint() -> str:
+        spec = next(s for s in plan(Recipe.model_validate(tiny_recipe_dict)) if s.name == "filter")
+        return fingerprint(spec.config, spec.upstream)
+
+    before = filter_fingerprint()
+    assert filter_fingerprint() == before
+    copy.write_text('{"problem": "What is 2 + 2?", "answer": "4"}\n')
+    assert filter_fingerprint() != before

@@ -314,3 +314,29 @@ def test_preflight_of_no_stage_checks_nothing(tiny_recipe_dict):
     tiny_recipe_dict["data"]["source"] = "/no/such/file.jsonl"
     report = preflight(Recipe.model_validate(tiny_recipe_dict), set())
     assert report.stages == [] and report.notes == []
+
+
+@pytest.mark.parametrize(
+    ("benchmarks", "expected"),
+    [
+        (
+            "[math500, amc32]",
+            "filter.decontaminate.benchmarks: unknown benchmark 'amc32' (did you mean 'amc23'?); "
+            "known: math500, aime24, aime25, amc23, gsm8k, gpqa_diamond",
+        ),
+        (
+            "[aime24]",
+            "filter.decontaminate.benchmarks: aime24: {empty}/aime24/test.jsonl not found and the Hub is "
+            "offline",
+        ),
+    ],
+)
+def test_decontamination_names_are_checked_before_any_stage(
+    benchmarks, expected, tiny_recipe, tmp_path, monkeypatch, capsys
+):
+    empty = tmp_path / "no-benchmarks"
+    empty.mkdir()
+    monkeypatch.setenv("DISTILL_BENCHMARKS", str(empty))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(["run", str(tiny_recipe), f"filter.decontaminate.benchmarks={benchmarks}"]) == 2
+    assert expected.format(empty=empty) in one_line_error(capsys)

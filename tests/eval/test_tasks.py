@@ -4,7 +4,7 @@ the shared verifier agrees with hand-checked model outputs."""
 import json
 
 import pytest
-from conftest import benchmarks_dir, needs_benchmarks
+from suite import benchmarks_dir, needs_benchmarks
 
 from distill.benchmarks import BENCHMARKS, load_rows
 from eval.harness import load_tasks
@@ -149,3 +149,22 @@ def test_every_benchmark_task_runs_on_the_tiny_model(tmp_path, tiny_model_dir):
         (name, 2, 2) for name in BENCHMARKS
     ]
     assert "for gpqa_diamond a letter A-D" in comparison["extraction"]
+
+
+def test_task_yamls_and_the_registry_name_the_same_benchmarks():
+    """The registry (distill/benchmarks.py) lists the sets; each has a task YAML named for it whose loader reads
+    that set, and no task YAML reads a set the registry lacks."""
+    import yaml
+
+    from eval.harness import TASKS_DIR
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    Loader.add_constructor("!function", lambda loader, node: f"!function {loader.construct_scalar(node)}")
+    read = {}
+    for path in TASKS_DIR.glob("*.yaml"):
+        task = yaml.load(path.read_text(), Loader=Loader)
+        if task.get("custom_dataset") == "!function utils.load_benchmark":
+            read[task["task"]] = task["dataset_kwargs"]["benchmark"]
+    assert read == {name: name for name in BENCHMARKS}

@@ -170,3 +170,77 @@ def test_real_unrelated_problems_pass(real_index: Decontaminator):
     assert flagged <= 0.002 * len(gsm8k), flagged
     additions = [row["problem"] for row in read_rows(REPO / "recipes" / "data" / "addition_train.jsonl")]
     assert real_index.match_many(additions) == [None] * len(additions)
+
+
+def write_set(folder: Path, name: str, rows: list[dict]) -> Path:
+    path = folder / name / "test.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    return path
+
+
+def test_a_name_reads_the_set_as_eval_does(tmp_path: Path, monkeypatch):
+    """`math500` is the local copy under data_dir (else $DISTILL_BENCHMARKS), with the registry's problem field
+    (gsm8k: `question`) and ids, labelled by the name; a path to the same file still works as before."""
+    data_dir = tmp_path / "data"
+    write_set(
+        data_dir,
+        "math500",
+        [{"unique_id": f"m{i}", "problem": r["problem"], "answer": "1"} for i, r in enumerate(BENCH)],
+    )
+    write_set(data_dir, "gsm8k", [{"question": BENCH[1]["problem"], "answer": "x #### 9"}])
+    cfg = FilterConfig(decontaminate={"benchmarks": ["math500", {"source": "gsm8k", "name": "grade"}]})
+    index = build_decontaminator(cfg.decontaminate.benchmarks, data_dir=data_dir)
+    assert index.sizes == {"math500": 3, "grade": 1}
+    assert str(index.match_many([BENCH[0]["problem"]])[0]) == "math500#m0 (8-gram)"
+    assert str(index.match_many(["Compute $\\dbinom{16}{5}$."])[0]) == "math500#m2 (exact)"
+
+    other = tmp_path / "other"
+    write_set(other, "math500", [{"problem": "Only this one problem here.", "answer": "2"}])
+    monkeypatch.setenv("DISTILL_BENCHMARKS", str(other))
+    assert load_benchmark(BenchmarkSource(source="math500")).problems == ["Only this one problem here."]
+    by_path = load_benchmark(BenchmarkSource(source=str(data_dir / "math500" / "test.jsonl")))
+    assert (by_path.name, len(by_path.problems)) == ("math500/test", 3)
+
+
+def test_an_unknown_name_lists_the_known_ones(tmp_path: Path):
+    with pytest.raises(DistillError) as info:
+        load_benchmark(BenchmarkSource(source="math50"), tmp_path)
+    message = str(info.value)
+    assert "unknown benchmark 'math50' (did you mean 'math500'?)" in message and "\n" not in message
+    assert "known: math500, aime24, aime25, amc23, gsm8k, gpqa_diamond" in message
+
+
+def test_a_name_without_local_data_offline_says_where_it_looked(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(DistillError) as info:
+        load_benchmark(BenchmarkSource(source="aime25"), tmp_path)
+    message = str(info.value)
+    assert f"{tmp_path}/aime25/test.jsonl not found and the Hub is offline" in message
+    assert "\n" not in message
+
+
+def test_a_name_takes_no_split_or_column():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="'amc23' is a benchmark name.*drop column, split"):
+        BenchmarkSource(source="amc23", split="train", column="question")
+    assert BenchmarkSource(source="org/amc23", split="train").split == "train"  # a Hub id keeps them
+
+
+def test_benchmark_files_are_paths_as_written_and_names_as_resolved(tmp_path: Path, monkeypatch):
+    from teacher.filter.decontaminate import benchmark_files
+
+    monkeypatch.setenv("DISTILL_BENCHMARKS", str(tmp_path / "none"))  # no default data dir
+    local = write_set(tmp_path, "aime24", [{"problem": "p", "answer": "1"}])
+    cfg = FilterConfig(
+        decontaminate={
+            "benchmarks": ["../shared/benchmarks/math500/test.jsonl", "aime24", "gsm8k", "org/set"]
+        }
+    ).decontaminate
+    assert benchmark_files(cfg, tmp_path) == [
+        "../shared/benchmarks/math500/test.jsonl",
+        str(local),
+        "openai/gsm8k",  # no local copy: its Hub id (no file digest, as for any Hub id)
+        "org/set",
+    ]
