@@ -292,7 +292,7 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "sft":
         _apply_launch_args(recipe, args)
         if args.slurm:
-            from student.launch import write_slurm_scripts
+            from student.slurm import write_slurm_scripts
 
             write_slurm_scripts(recipe, args.recipe, args.overrides)
             return 0

@@ -105,7 +105,8 @@ def _teacher_made_concrete(recipe, run):
 
 
 def _write_slurm(recipe, args: argparse.Namespace) -> int:
-    from teacher.generate.slurm import submit, write_slurm_script
+    from distill.launch import submit
+    from teacher.generate.slurm import write_slurm_script
 
     if args.chunks is None:
         raise DistillError("--slurm needs --chunks N: how many array tasks to split the prompts over")

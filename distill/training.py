@@ -1,10 +1,145 @@
-"""The TrainingArguments the two trainers share (students' SFT, the teacher's GRPO): one place for how a
-run checkpoints, logs and uses the hardware, so `resume` means the same thing for both."""
+"""One training-job mechanism for every trainer (the students' SFT, the teacher's GRPO, the methods to come).
+
+A stage describes one training run as a job (a JSON-able dict: paths plus its recipe section, and
+``out_dir``) and names the :class:`Method` that trains it; this module does the rest.
+
+In the stage's process:
+1. ``run_job``: resume from the last complete checkpoint (distill/checkpoints.py) when a killed attempt left
+   one, write the job file, train in this process (strategy ``single``) or through `accelerate launch`
+   (distill/launch.py), then ``check_result``: what really ran (world size, the model wrapper) against what
+   the recipe asked for. accelerate falls back silently (FSDP2 on a CPU becomes DDP), and a model trained
+   another way than stated must not be recorded as if it had not;
+2. ``follow_job``: the other nodes of a multi-node run wait for node 0's job file and join its rendezvous.
+
+In every training process:
+3. ``shared_trainer_args``: how a run checkpoints, logs and uses the hardware, the same for every method;
+4. ``fit``: train with complete-marker checkpoints and TensorBoard logs, save the final model, write rank
+   0's metrics (``what_ran`` + the method's own); ``main``: the `python -m <trainer> JOB.json` entry point.
+
+Adding a method: a trainer module (builds its TRL trainer, summarises its metrics, calls ``fit``; declares
+its ``Method``) and a stage that writes its job and calls ``run_job``.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import shutil
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from distill.errors import DistillError
+from distill.recipe import LaunchConfig
+from distill.runs import atomic_write_json
+
+JOB_FILE = "job.json"
+FINAL = "final"
+# Which wrapper each multi-process strategy must produce (checked when world size > 1 and the method
+# records its wrapper).
+_EXPECTED_WRAPPER = {
+    "cpu": "DistributedDataParallel",
+    "ddp": "DistributedDataParallel",
+    "zero2": "DeepSpeedEngine",
+    "zero3": "DeepSpeedEngine",
+    "zero3-offload": "DeepSpeedEngine",
+    "fsdp2": "FSDP2",
+}
+
+
+@dataclass(frozen=True)
+class Method:
+    """A training method as the job mechanism sees it."""
+
+    module: str  # the training process that `accelerate launch` starts: python -m MODULE JOB.json
+    train: Callable[[dict[str, Any]], dict[str, Any]]  # the same in this process (strategy single)
+    metrics_file: str  # where rank 0 records what ran (train_metrics.json, grpo_metrics.json...)
+
+
+# --- in the stage's process ---------------------------------------------------------------------------
+
+
+def run_job(method: Method, job: dict[str, Any], launch: LaunchConfig, label: str) -> dict[str, Any]:
+    """Train ``job`` (resumed where a killed attempt stopped) and return rank 0's checked metrics.
+
+    ``label`` names the run in messages ("sft s1", "grpo"). The final model lands in out_dir/final.
+    """
+    from distill.checkpoints import last_complete_checkpoint
+
+    out_dir = Path(job["out_dir"])
+    resume = last_complete_checkpoint(out_dir / "checkpoints")
+    job["resume_from"] = str(resume) if resume else None
+    # Written once per attempt, resume point included: the other nodes of a multi-node run start from it.
+    job["attempt"] = os.environ.get("SLURM_JOB_ID") or uuid.uuid4().hex[:12]
+    job_file = out_dir / JOB_FILE
+    atomic_write_json(job_file, job)
+    if resume:
+        print(f"[distill] {label}: resuming from {resume.name}", flush=True)
+    (out_dir / method.metrics_file).unlink(missing_ok=True)
+    if launch.strategy == "single":
+        method.train(job)
+    else:
+        from distill.launch import run_launched
+
+        run_launched(launch, job_file, out_dir / "launch.log", method.module)
+    return check_result(method, out_dir, launch, label)
+
+
+def follow_job(
+    method: Method, out_dir: Path, launch: LaunchConfig, label: str, timeout_s: float = 3600
+) -> None:
+    """Node rank > 0 of a multi-node run: wait for node 0's job file (this attempt's), then join it."""
+    from distill.launch import run_launched
+
+    job_file, attempt = out_dir / JOB_FILE, os.environ.get("SLURM_JOB_ID")
+    deadline = time.time() + timeout_s
+    print(f"[distill] {label}: node {launch.node_rank} waiting for {job_file}", flush=True)
+    while True:
+        if job_file.exists():
+            job = json.loads(job_file.read_text())
+            if attempt is None or job.get("attempt") == attempt:
+                break
+        if time.time() > deadline:
+            raise DistillError(
+                f"{job_file}: node 0 did not write it within {timeout_s:.0f}s; is node 0 running?"
+            )
+        time.sleep(2)
+    run_launched(launch, job_file, out_dir / f"launch-node{launch.node_rank}.log", method.module)
+
+
+def check_result(method: Method, out_dir: Path, launch: LaunchConfig, label: str) -> dict[str, Any]:
+    """Read rank 0's metrics and refuse a run that did not train the way the recipe said."""
+    metrics_path = out_dir / method.metrics_file
+    if not metrics_path.exists() or not (out_dir / FINAL).is_dir():
+        raise DistillError(f"{label}: training ended without {metrics_path.name} or a final model")
+    metrics = json.loads(metrics_path.read_text())
+    expected = launch.world_size
+    if metrics["world_size"] != expected:
+        raise DistillError(
+            f"{label}: asked for {expected} processes ({launch.strategy}) but training ran with world size "
+            f"{metrics['world_size']}; accelerate fell back silently - check the launch settings"
+        )
+    wanted = _EXPECTED_WRAPPER.get(launch.strategy)
+    if expected > 1 and wanted and "wrapper" in metrics and metrics["wrapper"] != wanted:
+        raise DistillError(
+            f"{label}: strategy {launch.strategy} was not applied - the model was wrapped in "
+            f"{metrics['wrapper']}, not {wanted} (FSDP2 and DeepSpeed need CUDA GPUs)"
+        )
+    metrics.pop("log_history", None)
+    return {**metrics, "strategy": launch.strategy}
+
+
+# --- in every training process ------------------------------------------------------------------------
+
+
+def on_cpu() -> bool:
+    import torch
+
+    return not torch.cuda.is_available()
 
 
 def shared_trainer_args(cfg: Any, out_dir: Path, cpu: bool) -> dict[str, Any]:
@@ -35,3 +170,78 @@ def shared_trainer_args(cfg: Any, out_dir: Path, cpu: bool) -> dict[str, Any]:
         "ddp_find_unused_parameters": False,
         "disable_tqdm": False,
     }
+
+
+Summary = Callable[[Any, Any], dict[str, Any]]  # (trainer, TrainOutput) -> the method's metrics
+
+
+def fit(
+    trainer,
+    tokenizer,
+    job: dict[str, Any],
+    method: Method,
+    summarise: Summary,
+    before_final: Callable[[Path], None] | None = None,
+) -> dict[str, Any]:
+    """Train a built TRL trainer as ``job`` says (resuming from ``job["resume_from"]``), save out_dir/final
+    and write rank 0's metrics (``summarise(trainer, result)``) to the method's file; returns them.
+
+    ``before_final(folder)`` runs on rank 0 on the saved weights before the tokenizer joins them (merging a
+    LoRA adapter)."""
+    from distill.checkpoints import CompleteMarker, SkipEndCheckpoint, tensorboard_dir
+
+    out_dir = Path(job["out_dir"])
+    trainer.add_callback(CompleteMarker())
+    trainer.add_callback(SkipEndCheckpoint())
+    with tensorboard_dir(out_dir / "tensorboard"):
+        result = trainer.train(resume_from_checkpoint=job.get("resume_from"))
+    save_final(trainer, tokenizer, out_dir, before_final)
+    metrics = summarise(trainer, result)
+    if trainer.is_world_process_zero():
+        atomic_write_json(out_dir / method.metrics_file, metrics)
+    return metrics
+
+
+def save_final(trainer, tokenizer, out_dir: Path, before_final: Callable[[Path], None] | None = None) -> None:
+    """safetensors + tokenizer (chat template) + generation config into out_dir/final via a temp folder."""
+    tmp = out_dir / f".{FINAL}.tmp"
+    if trainer.is_world_process_zero():
+        shutil.rmtree(tmp, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
+    trainer.save_model(str(tmp))  # every rank: ZeRO-3/FSDP gather their shards here
+    if not trainer.is_world_process_zero():
+        return
+    if before_final is not None:
+        before_final(tmp)
+    tokenizer.save_pretrained(str(tmp))
+    final = out_dir / FINAL
+    shutil.rmtree(final, ignore_errors=True)
+    tmp.rename(final)
+
+
+def what_ran(trainer, result, job: dict[str, Any]) -> dict[str, Any]:
+    """The facts every method records: world size, optimizer steps, the resume point, training time."""
+    return {
+        "world_size": trainer.args.world_size,
+        "steps": trainer.state.global_step,
+        "resumed_from": Path(job["resume_from"]).name if job.get("resume_from") else None,
+        "train_seconds": round(result.metrics.get("train_runtime", 0.0), 1),
+    }
+
+
+def wrapper_ran(trainer) -> dict[str, str]:
+    """The class that really wraps the model (DistributedDataParallel, FSDP2, DeepSpeedEngine...) and
+    accelerate's distributed type; ``check_result`` compares the wrapper with the strategy."""
+    wrapped = trainer.model_wrapped
+    name = type(wrapped).__name__
+    if name == type(trainer.model).__name__:
+        # FSDP2 swaps the module's class in place (FSDP<Model>) instead of wrapping it.
+        name = "FSDP2" if name.startswith("FSDP") else "none"
+    return {"wrapper": name, "distributed_type": str(trainer.accelerator.distributed_type).split(".")[-1]}
+
+
+def main(train: Callable[[dict[str, Any]], Any], argv: list[str] | None = None) -> int:
+    """`python -m <trainer module> JOB.json`: what `accelerate launch` starts in every process."""
+    argv = sys.argv[1:] if argv is None else argv
+    train(json.loads(Path(argv[0]).read_text()))
+    return 0

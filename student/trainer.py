@@ -2,33 +2,24 @@
 
 Runs in the stage's own process (strategy ``single``) or in every process that ``accelerate launch``
 starts (``python -m student.trainer JOB.json``). The job file is the only input: paths plus the student's
-recipe section, so a launched process never re-reads the recipe. Rank 0 writes ``train_metrics.json``
-with what really ran (world size, the model wrapper, optimizer steps) for the stage to check.
+recipe section, so a launched process never re-reads the recipe. What is common to every trainer (resume,
+checkpoint markers, the final save, the entry point) is distill/training.py; this module builds TRL's
+SFTTrainer and summarises its run. Rank 0 writes ``train_metrics.json`` with what really ran (world size,
+the model wrapper, optimizer steps) for the stage to check.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
-from distill.checkpoints import CompleteMarker, SkipEndCheckpoint, tensorboard_dir
 from distill.recipe import StudentConfig
-from distill.runs import atomic_write_json
-from distill.training import shared_trainer_args
+from distill.training import Method, fit, main, on_cpu, shared_trainer_args, what_ran, wrapper_ran
 from student.metrics import PackedRowsCollator, ThroughputCallback, TokenCounter
 
 METRICS_FILE = "train_metrics.json"
-FINAL = "final"
-
-
-def _on_cpu() -> bool:
-    import torch
-
-    return not torch.cuda.is_available()
 
 
 def build_args(cfg: StudentConfig, out_dir: Path, cpu: bool, packing: bool):
@@ -90,14 +81,14 @@ def packed_collator(model, tokenizer):
 
 
 def run_training(job: dict[str, Any]) -> dict[str, Any]:
-    """Train as described by ``job`` (see student/sft.py ``write_job``); returns rank 0's metrics."""
+    """Train as described by ``job`` (see student/sft.py ``prepare_job``); returns rank 0's metrics."""
     import datasets
     from transformers import AutoTokenizer
     from trl import SFTTrainer
 
     cfg = StudentConfig.model_validate(job["student"])
     out_dir = Path(job["out_dir"])
-    cpu = _on_cpu()
+    cpu = on_cpu()
     args = build_args(cfg, out_dir, cpu, job["packing"])
     tokenizer = AutoTokenizer.from_pretrained(job["tokenizer"])
     model = load_model(job["model_path"], cfg, cpu)
@@ -121,32 +112,15 @@ def run_training(job: dict[str, Any]) -> dict[str, Any]:
     throughput = ThroughputCallback(counter, trainer.args.world_size)
     # First in line, so report_to callbacks (tensorboard, wandb) see the added keys too.
     trainer.callback_handler.callbacks.insert(0, throughput)
-    trainer.add_callback(CompleteMarker())
-    trainer.add_callback(SkipEndCheckpoint())
-    with tensorboard_dir(out_dir / "tensorboard"):
-        result = trainer.train(resume_from_checkpoint=job.get("resume_from"))
-    _save_final(trainer, tokenizer, cfg, out_dir, job["model_path"])
-    metrics = _summarise(trainer, result, throughput, job)
-    if trainer.is_world_process_zero():
-        atomic_write_json(out_dir / METRICS_FILE, metrics)
-    return metrics
-
-
-def _save_final(trainer, tokenizer, cfg: StudentConfig, out_dir: Path, base_path: str) -> None:
-    """safetensors + tokenizer + chat template + generation config into out_dir/final (via a temp folder)."""
-    tmp = out_dir / f".{FINAL}.tmp"
-    if trainer.is_world_process_zero():
-        shutil.rmtree(tmp, ignore_errors=True)
-    trainer.accelerator.wait_for_everyone()
-    trainer.save_model(str(tmp))  # every rank: ZeRO-3/FSDP gather their shards here
-    if not trainer.is_world_process_zero():
-        return
-    if cfg.lora is not None and cfg.lora.save == "merged":
-        _merge_adapter(base_path, tmp, tokenizer)
-    tokenizer.save_pretrained(str(tmp))
-    final = out_dir / FINAL
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
+    merge = cfg.lora is not None and cfg.lora.save == "merged"
+    return fit(
+        trainer,
+        tokenizer,
+        job,
+        METHOD,
+        lambda trainer, result: _summarise(trainer, result, throughput, job),
+        (lambda folder: _merge_adapter(job["model_path"], folder, tokenizer)) if merge else None,
+    )
 
 
 def _merge_adapter(base_path: str, adapter_dir: Path, tokenizer) -> None:
@@ -155,7 +129,7 @@ def _merge_adapter(base_path: str, adapter_dir: Path, tokenizer) -> None:
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    base = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.bfloat16 if not _on_cpu() else None)
+    base = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.bfloat16 if not on_cpu() else None)
     merged = PeftModel.from_pretrained(base, str(adapter_dir)).merge_and_unload()
     merged.config.eos_token_id = tokenizer.eos_token_id
     for name in os.listdir(adapter_dir):
@@ -169,11 +143,8 @@ def _summarise(trainer, result, throughput: ThroughputCallback, job: dict[str, A
     speeds = [entry["tokens_per_second"] for entry in history if "tokens_per_second" in entry]
     totals = throughput.totals
     return {
-        "world_size": trainer.args.world_size,
-        "wrapper": _wrapper_name(trainer),
-        "distributed_type": str(trainer.accelerator.distributed_type).split(".")[-1],
-        "steps": trainer.state.global_step,
-        "resumed_from": Path(job["resume_from"]).name if job.get("resume_from") else None,
+        **what_ran(trainer, result, job),
+        **wrapper_ran(trainer),
         "train_loss": round(result.training_loss, 4),
         "first_loss": round(losses[0], 4) if losses else None,
         "last_loss": round(losses[-1], 4) if losses else None,
@@ -183,27 +154,11 @@ def _summarise(trainer, result, throughput: ThroughputCallback, job: dict[str, A
         ),
         "tokens_per_second": round(sum(speeds) / len(speeds), 1) if speeds else None,
         "real_token_share": round(totals["real_tokens"] / max(totals["token_slots"], 1), 4),
-        "train_seconds": round(result.metrics.get("train_runtime", 0.0), 1),
         "log_history": history,
     }
 
 
-def _wrapper_name(trainer) -> str:
-    """The class that really wraps the model (DistributedDataParallel, FSDPModule, DeepSpeedEngine...)."""
-    wrapped = trainer.model_wrapped
-    name = type(wrapped).__name__
-    if name == type(trainer.model).__name__:
-        # FSDP2 swaps the module's class in place (FSDP<Model>) instead of wrapping it.
-        return "FSDP2" if name.startswith("FSDP") else "none"
-    return name
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    job = json.loads(Path(argv[0]).read_text())
-    run_training(job)
-    return 0
-
+METHOD = Method(module="student.trainer", train=run_training, metrics_file=METRICS_FILE)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(run_training))

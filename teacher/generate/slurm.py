@@ -8,16 +8,13 @@ plain bash, written into the run dir to be read before it is submitted; distill 
 
 from __future__ import annotations
 
-import re
 import shlex
-import subprocess
 import sys
 from pathlib import Path
 
 from distill.errors import DistillError
+from distill.launch import SbatchHeader, sbatch_script, write_script
 from distill.recipe import Recipe
-
-_SLURM_VALUE = re.compile(r"^[\w.,:+-]+$")  # partition names and time limits: nothing a shell would expand
 
 
 def gpus_per_task(recipe: Recipe, requested: int | None) -> int:
@@ -44,35 +41,23 @@ def slurm_script(
     partition: str | None = None,
     time_limit: str | None = None,
 ) -> str:
-    for flag, value in (("--partition", partition), ("--time", time_limit)):
-        if value is not None and not _SLURM_VALUE.match(value):
-            raise DistillError(f"{flag} {value!r}: expected a Slurm value such as gpu or 04:00:00")
     logs = recipe.run_path().resolve() / "slurm"
-    options = [
-        f"--job-name=distill-generate-{recipe.name}",
-        f"--array=0-{chunks - 1}",
-        "--nodes=1",
-        "--ntasks=1",
-        *([f"--gpus-per-node={gpus}"] if gpus else []),
-        *([f"--partition={partition}"] if partition else []),
-        *([f"--time={time_limit}"] if time_limit else []),
-        f"--output={logs}/generate-%A_%a.log",
-        "--open-mode=append",  # a requeued task appends to its log
-        "--requeue",
-        "--signal=B:TERM@120",  # before the time limit: distill writes its buffered rows, then stops
-    ]
+    header = SbatchHeader(
+        f"distill-generate-{recipe.name}",
+        f"{logs}/generate-%A_%a.log",
+        gpus_per_node=gpus,
+        array=chunks,
+        partition=partition,
+        time_limit=time_limit,
+        requeue=True,  # each chunk resumes from its own shards
+    )
+    notes = f"""Written by `distill generate --slurm`: {chunks} array tasks, one chunk of the prompts each, every task
+with its own engine ({gpus} GPU(s)). Each chunk resumes from its own shards when rerun; the chunk that
+finishes last merges them and marks the stage done. Progress: distill generate RECIPE --status.
+Rerun chosen chunks: sbatch --array=3,7 {{this file}}. Uses the Python environment that wrote it."""
     command = shlex.join([sys.executable, "-m", "distill.cli", "generate", *distill_args])
-    header = "\n".join(f"#SBATCH {option}" for option in options)
-    return f"""#!/bin/bash
-{header}
-# Written by `distill generate --slurm`: {chunks} array tasks, one chunk of the prompts each, every task
-# with its own engine ({gpus} GPU(s)). Each chunk resumes from its own shards when rerun; the chunk that
-# finishes last merges them and marks the stage done. Progress: distill generate RECIPE --status.
-# Rerun chosen chunks: sbatch --array=3,7 {{this file}}. Uses the Python environment that wrote it.
-set -euo pipefail
-cd {shlex.quote(str(Path.cwd()))}
-exec {command} --chunk "$SLURM_ARRAY_TASK_ID/{chunks}"
-"""
+    body = f'cd {shlex.quote(str(Path.cwd()))}\nexec {command} --chunk "$SLURM_ARRAY_TASK_ID/{chunks}"'
+    return sbatch_script(header, notes, body)
 
 
 def write_slurm_script(
@@ -92,27 +77,11 @@ def write_slurm_script(
         )
     gpus = gpus_per_task(recipe, gpus)
     args = [str(Path(recipe_path).resolve()), *overrides]
-    path = recipe.run_path() / "slurm" / "generate.sbatch"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(slurm_script(recipe, args, chunks, gpus, partition, time_limit))
-    path.chmod(0o755)
+    text = slurm_script(recipe, args, chunks, gpus, partition, time_limit)
+    path = write_script(recipe.run_path() / "slurm" / "generate.sbatch", text)
     print(
         f"[distill] wrote {path}: {chunks} array tasks of ~{-(-prompts // chunks)} prompts, {gpus} GPU(s) "
         f"each; submit with:\nsbatch {path}",
         flush=True,
     )
     return path
-
-
-def submit(script: Path) -> str:
-    """Run `sbatch script` (the cluster's own submission); returns what sbatch printed."""
-    try:
-        done = subprocess.run(["sbatch", str(script)], capture_output=True, text=True, timeout=120)
-    except FileNotFoundError:
-        raise DistillError(
-            f"--submit: no sbatch on PATH (not a Slurm login node?); submit {script} where Slurm runs"
-        ) from None
-    if done.returncode != 0:
-        last = (done.stderr.strip() or done.stdout.strip() or "no output").splitlines()[-1]
-        raise DistillError(f"sbatch {script} failed (exit {done.returncode}): {last}")
-    return done.stdout.strip()

@@ -4,9 +4,9 @@
    ``grpo.max_prompt_length`` tokens are dropped and counted; optionally only prompts whose pass rate under
    the starting model lies in ``grpo.pass_rate_filter.band`` are kept (all-right or all-wrong groups give
    GRPO no signal). Written once into the partial folder, so a resumed attempt trains on the same set;
-2. train: strategy ``single`` in this process, anything else through the students' `accelerate launch`
-   (passed in as ``launcher`` by the pipeline: stage packages never import each other), resuming from the
-   last complete checkpoint (distill/checkpoints.py) when a killed attempt left one;
+2. train through the one training-job mechanism (distill/training.py), as the students do: strategy
+   ``single`` in this process, anything else through `accelerate launch`, resuming from the last complete
+   checkpoint when a killed attempt left one;
 3. check that training ran with the world size the recipe asked for; the teacher lands in out_dir/final.
 """
 
@@ -15,68 +15,32 @@ from __future__ import annotations
 import json
 import time
 from collections import defaultdict
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from distill.checkpoints import last_complete_checkpoint
+from distill import training
 from distill.errors import DistillError
 from distill.recipe import DataConfig, GRPOTeacherConfig
 from distill.records import write_parquet
 from distill.runs import atomic_write_json
 from distill.verify import verify_many
-from teacher.grpo.trainer import FINAL, METRICS_FILE, run_grpo
+from teacher.grpo.trainer import METHOD
 from teacher.prompts import data_prompts, render_messages
 
-JOB_FILE = "job.json"
 PROMPTS_FILE = "prompts.parquet"
 PROMPTS_META = "prompts.json"
-TRAINER_MODULE = "teacher.grpo.trainer"
-
-Launcher = Callable[..., None]  # student.launch.run_launched(launch, job_file, log_file, module)
 
 
-def train_teacher(
-    model_path: str, cfg: GRPOTeacherConfig, data: DataConfig, out_dir: Path, launcher: Launcher | None = None
-) -> dict[str, Any]:
+def train_teacher(model_path: str, cfg: GRPOTeacherConfig, data: DataConfig, out_dir: Path) -> dict[str, Any]:
     """GRPO-train ``model_path`` on ``data``'s prompts; the trained teacher lands in out_dir/final."""
     prepared = prepare_prompts(model_path, cfg, data, out_dir)
-    resume = last_complete_checkpoint(out_dir / "checkpoints")
     job = {
         "grpo": cfg.model_dump(mode="json"),
         "model_path": model_path,
         "prompts_file": str(out_dir / PROMPTS_FILE),
         "out_dir": str(out_dir),
-        "resume_from": str(resume) if resume else None,
     }
-    job_file = out_dir / JOB_FILE
-    atomic_write_json(job_file, job)
-    if resume:
-        print(f"[distill] grpo: resuming from {resume.name}", flush=True)
-    (out_dir / METRICS_FILE).unlink(missing_ok=True)
-    if cfg.launch.strategy == "single":
-        run_grpo(job)
-    elif launcher is None:
-        raise DistillError(
-            f"grpo.launch.strategy {cfg.launch.strategy}: no launcher given (run it through `distill`)"
-        )
-    else:
-        launcher(cfg.launch, job_file, out_dir / "launch.log", TRAINER_MODULE)
-    return {**prepared, **check_result(out_dir, cfg)}
-
-
-def check_result(out_dir: Path, cfg: GRPOTeacherConfig) -> dict[str, Any]:
-    metrics_path = out_dir / METRICS_FILE
-    if not metrics_path.exists() or not (out_dir / FINAL).is_dir():
-        raise DistillError(f"grpo: training ended without {metrics_path.name} or a final model")
-    metrics = json.loads(metrics_path.read_text())
-    if metrics["world_size"] != cfg.launch.world_size:
-        raise DistillError(
-            f"grpo: asked for {cfg.launch.world_size} processes ({cfg.launch.strategy}) but training ran with "
-            f"world size {metrics['world_size']}; accelerate fell back silently - check grpo.launch"
-        )
-    metrics.pop("log_history", None)
-    return {**metrics, "strategy": cfg.launch.strategy}
+    return {**prepared, **training.run_job(METHOD, job, cfg.launch, "grpo")}
 
 
 def prepare_prompts(
@@ -112,11 +76,6 @@ def prepare_prompts(
     write_parquet(rows, prompts_file)
     atomic_write_json(meta_file, meta)
     return meta
-
-
-def check_grpo_prompts(data: DataConfig) -> str:
-    """Preflight: every training prompt loads and maps (lengths are checked when the stage starts)."""
-    return f"{len(data_prompts(data, f'grpo data.source {data.source}'))} grpo prompts"
 
 
 def filter_by_pass_rate(

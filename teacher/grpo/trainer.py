@@ -1,28 +1,23 @@
 """The GRPO training process: TRL's GRPOTrainer on the prepared prompts, resumable, saving the teacher.
 
 Runs in the stage's own process (launch strategy ``single``) or in every process that ``accelerate launch``
-starts (``python -m teacher.grpo.trainer JOB.json``, through student/launch.py like the students). The job
-file is the only input. Rank 0 writes ``grpo_metrics.json``: what really ran (world size, steps, resume
+starts (``python -m teacher.grpo.trainer JOB.json``). The job file is the only input; what every trainer
+shares (resume, checkpoint markers, the final save, the entry point) is distill/training.py. Rank 0 writes ``grpo_metrics.json``: what really ran (world size, steps, resume
 point), rewards per function over the first and last steps, KL, entropy, completion lengths, and the whole
 log history.
 """
 
 from __future__ import annotations
 
-import json
-import shutil
 import sys
 from pathlib import Path
 from typing import Any
 
-from distill.checkpoints import CompleteMarker, SkipEndCheckpoint, tensorboard_dir
 from distill.recipe import GRPOTeacherConfig
-from distill.runs import atomic_write_json
-from distill.training import shared_trainer_args
+from distill.training import Method, fit, main, on_cpu, shared_trainer_args, what_ran
 from teacher.grpo.rewards import build_reward_funcs
 
 METRICS_FILE = "grpo_metrics.json"
-FINAL = "final"
 _WINDOW = 10  # steps averaged for the "first" and "last" figures
 
 
@@ -62,15 +57,14 @@ def load_policy(model_path: str, cfg: GRPOTeacherConfig, cpu: bool):
 
 
 def run_grpo(job: dict[str, Any]) -> dict[str, Any]:
-    """Train as described by ``job`` (see teacher/grpo.py); returns rank 0's metrics."""
+    """Train as described by ``job`` (see teacher/grpo/stage.py); returns rank 0's metrics."""
     import datasets
-    import torch
     from transformers import AutoTokenizer
     from trl import GRPOTrainer
 
     cfg = GRPOTeacherConfig.model_validate(job["grpo"])
     out_dir = Path(job["out_dir"])
-    cpu = not torch.cuda.is_available()
+    cpu = on_cpu()
     tokenizer = AutoTokenizer.from_pretrained(job["model_path"])
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -80,39 +74,16 @@ def run_grpo(job: dict[str, Any]) -> dict[str, Any]:
         args=build_args(cfg, out_dir, cpu),
         train_dataset=datasets.load_dataset("parquet", data_files=job["prompts_file"], split="train"),
         processing_class=tokenizer,
-        callbacks=[CompleteMarker(), SkipEndCheckpoint()],
     )
-    with tensorboard_dir(out_dir / "tensorboard"):
-        result = trainer.train(resume_from_checkpoint=job.get("resume_from"))
-    _save_final(trainer, tokenizer, out_dir)
-    metrics = summarise(trainer.state.log_history, cfg.rewards)
-    metrics.update(
-        world_size=trainer.args.world_size,
-        steps=trainer.state.global_step,
-        resumed_from=Path(job["resume_from"]).name if job.get("resume_from") else None,
-        train_seconds=round(result.metrics.get("train_runtime", 0.0), 1),
-    )
+    return fit(trainer, tokenizer, job, METHOD, lambda trainer, result: _ran(trainer, result, cfg, job))
+
+
+def _ran(trainer, result, cfg: GRPOTeacherConfig, job: dict[str, Any]) -> dict[str, Any]:
+    metrics = {**summarise(trainer.state.log_history, cfg.rewards), **what_ran(trainer, result, job)}
     resumed_step = int(metrics["resumed_from"].split("-")[-1]) if metrics["resumed_from"] else 0
     steps_now = max(trainer.state.global_step - resumed_step, 1)
     metrics["seconds_per_step"] = round(metrics["train_seconds"] / steps_now, 2)
-    if trainer.is_world_process_zero():
-        atomic_write_json(out_dir / METRICS_FILE, {**metrics, "log_history": trainer.state.log_history})
-    return metrics
-
-
-def _save_final(trainer, tokenizer, out_dir: Path) -> None:
-    """safetensors + tokenizer (chat template) + generation config into out_dir/final via a temp folder."""
-    tmp = out_dir / f".{FINAL}.tmp"
-    if trainer.is_world_process_zero():
-        shutil.rmtree(tmp, ignore_errors=True)
-    trainer.accelerator.wait_for_everyone()
-    trainer.save_model(str(tmp))  # every rank: ZeRO-3/FSDP gather their shards here
-    if not trainer.is_world_process_zero():
-        return
-    tokenizer.save_pretrained(str(tmp))
-    final = out_dir / FINAL
-    shutil.rmtree(final, ignore_errors=True)
-    tmp.rename(final)
+    return {**metrics, "log_history": trainer.state.log_history}
 
 
 def _mean(values: list[float]) -> float | None:
@@ -139,11 +110,7 @@ def summarise(history: list[dict[str, Any]], rewards: list[str]) -> dict[str, An
     return out
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    run_grpo(json.loads(Path(argv[0]).read_text()))
-    return 0
-
+METHOD = Method(module="teacher.grpo.trainer", train=run_grpo, metrics_file=METRICS_FILE)
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(run_grpo))
