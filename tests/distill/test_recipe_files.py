@@ -249,3 +249,11 @@ def test_a_shadowing_package_is_one_line(tmp_path, name, dist):
     assert done.stderr.count("\n") == 1 and done.stdout == ""
     assert f"the import package '{name}' comes from {tmp_path / 'fake' / name}" in done.stderr
     assert (f"installed by {dist}" if dist else "not installed by any distribution") in done.stderr
+
+
+@pytest.mark.parametrize("command", [["recipes"], ["init"], ["validate"], ["plan"]])
+def test_recipe_commands_have_help(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([*command, "--help"])
+    assert info.value.code == 0
+    assert f"usage: distill {command[0]}" in capsys.readouterr().out
