@@ -257,3 +257,15 @@ def test_recipe_commands_have_help(command, capsys):
         main([*command, "--help"])
     assert info.value.code == 0
     assert f"usage: distill {command[0]}" in capsys.readouterr().out
+
+
+def test_a_builtin_recipe_as_base(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    child = write(
+        tmp_path / "mine.yaml", {"name": "mine", "base": "quickstart", "teacher": {"batch_size": 4}}
+    )
+    recipe, original = load_recipe(child), load_recipe(REPO / "recipes" / "quickstart.yaml")
+    assert recipe.teacher.batch_size == 4 and recipe.students == original.students
+    assert (
+        Path(recipe.data.source) == REPO / "recipes" / "data" / "addition_train.jsonl"
+    )  # inherited, shipped
