@@ -96,10 +96,13 @@ def test_gpu_recipes_state_their_sources_and_global_batch(path):
 def test_decontamination_files_exist(path):
     if not BENCHMARKS.is_dir():
         pytest.skip(f"{BENCHMARKS} is absent")
+    from teacher.filter.decontaminate import benchmark_files
+
     recipe = load_recipe(path)
     assert recipe.filter.decontaminate.benchmarks
-    for bench in recipe.filter.decontaminate.benchmarks:
-        assert (REPO / bench.source).is_file(), bench.source
+    # A path as written (relative to the checkout), a benchmark name as the local copy it resolves to.
+    for source in benchmark_files(recipe.filter.decontaminate, recipe.eval.data_dir):
+        assert (REPO / source).is_file(), source
 
 
 def test_tiny_recipe_is_offline():
