@@ -80,6 +80,8 @@ def validate(recipe, args: argparse.Namespace) -> int:
     if report:
         notes = "".join(f"; {note}" for note in report.notes)
         print(f"preflight: ok - {', '.join(report.stages)} checked in {report.seconds:.1f}s{notes}")
+        if report.unchecked:  # never passed silently: say what could not be checked before running
+            print(f"preflight: not checked - {'; '.join(report.unchecked)}")
     return 0
 
 

@@ -72,24 +72,64 @@ def resolve_model(ref: str) -> str:
 
 
 def check_model_ref(ref: str) -> Path | None:
-    """Cheap check that ``resolve_model(ref)`` will succeed, without building, converting or downloading.
+    """Cheap check that ``resolve_model(ref)`` will succeed, without building, converting or downloading weights.
 
-    Raises the DistillError resolve_model would raise; returns the model's config.json when it is already
-    on disk (a local folder, a built-in made earlier, a cached Hub id), else None. Online, a Hub id that is
-    not cached is looked up on the Hub (10 s timeout).
+    Raises the DistillError resolve_model would raise; returns a config.json beside the model's tokenizer
+    files: a local folder's, a cached Hub id's, or a built-in's -- a built-in not yet materialised has its
+    config and tokenizer written without weights (``builtin_files``), so every check runs on first use too.
+    None only for a Hub id that is not cached (online it is looked up on the Hub, 10 s timeout): its files
+    are the stage's to download, and the checks that need them say they could not be made.
     """
     if not ref or not isinstance(ref, str) or Path(ref).expanduser().is_dir():
         # an empty reference raises; a folder resolves without any work, or raises without a config.json
         return Path(resolve_model(ref)) / "config.json"
     if ref in BUILTIN_MODELS:
-        config = cache_dir() / "models" / ref / "config.json"
-        if ref == EMBEDDED_MODEL and not (config.parent / "model.safetensors").exists():
-            _embedded_gguf()  # raises when the package that carries the weights is missing
-            return None
-        return config if config.exists() else None
+        return builtin_files(ref) / "config.json"
     if _is_hub_id(ref):
         return _check_hub_id(ref)
     raise _unresolvable(ref)
+
+
+def check_model(where: str, ref: str) -> Path | None:
+    """``check_model_ref`` with the recipe field in front of its message (``students.0.model: ...``)."""
+    try:
+        return check_model_ref(ref)
+    except DistillError as exc:
+        raise DistillError(f"{where}: {exc}") from None
+
+
+def builtin_files(ref: str) -> Path:
+    """A folder with a built-in model's config.json and tokenizer: the model itself once built or converted,
+    else its files alone, written once without weights (the tiny model's are fixed; the embedded model's are
+    read from the GGUF header, seconds instead of the ~30 s conversion)."""
+    built = cache_dir() / "models" / ref
+    if (built / "config.json").exists() and (built / "tokenizer.json").exists():
+        return built
+    if ref == EMBEDDED_MODEL:
+        gguf = _embedded_gguf()  # raises when the package that carries the weights is missing
+        return _write_once(cache_dir() / "models" / f"{ref}.files", lambda out: _write_gguf_files(gguf, out))
+    return _write_once(cache_dir() / "models" / f"{ref}.files", _write_tiny_files)
+
+
+def _write_once(target: Path, write) -> Path:
+    if (target / "config.json").exists():
+        return target
+    tmp = target.with_name(f"{target.name}.tmp{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    write(tmp)
+    shutil.rmtree(target, ignore_errors=True)
+    tmp.rename(target)
+    return target
+
+
+def has_cuda() -> bool:
+    """Whether this machine can run CUDA work (torch installed and a GPU visible)."""
+    if importlib.util.find_spec("torch") is None:
+        return False
+    import torch
+
+    return torch.cuda.is_available()
 
 
 _CONTEXT_KEYS = ("max_position_embeddings", "n_positions", "max_sequence_length", "seq_length")
@@ -203,6 +243,30 @@ def _embedded_model_dir() -> Path:
     return target
 
 
+def _gguf_config_and_tokenizer(gguf: Path):
+    """The config (quantization dropped, fp32) and tokenizer (ChatML if it has no template) of a GGUF file:
+    what the converted folder holds besides its weights."""
+    import torch
+    from transformers import AutoConfig, AutoTokenizer
+
+    folder, name = str(gguf.parent), gguf.name
+    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
+    if not tokenizer.chat_template:
+        tokenizer.chat_template = CHATML_TEMPLATE
+    config = AutoConfig.from_pretrained(folder, gguf_file=name)
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    config.dtype = torch.float32
+    return config, tokenizer
+
+
+def _write_gguf_files(gguf: Path, out_dir: Path) -> None:
+    config, tokenizer = _gguf_config_and_tokenizer(gguf)
+    config.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+    _drop_quantization_config(out_dir / "config.json")
+
+
 def convert_gguf_to_safetensors(gguf: Path, out_dir: Path, step=lambda n: None) -> Path:
     """Dequantise a GGUF checkpoint into a trainable fp32 safetensors folder.
 
@@ -210,16 +274,11 @@ def convert_gguf_to_safetensors(gguf: Path, out_dir: Path, step=lambda n: None) 
     training; rebuilding a plain model from the config and copying the state dict removes that mark.
     """
     import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
-    folder, name = str(gguf.parent), gguf.name
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name)
-    loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=name, dtype=torch.float32)
+    config, tokenizer = _gguf_config_and_tokenizer(gguf)
+    loaded = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
     step(1)
-    config = AutoConfig.from_pretrained(folder, gguf_file=name)
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    config.dtype = torch.float32
     model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     model.load_state_dict(loaded.state_dict(), strict=False)
     model.tie_weights()
@@ -227,8 +286,6 @@ def convert_gguf_to_safetensors(gguf: Path, out_dir: Path, step=lambda n: None) 
     step(1)
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(out_dir, safe_serialization=True)
-    if not tokenizer.chat_template:
-        tokenizer.chat_template = CHATML_TEMPLATE
     tokenizer.save_pretrained(out_dir)
     _drop_quantization_config(out_dir / "config.json")
     step(1)
@@ -246,8 +303,27 @@ def build_tiny_model(out_dir: Path, seed: int = 0) -> Path:
     if (out_dir / "config.json").exists() and (out_dir / "tokenizer.json").exists():
         return out_dir
     import torch
+    from transformers import LlamaForCausalLM
+
+    tokenizer, config = _tiny_tokenizer_and_config()
+    torch.manual_seed(seed)
+    tmp = out_dir.with_name(out_dir.name + f".tmp{os.getpid()}")
+    LlamaForCausalLM(config).save_pretrained(tmp, safe_serialization=True)
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(out_dir, ignore_errors=True)
+    tmp.rename(out_dir)
+    return out_dir
+
+
+def _write_tiny_files(out_dir: Path) -> None:
+    tokenizer, config = _tiny_tokenizer_and_config()
+    config.save_pretrained(out_dir)
+    tokenizer.save_pretrained(out_dir)
+
+
+def _tiny_tokenizer_and_config():
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+    from transformers import LlamaConfig, PreTrainedTokenizerFast
 
     specials = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
     bpe = Tokenizer(models.BPE())
@@ -266,7 +342,6 @@ def build_tiny_model(out_dir: Path, seed: int = 0) -> Path:
         tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>", bos_token="<|im_start|>"
     )
     tokenizer.chat_template = CHATML_TEMPLATE
-    torch.manual_seed(seed)
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=32,
@@ -280,9 +355,4 @@ def build_tiny_model(out_dir: Path, seed: int = 0) -> Path:
         pad_token_id=tokenizer.pad_token_id,
         bos_token_id=tokenizer.bos_token_id,
     )
-    tmp = out_dir.with_name(out_dir.name + f".tmp{os.getpid()}")
-    LlamaForCausalLM(config).save_pretrained(tmp, safe_serialization=True)
-    tokenizer.save_pretrained(tmp)
-    shutil.rmtree(out_dir, ignore_errors=True)
-    tmp.rename(out_dir)
-    return out_dir
+    return tokenizer, config

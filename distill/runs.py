@@ -101,6 +101,23 @@ def file_digest(path: Path, full_hash_limit: int = 256 << 20) -> str:
     return digest.hexdigest()[:16]
 
 
+def source_digest(source: str | None) -> str | None:
+    """A stage input's identity for its fingerprint: a file's content hash, or for a ``datasets`` folder its
+    files' names, sizes and times (hashing GBs is too slow); None for a Hub id or an unreadable path (the
+    preflight names the file and the problem)."""
+    if not source:
+        return None
+    path = Path(source)
+    try:
+        if path.is_dir():
+            files = sorted(p for p in path.rglob("*") if p.is_file())
+            listing = [(str(p.relative_to(path)), p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+            return fingerprint({"files": listing}, [])
+        return file_digest(path) if path.is_file() else None
+    except OSError:
+        return None
+
+
 class Run:
     """A run directory ``runs/<name>/`` with its manifest.json."""
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from distill.errors import DistillError
+from distill.stages import StageResult
 from eval import stats
 from eval.backends import EvalTarget
 
@@ -114,7 +114,7 @@ def _scores(result: dict, task: str) -> dict[str, float]:
     return {key: c / n for key, (n, c, _) in result["per_problem"][task].items()}
 
 
-def evaluate(recipe, run_root: Path, out_dir: Path) -> tuple[dict[str, Any], list[Path]]:
+def evaluate(recipe, run_root: Path, out_dir: Path) -> StageResult:
     """Stage entry point: evaluate every row, write the comparison and the gate."""
     import torch
 
@@ -135,7 +135,7 @@ def evaluate(recipe, run_root: Path, out_dir: Path) -> tuple[dict[str, Any], lis
     outputs.append(write_gate(gate, out_dir / "gate.json"))
     print((out_dir / "comparison.md").read_text(), flush=True)
     seconds = {label: result["seconds"] for label, result in results.items()}
-    return {"rows": rows, "differences": diffs, "seconds_per_row": seconds}, outputs
+    return StageResult(outputs, {"rows": rows, "differences": diffs, "seconds_per_row": seconds})
 
 
 def extraction_rule(tasks: list[str]) -> str:

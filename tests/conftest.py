@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-import json
+import atexit
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,26 +15,15 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
-REPO = Path(__file__).resolve().parents[1]
+# Built-in models are built into an empty cache of this session's own, so every run of the suite takes the
+# first-use paths a new machine takes (a warm ~/.cache/distill once hid a failing test). Set
+# DISTILL_TEST_CACHE to an existing cache folder to reuse its models (saves the embedded model's conversion).
+_SESSION_CACHE = None if os.environ.get("DISTILL_TEST_CACHE") else tempfile.mkdtemp(prefix="distill-test-cache-")
+os.environ["DISTILL_CACHE"] = os.environ.get("DISTILL_TEST_CACHE") or _SESSION_CACHE
+if _SESSION_CACHE:
+    atexit.register(shutil.rmtree, _SESSION_CACHE, ignore_errors=True)
 
-
-def benchmarks_dir() -> Path:
-    return Path(os.environ.get("DISTILL_BENCHMARKS", REPO.parent / "shared" / "benchmarks"))
-
-
-# Tests that read the real benchmark sets skip in a clone without ../shared/benchmarks beside it.
-needs_benchmarks = pytest.mark.skipif(
-    not (benchmarks_dir() / "math500" / "test.jsonl").exists(), reason="../shared/benchmarks not present"
-)
-
-
-def write_benchmark_rows(folder: Path, *names: str) -> Path:
-    """A data_dir holding two made-up problems per named set: for tests about anything but the sets."""
-    for name in names:
-        (folder / name).mkdir(parents=True, exist_ok=True)
-        rows = [{"problem": "What is 1 + 1?", "answer": "2"}, {"problem": "What is 2 + 3?", "answer": "5"}]
-        (folder / name / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return folder
+from suite import REPO  # noqa: E402  (after the environment above, which the helpers' imports read)
 
 
 @pytest.fixture
@@ -64,7 +55,7 @@ def tiny_recipe(tmp_path: Path, tiny_recipe_dict: dict) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model_dir() -> Path:
-    """The 2-layer random model (built offline once per machine, then cached)."""
+    """The 2-layer random model (built offline once per test session, into its own cache)."""
     from distill.models import TINY_MODEL, resolve_model
 
     return Path(resolve_model(TINY_MODEL))

@@ -10,6 +10,7 @@ from distill.config.base import Section, runtime, tracker_list
 
 LaunchStrategy = Literal["single", "cpu", "ddp", "zero2", "zero3", "zero3-offload", "fsdp2"]
 LAUNCH_STRATEGIES: tuple[str, ...] = get_args(LaunchStrategy)
+DEEPSPEED_STRATEGIES = ("zero2", "zero3", "zero3-offload")  # strategies that need the deepspeed package
 
 
 class LaunchConfig(Section):

@@ -88,9 +88,7 @@ def _pushes_dataset(recipe) -> bool:
     return recipe.release.push_dataset and recipe.has_filter()
 
 
-def publish(
-    recipe, run, out_dir: Path, benchmarks: dict[str, dict] | None = None
-) -> StageResult:
+def publish(recipe, run, out_dir: Path, benchmarks: dict[str, dict] | None = None) -> StageResult:
     """Stage entry point: render every release, then push them unless ``release.dry_run``. ``benchmarks``:
     each eval task's Hub dataset for the model-index (default: the registry's, ``distill.benchmarks``)."""
     if benchmarks is None:

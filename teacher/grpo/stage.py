@@ -68,7 +68,8 @@ def prepare_prompts(
         rows, meta["pass_rate_filter"] = filter_by_pass_rate(model_path, cfg, rows)
     if not rows:
         raise DistillError(
-            f"{where}: no training prompts left ({too_long} over grpo.max_prompt_length {cfg.max_prompt_length}"
+            f"{where}: no training prompts left ({too_long} over grpo.max_prompt_length "
+            f"{cfg.max_prompt_length}"
             + (", the rest outside grpo.pass_rate_filter.band" if cfg.pass_rate_filter else "")
             + "); widen the limits"
         )

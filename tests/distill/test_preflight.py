@@ -13,12 +13,12 @@ import pytest
 import yaml
 from bad_inputs import BIG, CASES, GOOD_ROWS, command_for
 
-from distill import preflight as checks
 from distill.cli import main
 from distill.errors import DistillError
 from distill.pipeline import pending_stages, preflight
 from distill.recipe import Recipe
 from distill.records import read_rows
+from student import preflight as checks
 
 ALL_STAGES = {"generate", "filter", "sft", "eval", "publish"}
 
@@ -222,7 +222,7 @@ def test_student_settings_are_checked_before_training(
 
 def test_qlora_without_cuda_is_refused(tiny_recipe_dict, monkeypatch):
     monkeypatch.setattr(checks.importlib.util, "find_spec", lambda name: object())
-    monkeypatch.setattr(checks, "_has_cuda", lambda: False)
+    monkeypatch.setattr(checks, "has_cuda", lambda: False)
     tiny_recipe_dict["students"][0]["lora"] = {"quantize_4bit": True}
     with pytest.raises(DistillError, match="quantize_4bit: 4-bit .* needs a CUDA GPU"):
         checks.check_students(Recipe.model_validate(tiny_recipe_dict).students)

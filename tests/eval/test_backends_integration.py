@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, benchmarks_dir, needs_benchmarks
+from suite import REPO, benchmarks_dir, needs_benchmarks
 from servers import start_vllm_server
 
 from eval.tasks import utils

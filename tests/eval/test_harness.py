@@ -1,7 +1,7 @@
 """Task loading, per-problem results and the summary rows built from lm-eval's per-sample log."""
 
 import pytest
-from conftest import write_benchmark_rows
+from suite import write_benchmark_rows
 
 from distill.errors import DistillError
 from eval.harness import TokenCounter, load_tasks, local_task_names, problem_results, task_metric

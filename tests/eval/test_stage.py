@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from conftest import write_benchmark_rows
+from suite import write_benchmark_rows
 from servers import StandInChatServer
 
 from distill.cli import main

@@ -1,0 +1,46 @@
+"""Stage `filter` as the pipeline sees it: its node, fingerprint, run and preflight (see distill.stages)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from distill.config.base import runtime_free
+from distill.recipe import Recipe
+from distill.runs import Run, source_digest
+from distill.stages import PreflightReport, Stage, StageResult, StageSpec
+
+_OUTPUTS = ("train.parquet", "verified.parquet", "report.json", "report.md", "report.png")
+# What the model card's lineage needs of an external trace source.
+_SOURCE_KEYS = ("traces", "dataset", "revision", "split", "config", "format", "source_rows", "not_used")
+_SUMMARY_KEYS = ("rows_in", "rows_out", "removed", "prompts_in", "prompts_out", "pass_rate")
+
+
+def plan(recipe: Recipe) -> list[StageSpec]:
+    if not recipe.has_filter():
+        return []
+    cfg = recipe.filter
+    # A traces file and local benchmark files are inputs: editing them reruns the stage.
+    files = [cfg.traces, *(b.source for b in cfg.decontaminate.benchmarks)]
+    config = {**runtime_free(cfg), "file_digests": [source_digest(f) for f in files if f]}
+    upstream = ["generate"] if recipe.has_generate() else []
+    return [StageSpec("filter", "filter", config, upstream, run)]
+
+
+def run(recipe: Recipe, run: Run, folder: Path) -> StageResult:
+    from teacher.filter.stage import run_filter
+
+    source = Path(recipe.filter.traces) if recipe.filter.traces else run.root / "generate"
+    report = run_filter(source, folder, recipe.filter)
+    summary = {k: report[k] for k in _SUMMARY_KEYS}
+    if "source" in report:
+        summary["source"] = {k: report["source"][k] for k in _SOURCE_KEYS}
+    return StageResult([folder / name for name in _OUTPUTS], summary)
+
+
+def check_inputs(recipe: Recipe, report: PreflightReport) -> None:
+    from teacher.preflight import check_filter_inputs
+
+    report.note(check_filter_inputs(recipe.filter))
+
+
+STAGE = Stage("filter", plan, check_inputs=check_inputs, missing="it needs a teacher + data or filter.traces")
