@@ -18,6 +18,8 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
+# 8 s on a quiet machine, ~27 s on a busy one (a wheel build, a venv, pip, four distill processes).
+pytestmark = pytest.mark.integration
 
 
 def _checkout_copy(target: Path) -> Path:
