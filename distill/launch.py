@@ -96,8 +96,8 @@ def run_launched(launch: LaunchConfig, job_file: Path, log_file: Path, module: s
     if code != 0:
         tail = _last_error_line(log_file)
         raise DistillError(
-            f"accelerate launch ({launch.strategy}, {launch.world_size} processes) exited with status {code}: "
-            f"{tail}; full log: {log_file}"
+            f"accelerate launch ({launch.strategy}, {launch.world_size} processes) exited with status "
+            f"{code}: {tail}; full log: {log_file}"
         )
 
 

@@ -30,7 +30,7 @@ TOKENS_FILE = "train-tokens.parquet"
 
 
 def train_student(model_path: str, train_file: Path, out_dir: Path, cfg: StudentConfig) -> dict[str, Any]:
-    """Train ``model_path`` on ``train_file`` (prompt/completion rows); the final model lands in out_dir/final."""
+    """Train ``model_path`` on ``train_file`` (prompt/completion rows); the model lands in out_dir/final."""
     if not train_file.exists():
         raise DistillError(f"{train_file}: training set missing; run `distill filter` first")
     job = prepare_job(model_path, train_file, out_dir, cfg)

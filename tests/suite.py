@@ -30,3 +30,30 @@ def write_benchmark_rows(folder: Path, *names: str) -> Path:
         rows = [{"problem": "What is 1 + 1?", "answer": "2"}, {"problem": "What is 2 + 3?", "answer": "5"}]
         (folder / name / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return folder
+
+
+def kill_at_first_checkpoint(distill_args: list[str], partials: Path, timeout_s: float = 180) -> None:
+    """Run `distill ARGS` in a process of its own and kill -9 it once a complete checkpoint exists under
+    ``partials`` (a glob of the stage's partial folders, e.g. run/teacher.partial-*): the kill-resume tests
+    of every trainer (the one training-job mechanism)."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from distill.checkpoints import COMPLETE
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "distill.cli", *distill_args],
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+        cwd=REPO,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + timeout_s
+    while not list(partials.parent.glob(f"{partials.name}/checkpoints/checkpoint-*/{COMPLETE}")):
+        assert proc.poll() is None and time.time() < deadline, "training ended before its first checkpoint"
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()

@@ -51,10 +51,14 @@ def slurm_script(
         time_limit=time_limit,
         requeue=True,  # each chunk resumes from its own shards
     )
-    notes = f"""Written by `distill generate --slurm`: {chunks} array tasks, one chunk of the prompts each, every task
-with its own engine ({gpus} GPU(s)). Each chunk resumes from its own shards when rerun; the chunk that
-finishes last merges them and marks the stage done. Progress: distill generate RECIPE --status.
-Rerun chosen chunks: sbatch --array=3,7 {{this file}}. Uses the Python environment that wrote it."""
+    notes = (  # the lines as they read in the script
+        f"Written by `distill generate --slurm`: {chunks} array tasks, one chunk of the prompts each, "
+        "every task\n"
+        f"with its own engine ({gpus} GPU(s)). Each chunk resumes from its own shards when rerun; "
+        "the chunk that\n"
+        "finishes last merges them and marks the stage done. Progress: distill generate RECIPE --status.\n"
+        "Rerun chosen chunks: sbatch --array=3,7 {this file}. Uses the Python environment that wrote it."
+    )
     command = shlex.join([sys.executable, "-m", "distill.cli", "generate", *distill_args])
     body = f'cd {shlex.quote(str(Path.cwd()))}\nexec {command} --chunk "$SLURM_ARRAY_TASK_ID/{chunks}"'
     return sbatch_script(header, notes, body)

@@ -2,9 +2,9 @@
 
 Runs in the stage's own process (launch strategy ``single``) or in every process that ``accelerate launch``
 starts (``python -m teacher.grpo.trainer JOB.json``). The job file is the only input; what every trainer
-shares (resume, checkpoint markers, the final save, the entry point) is distill/training.py. Rank 0 writes ``grpo_metrics.json``: what really ran (world size, steps, resume
-point), rewards per function over the first and last steps, KL, entropy, completion lengths, and the whole
-log history.
+shares (resume, checkpoint markers, the final save, the entry point) is distill/training.py. Rank 0 writes
+``grpo_metrics.json``: what really ran (world size, steps, resume point), rewards per function over the
+first and last steps, KL, entropy, completion lengths, and the whole log history.
 """
 
 from __future__ import annotations

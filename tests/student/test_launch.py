@@ -3,15 +3,14 @@ resume, strategies that accelerate would silently not apply, Slurm scripts."""
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 from student_helpers import student_cfg, think_rows
+from suite import kill_at_first_checkpoint
 
 from distill.checkpoints import COMPLETE, last_complete_checkpoint
 from distill.cli import main
@@ -83,20 +82,7 @@ def test_kill_after_checkpoint_then_resume_reaches_the_same_step_count(tiny_reci
     ]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     student = Path(recipe["run_dir"]) / "students"
-    proc = subprocess.Popen(
-        _sft_command(tiny_recipe, *knobs),
-        env=env,
-        cwd=REPO,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.time() + 120
-    while not list(student.glob(f"*.partial-*/checkpoints/checkpoint-*/{COMPLETE}")):
-        assert proc.poll() is None and time.time() < deadline, "training ended before its first checkpoint"
-        time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_at_first_checkpoint(["sft", str(tiny_recipe), *knobs], student / "*.partial-*", timeout_s=120)
     partial = next(student.glob("*.partial-*"))
     assert not (partial / "final").exists()
     # A torn checkpoint (no completion marker) newer than the complete one must be skipped, not loaded.

@@ -3,16 +3,14 @@ generate, the stage graph, and the metrics summary."""
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
+from suite import kill_at_first_checkpoint
 
-from distill.checkpoints import COMPLETE
 from distill.cli import main
 from distill.grpo_teacher import with_trained_teacher
 from distill.pipeline import plan
@@ -121,22 +119,8 @@ def test_cli_grpo_trains_then_the_recipe_distils_from_the_trained_teacher(grpo_r
 @pytest.mark.integration
 def test_kill_after_checkpoint_then_rerun_resumes(grpo_recipe):
     knobs = ["grpo.max_steps=40", "grpo.save_steps=5"]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     run_dir = Path(yaml.safe_load(grpo_recipe.read_text())["run_dir"])
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "distill.cli", "grpo", str(grpo_recipe), *knobs],
-        env=env,
-        cwd=REPO,
-        start_new_session=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    deadline = time.time() + 180
-    while not list(run_dir.glob(f"teacher.partial-*/checkpoints/checkpoint-*/{COMPLETE}")):
-        assert proc.poll() is None and time.time() < deadline, "training ended before its first checkpoint"
-        time.sleep(0.02)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    kill_at_first_checkpoint(["grpo", str(grpo_recipe), *knobs], run_dir / "teacher.partial-*")
     assert not (run_dir / "teacher" / "final").exists()
     assert manifest(grpo_recipe)["stages"]["grpo"]["status"] == "running"
     done = distill("grpo", str(grpo_recipe), *knobs)
@@ -176,9 +160,10 @@ def test_pass_rate_filter_keeps_only_prompts_inside_the_band(tmp_path, tiny_mode
 
 
 @pytest.mark.integration
-def test_two_process_launch_through_the_students_launcher(grpo_recipe):
-    # grpo.launch goes through student/launch.py's `accelerate launch` (gloo on CPU): world size 2 must be
-    # what really ran, and each step's batch of 4 completions is split over the two processes.
+def test_two_process_launch_through_the_shared_launcher(grpo_recipe):
+    # grpo.launch goes through distill/launch.py's `accelerate launch`, as the students' does (gloo on CPU):
+    # world size 2 must be what really ran, and each step's batch of 4 completions is split over the two
+    # processes.
     knobs = ["grpo.launch.strategy=cpu", "grpo.launch.nproc=2", "grpo.batch_size=2", "grpo.max_steps=2"]
     result = distill("grpo", str(grpo_recipe), *knobs)
     assert result.returncode == 0, result.stderr[-3000:]
