@@ -20,7 +20,10 @@ def plan(recipe: Recipe) -> list[StageSpec]:
         return []
     cfg = recipe.filter
     # A traces file and local benchmark files are inputs: editing them reruns the stage.
-    files = [cfg.traces, *(b.source for b in cfg.decontaminate.benchmarks)]
+    # A benchmark named by its registry name counts by the file it resolves to (or its Hub id).
+    from teacher.filter.decontaminate import benchmark_files
+
+    files = [cfg.traces, *benchmark_files(cfg.decontaminate, recipe.eval.data_dir)]
     config = {**runtime_free(cfg), "file_digests": [source_digest(f) for f in files if f]}
     upstream = ["generate"] if recipe.has_generate() else []
     return [StageSpec("filter", "filter", config, upstream, run)]
@@ -30,7 +33,7 @@ def run(recipe: Recipe, run: Run, folder: Path) -> StageResult:
     from teacher.filter.stage import run_filter
 
     source = Path(recipe.filter.traces) if recipe.filter.traces else run.root / "generate"
-    report = run_filter(source, folder, recipe.filter)
+    report = run_filter(source, folder, recipe.filter, recipe.eval.data_dir)
     summary = {k: report[k] for k in _SUMMARY_KEYS}
     if "source" in report:
         summary["source"] = {k: report["source"][k] for k in _SOURCE_KEYS}
@@ -40,7 +43,7 @@ def run(recipe: Recipe, run: Run, folder: Path) -> StageResult:
 def check_inputs(recipe: Recipe, report: PreflightReport) -> None:
     from teacher.preflight import check_filter_inputs
 
-    report.note(check_filter_inputs(recipe.filter))
+    report.note(check_filter_inputs(recipe.filter, recipe.eval.data_dir))
 
 
 STAGE = Stage("filter", plan, check_inputs=check_inputs, missing="it needs a teacher + data or filter.traces")
