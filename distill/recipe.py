@@ -15,30 +15,18 @@ from typing import Any, get_args
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from distill import recipe_files
+from distill import config, recipe_files
 from distill.config import (
     GRPO_TEACHER,
-    LAUNCH_STRATEGIES,
-    TRACE_FORMATS,
-    BenchmarkSource,
     DataConfig,
-    DecontaminationConfig,
-    DedupConfig,
     EvalConfig,
-    EvalModel,
-    EvalVLLMOptions,
     FilterConfig,
-    GateConfig,
     GRPOTeacherConfig,
-    LaunchConfig,
-    LoraConfig,
-    OpenAIOptions,
     ReleaseConfig,
-    Sampling,
+    ReportConfig,
     Section,
     StudentConfig,
     TeacherConfig,
-    VLLMOptions,
 )
 from distill.errors import DistillError
 from distill.records import check_readable_file, decode_text
@@ -56,6 +44,7 @@ class Recipe(Section):
     students: list[StudentConfig] = Field(default_factory=list)
     eval: EvalConfig
     release: ReleaseConfig = ReleaseConfig()
+    report: ReportConfig | None = Field(None, description="Run report settings (prices for its cost table).")
 
     @model_validator(mode="after")
     def _stages_have_their_inputs(self) -> Recipe:
@@ -108,9 +97,10 @@ class Recipe(Section):
         return self.model_dump(mode="json")[name]
 
     def digest(self) -> str:
-        return hashlib.sha256(json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()).hexdigest()[
-            :16
-        ]
+        data = self.model_dump(mode="json")
+        if data.get("report") is None:  # absent: the digest of a recipe written before the section existed
+            data.pop("report", None)
+        return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def load_recipe(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> Recipe:
@@ -217,29 +207,11 @@ def _section_type(annotation: Any) -> type[BaseModel] | None:
     return next((m for m in map(_section_type, get_args(annotation)) if m), None)
 
 
-# The sections live in distill.config (one file each); callers may import them from here.
-__all__ = [
-    "LAUNCH_STRATEGIES",
-    "TRACE_FORMATS",
-    "BenchmarkSource",
-    "DataConfig",
-    "DecontaminationConfig",
-    "DedupConfig",
-    "EvalConfig",
-    "EvalModel",
-    "EvalVLLMOptions",
-    "FilterConfig",
-    "GRPOTeacherConfig",
-    "GateConfig",
-    "LaunchConfig",
-    "LoraConfig",
-    "OpenAIOptions",
-    "Recipe",
-    "ReleaseConfig",
-    "Sampling",
-    "Section",
-    "StudentConfig",
-    "TeacherConfig",
-    "VLLMOptions",
-    "load_recipe",
-]
+# The sections live in distill.config (one file each); `from distill.recipe import LoraConfig` keeps working.
+__all__ = [*config.__all__, "Recipe", "load_recipe"]
+
+
+def __getattr__(name: str):
+    if name in config.__all__:
+        return getattr(config, name)
+    raise AttributeError(f"module 'distill.recipe' has no attribute {name!r}")

@@ -11,23 +11,43 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
+
 from distill.errors import DistillError, first_line
 
 PROMPT_COLUMNS = ("id", "problem", "answer")
-TRACE_COLUMNS = (
-    "prompt_id",
-    "sample_idx",
-    "messages",
-    "completion",
-    "reasoning",
-    "final",
-    "finish_reason",
-    "prompt_tokens",
-    "completion_tokens",
-    "teacher",
-    "sampling",
-    "answer",
+# The trace row schema, one row per sample: the one definition, used by the shard writer and every reader.
+# Explicit so that shards written in different runs concatenate (a shard whose token counts are
+# all missing would otherwise get a null-typed column that clashes with the next shard's int64).
+TRACE_SCHEMA = pa.schema(
+    [
+        ("prompt_id", pa.string()),
+        ("sample_idx", pa.int64()),
+        ("messages", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
+        ("completion", pa.string()),
+        ("reasoning", pa.string()),
+        ("final", pa.string()),
+        ("finish_reason", pa.string()),
+        ("prompt_tokens", pa.int64()),
+        ("completion_tokens", pa.int64()),
+        ("teacher", pa.struct([("model", pa.string()), ("backend", pa.string()), ("resolved", pa.string())])),
+        (
+            "sampling",
+            pa.struct(
+                [
+                    ("temperature", pa.float64()),
+                    ("top_p", pa.float64()),
+                    ("max_tokens", pa.int64()),
+                    ("seed", pa.int64()),
+                    ("seed_scope", pa.string()),
+                    ("engine_seed", pa.int64()),
+                ]
+            ),
+        ),
+        ("answer", pa.string()),
+    ]
 )
+TRACE_COLUMNS = tuple(TRACE_SCHEMA.names)
 VERIFIED_COLUMNS = ("extracted", "correct", "verify_reason")
 
 

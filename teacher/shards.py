@@ -20,40 +20,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from distill.errors import DistillError
-from distill.records import write_parquet
+from distill.records import TRACE_SCHEMA, write_parquet
 
 SHARD_GLOB = "shard-*.parquet"
-
-# An explicit schema: shards written in different runs must concatenate (a shard whose token counts are
-# all missing would otherwise get a null-typed column that clashes with the next shard's int64).
-TRACE_SCHEMA = pa.schema(
-    [
-        ("prompt_id", pa.string()),
-        ("sample_idx", pa.int64()),
-        ("messages", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
-        ("completion", pa.string()),
-        ("reasoning", pa.string()),
-        ("final", pa.string()),
-        ("finish_reason", pa.string()),
-        ("prompt_tokens", pa.int64()),
-        ("completion_tokens", pa.int64()),
-        ("teacher", pa.struct([("model", pa.string()), ("backend", pa.string()), ("resolved", pa.string())])),
-        (
-            "sampling",
-            pa.struct(
-                [
-                    ("temperature", pa.float64()),
-                    ("top_p", pa.float64()),
-                    ("max_tokens", pa.int64()),
-                    ("seed", pa.int64()),
-                    ("seed_scope", pa.string()),
-                    ("engine_seed", pa.int64()),
-                ]
-            ),
-        ),
-        ("answer", pa.string()),
-    ]
-)
 
 
 def shard_paths(out_dir: Path, tag: str | None = None) -> list[Path]:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -57,3 +59,12 @@ def kill_at_first_checkpoint(distill_args: list[str], partials: Path, timeout_s:
         time.sleep(0.02)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+
+
+def hangs_past_alarms(gold, predicted):
+    """A stand-in for the answer comparison that hangs on gold "hang" the way C-level sympy loops can:
+    SIGALRM is ignored, so only killing the worker helps (tests of the verifier's hard deadline)."""
+    if gold == "hang":
+        signal.signal(signal.SIGALRM, signal.SIG_IGN)
+        time.sleep(600)
+    return gold == predicted, "fast-path"

@@ -1,9 +1,9 @@
 """GRPO rewards on crafted completions: correct, incorrect, malformed, empty, and the verifier's deadline."""
 
-import signal
 import time
 
 import pytest
+from suite import hangs_past_alarms
 
 from teacher.grpo.rewards import (
     REWARD_NAMES,
@@ -47,17 +47,10 @@ def test_accuracy_symbolic_answer_goes_through_math_verify():
     assert scores == [1.0, 0.0]
 
 
-def _ignores_alarms(gold, predicted):
-    if gold == "hang":  # a C-level loop that SIGALRM cannot interrupt: only killing the worker helps
-        signal.signal(signal.SIGALRM, signal.SIG_IGN)
-        time.sleep(600)
-    return gold == predicted, "fast-path"
-
-
 def test_accuracy_stuck_verification_scores_zero_within_the_deadline(monkeypatch):
     import distill.verify.answers as verify
 
-    monkeypatch.setattr(verify, "answers_match", _ignores_alarms)  # forked workers inherit the patch
+    monkeypatch.setattr(verify, "answers_match", hangs_past_alarms)  # forked workers inherit the patch
     started = time.monotonic()
     scores = accuracy_reward(["\\boxed{x}", "\\boxed{a}"], answer=["hang", "a"], workers=1, timeout=0.5)
     assert time.monotonic() - started < 5
