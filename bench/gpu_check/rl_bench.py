@@ -12,6 +12,7 @@ never answers correctly, so the rewards say nothing here: this measures speed an
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import time
 from pathlib import Path
@@ -138,7 +139,7 @@ def main() -> int:
     if args.dry_run:
         return dry_run(args, model)
     result = steps.StepResult(args.json, "rl")
-    result.update(model={**shapes.describe(shape), "vocab": vocab})
+    result.update(model=shapes.describe(dataclasses.replace(shape, vocab=vocab)))
     deadline = time.time() + args.budget
     try:
         result.update(grpo=grpo(args.work, model, args, steps.deadline_left(deadline) * 0.6))

@@ -17,6 +17,7 @@ import shutil
 import time
 from pathlib import Path
 
+import hardware
 import shapes
 import steps
 
@@ -40,6 +41,13 @@ def liger_installed() -> bool:
     import importlib.util
 
     return importlib.util.find_spec("liger_kernel") is not None
+
+
+def card_peak() -> float | None:
+    """The dense bf16 peak of GPU 0 by its name (when the env step did not pass one)."""
+    import torch
+
+    return hardware.peak_tflops(torch.cuda.get_device_name(0))[0] if torch.cuda.is_available() else None
 
 
 def prepare(work: Path, shape: shapes.Shape, rows: int) -> tuple[Path, Path, dict]:
@@ -78,7 +86,7 @@ def measure(run_dir: Path, v: dict, lengths: list[int], shape, peak, warmup: int
         "real_token_share": metrics.get("real_token_share"),
         "attention_context": round(context, 1),
         "flops_per_token": shapes.flops_per_token(shape, context),
-        "mfu": round(shapes.mfu(tps, shape, context, peak), 4) if tps and peak else None,
+        "mfu": float(f"{shapes.mfu(tps, shape, context, peak):.4g}") if tps and peak else None,
         "first_loss": metrics.get("first_loss"),
         "last_loss": metrics.get("last_loss"),
     }
@@ -178,6 +186,7 @@ def main() -> int:
     if args.dry_run:
         return dry_run(args)
     args.shape = shapes.SHAPES[args.shape]
+    args.peak = args.peak or card_peak()
     result = steps.StepResult(args.json, "sft_throughput")
     result.update(peak_bf16_tflops=args.peak)
     try:

@@ -129,6 +129,9 @@ def build_model(
     model.save_pretrained(tmp, safe_serialization=True)
     tokenizer.save_pretrained(tmp)
     tmp.rename(folder)
+    del model
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()  # the training runs in child processes: leave them the whole card
     return folder
 
 

@@ -157,6 +157,18 @@ def test_wheel_markers_and_tags_for_cpython_312():
 
 
 @pytest.mark.integration
+def test_fsdp2_step_fails_on_a_cpu_where_accelerate_falls_back_to_ddp(tmp_path):
+    """The real FSDP2 step, run where FSDP2 cannot apply: it must say so, not pass (~1 min)."""
+    env = {**os.environ, "DISTILL_CACHE": str(tmp_path / "cache")}
+    command = [sys.executable, str(REPO / "bench/gpu_check/fsdp_check.py"), "--work", str(tmp_path / "w")]
+    done = subprocess.run([*command, "--json", str(tmp_path / "fsdp2.json")], env=env, timeout=600)
+    result = json.loads((tmp_path / "fsdp2.json").read_text())
+    assert done.returncode == 1 and result["status"] == "failed", result
+    assert result["wrapper"] == "DistributedDataParallel" and "not FSDP2" in result["reason"]
+    assert result["steps"] == 30 and result["loss_last3"] < result["loss_first3"]  # it did train
+
+
+@pytest.mark.integration
 def test_dry_run_installs_the_wheels_offline_and_validates_every_step(tmp_path):
     """`make gpu-wheels` (PyPI; cached in .cache/gpu-wheels) then `bench/gpu_check.sh --dry-run`."""
     folder = tmp_path / "wheels"
