@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import os
 import queue
-import random
 import sys
 import threading
 import time
@@ -28,16 +27,13 @@ from typing import Any
 
 import httpx
 
+from distill.endpoints import Endpoint, EndpointPool, backoff_seconds, retryable, safe_url
+from distill.endpoints import error_message as _error_message
+from distill.endpoints import retry_after as _retry_after
 from distill.errors import DistillError, first_line
 from teacher.backends.base import GenerationRequest, GenerationResult, SamplingSpec
-from teacher.backends.endpoints import Endpoint, EndpointPool, safe_url
 
-_BACKOFF_CAP_S = 60.0
 _DONE = object()
-
-
-def retryable(status: int) -> bool:
-    return status in (408, 425, 429) or status >= 500
 
 
 class OpenAIBackend:
@@ -137,9 +133,7 @@ class OpenAIBackend:
 
     def backoff(self, attempt: int, retry_after: float | None) -> float:
         """Full jitter (uniform in [0, base * 2^attempt]) so many clients do not retry in lockstep."""
-        if retry_after is not None:
-            return min(retry_after, _BACKOFF_CAP_S) + random.uniform(0, self.retry_backoff)
-        return random.uniform(0, min(_BACKOFF_CAP_S, self.retry_backoff * 2**attempt))
+        return backoff_seconds(attempt, retry_after, self.retry_backoff)
 
     def generate(
         self, requests: list[GenerationRequest], sampling: SamplingSpec
@@ -338,19 +332,3 @@ def _served_models(response: httpx.Response) -> set[str]:
         return {m["id"] for m in response.json()["data"] if isinstance(m, dict) and "id" in m}
     except (ValueError, KeyError, TypeError):
         return set()
-
-
-def _retry_after(response: httpx.Response) -> float | None:
-    try:
-        return max(float(response.headers.get("retry-after", "")), 0.0)
-    except ValueError:
-        return None
-
-
-def _error_message(response: httpx.Response) -> str:
-    try:
-        error = response.json().get("error") or response.json()
-        message = error.get("message") if isinstance(error, dict) else error
-        return first_line(str(message or response.text))
-    except (ValueError, AttributeError):
-        return first_line(response.text) or response.reason_phrase
