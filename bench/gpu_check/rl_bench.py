@@ -76,7 +76,10 @@ def has_on_policy(recipe: Path, log: Path) -> tuple[bool, str]:
     if code == 0:
         return True, ""
     if "method" in error:
-        return False, f"students[].method: on_policy is not in this checkout ({error})"
+        return (
+            False,
+            f"students[].method: on_policy is not in this checkout ({error.split(' (valid keys')[0]})",
+        )
     return True, error  # the method exists; the recipe has another problem, reported by the run
 
 

@@ -126,19 +126,11 @@ def run(args, result: steps.StepResult) -> None:
     runs, liger = [], liger_installed()
     for v in VARIANTS:
         left = steps.deadline_left(deadline)
+        base = {**v, "name": variant_name(v), "batch_size": max(args.tokens_per_step // v["max_length"], 1)}
         if v["liger"] and not liger:
-            runs.append(
-                {**v, "name": variant_name(v), "status": "skipped", "reason": "liger-kernel not installed"}
-            )
+            runs.append({**base, "status": "skipped", "reason": "liger-kernel not installed"})
         elif left < args.min_variant_seconds:
-            runs.append(
-                {
-                    **v,
-                    "name": variant_name(v),
-                    "status": "skipped",
-                    "reason": f"step budget spent ({left:.0f} s left)",
-                }
-            )
+            runs.append({**base, "status": "skipped", "reason": f"step budget spent ({left:.0f} s left)"})
         else:
             runs.append(run_variant(args, recipe, run_dir, v, min(left, args.variant_timeout)))
         result.update(variants=runs)
