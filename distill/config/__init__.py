@@ -16,6 +16,7 @@ from distill.config.filter import (
 )
 from distill.config.grpo import GRPO_TEACHER, REWARD_NAMES, GRPOTeacherConfig
 from distill.config.release import GateConfig, ReleaseConfig
+from distill.config.report import Prices, ReportConfig
 from distill.config.student import LAUNCH_STRATEGIES, LaunchConfig, LoraConfig, StudentConfig
 from distill.config.teacher import OpenAIOptions, TeacherConfig, VLLMOptions
 
@@ -37,7 +38,9 @@ __all__ = [
     "LaunchConfig",
     "LoraConfig",
     "OpenAIOptions",
+    "Prices",
     "ReleaseConfig",
+    "ReportConfig",
     "Sampling",
     "Section",
     "StudentConfig",
