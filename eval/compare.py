@@ -9,30 +9,50 @@ from pathlib import Path
 from typing import Any
 
 from distill.runs import atomic_path, atomic_write_json, atomic_write_text
+from eval.stats import DIFFERENCE_METHOD, INTERVAL_METHOD
+
+REFERENCE_NOTE = (
+    "published pass@1 = the model's own published figure (eval/reference.yaml, with its source and "
+    "settings); inside/outside = whether it lies in our 95% CI."
+)
 
 
 def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}"
 
 
-def _interval(ci: list[float] | None) -> str:
-    return "n/a" if ci is None else f"[{_pct(ci[0])}, {_pct(ci[1])}]"
+def _interval(ci: list[float] | None, problems: int | None = None) -> str:
+    if ci is None:
+        return "no interval (1 problem)" if problems == 1 else "n/a"
+    return f"[{_pct(ci[0])}, {_pct(ci[1])}]"
+
+
+def _published(row: dict[str, Any]) -> str:
+    ref = row.get("reference")
+    if not ref:
+        return ""
+    where = {True: "inside", False: "outside", None: "no interval"}[ref.get("inside_ci95")]
+    return f"{_pct(ref['score'])} ({where} our CI)"
 
 
 def comparison_markdown(rows: list[dict[str, Any]], diffs: list[dict[str, Any]], extraction: str) -> str:
     if not rows:
         return "_no results_\n"
+    published = any(row.get("reference") for row in rows)
     lines = [
-        "| model | task | pass@1 % | 95% CI | pass@n % | maj@n % | n | problems | truncated % |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | task | pass@1 % | 95% CI | pass@n % | maj@n % | n | problems | truncated % |"
+        + (" published pass@1 % |" if published else ""),
+        "|---|---|---|---|---|---|---|---|---|" + ("---|" if published else ""),
     ]
     for row in rows:
         n = row["samples_per_problem"]
         lines.append(
-            f"| {row['model']} | {row['task']} | {_pct(row['pass_at_1'])} | {_interval(row['ci95'])} | "
-            f"{_pct(row['pass_at_k'][str(n)])} | {_pct(row['maj_at_n'])} | {n} | {row['problems']} | "
-            f"{_pct(row['truncated_share'])} |"
+            f"| {row['model']} | {row['task']} | {_pct(row['pass_at_1'])} | "
+            f"{_interval(row['ci95'], row['problems'])} | {_pct(row['pass_at_k'][str(n)])} | "
+            f"{_pct(row['maj_at_n'])} | {n} | {row['problems']} | {_pct(row['truncated_share'])} |"
+            + (f" {_published(row)} |" if published else "")
         )
+    lines += ["", INTERVAL_METHOD, *_k_table(rows)]
     if diffs:
         lines += [
             "",
@@ -43,30 +63,57 @@ def comparison_markdown(rows: list[dict[str, Any]], diffs: list[dict[str, Any]],
             mark = "yes" if d["significant"] else "no"
             lines.append(
                 f"| {d['student']} | {d['versus']}: {d['reference']} | {d['task']} | "
-                f"{100 * d['difference']:+.1f} | {_interval_signed(d['ci95'])} | {mark} |"
+                f"{100 * d['difference']:+.1f} | {_interval_signed(d['ci95'], d.get('problems'))} | {mark} |"
             )
+        lines += ["", DIFFERENCE_METHOD]
     first = rows[0]
     lines += [
         "",
         f"pass@1 = mean over problems of the share of n samples answered correctly (temperature "
         f"{first['temperature']}, top_p {first['top_p']}, at most {first['max_tokens']} new tokens, seed "
-        f"{first['seed']}, lm-eval {first['lm_eval_version']}). 95% CI = pass@1 +/- 1.96 x standard error over "
-        "problems. pass@n: unbiased estimator; maj@n: the most common answer is right. Differences are paired "
-        "over problems; significant = their 95% CI excludes 0. truncated = answers that used the whole token "
-        "budget.",
+        f"{first['seed']}, lm-eval {first['lm_eval_version']}). pass@k: unbiased estimator; maj@k: a majority "
+        "vote over k of the n samples is right, averaged exactly over all subsets (ties split evenly, "
+        "unanswered samples do not vote). truncated = answers that used the whole token budget.",
         f"Answer extraction: {extraction}.",
     ]
+    if published:
+        lines.append(REFERENCE_NOTE)
     return "\n".join(lines) + "\n"
 
 
-def _interval_signed(ci: list[float] | None) -> str:
-    return "n/a" if ci is None else f"[{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]"
+def _k_table(rows: list[dict[str, Any]]) -> list[str]:
+    """pass@k / maj@k for every reported k (the same k for both), one row per model and task."""
+    ks = sorted({int(k) for row in rows for k in row["pass_at_k"]})
+    if ks == [1] or not ks:
+        return []
+    lines = [
+        "",
+        "| model | task | " + " | ".join(f"k={k} pass / maj %" for k in ks) + " |",
+        "|---|---|" + "---|" * len(ks),
+    ]
+    for row in rows:
+        maj = row.get("maj_at_k", {})
+        cells = [
+            f"{_pct(row['pass_at_k'].get(str(k)))} / {_pct(maj.get(str(k)))}"
+            if str(k) in row["pass_at_k"]
+            else ""
+            for k in ks
+        ]
+        lines.append(f"| {row['model']} | {row['task']} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _interval_signed(ci: list[float] | None, problems: int | None = None) -> str:
+    if ci is None:
+        return "no interval (1 problem)" if problems == 1 else "n/a"
+    return f"[{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]"
 
 
 def write_comparison(rows, diffs, out_dir: Path, extraction: str) -> list[Path]:
     md, js, cs, png = (out_dir / f"comparison.{ext}" for ext in ("md", "json", "csv", "png"))
     atomic_write_text(md, comparison_markdown(rows, diffs, extraction))
-    atomic_write_json(js, {"rows": rows, "differences": diffs, "extraction": extraction})
+    methods = {"pass_at_1_ci95": INTERVAL_METHOD, "difference_ci95": DIFFERENCE_METHOD}
+    atomic_write_json(js, {"rows": rows, "differences": diffs, "extraction": extraction, "methods": methods})
     atomic_write_text(cs, comparison_csv(rows))
     write_chart(rows, png)
     return [md, js, cs, png]
@@ -79,10 +126,12 @@ def comparison_csv(rows: list[dict[str, Any]]) -> str:
             **row,
             "ci95": "" if row["ci95"] is None else f"{row['ci95'][0]}-{row['ci95'][1]}",
             "pass_at_k": json.dumps(row["pass_at_k"]),
+            **{key: json.dumps(row[key]) for key in ("maj_at_k", "reference") if key in row},
         }
         for row in rows
     ]
-    writer = csv.DictWriter(buffer, fieldnames=list(flat[0]) if flat else ["model"])
+    fields = list(dict.fromkeys(key for row in flat for key in row)) or ["model"]
+    writer = csv.DictWriter(buffer, fieldnames=fields)
     writer.writeheader()
     writer.writerows(flat)
     return buffer.getvalue()

@@ -117,14 +117,15 @@ def evaluate_target(target: EvalTarget, cfg, out_dir: Path, on_gpu: bool) -> dic
                 handle.write(json.dumps(sample, default=str) + "\n")
     atomic_write_json(out_dir / "results.json", results)
     counter = TokenCounter(target.tokenizer)
-    per_problem, rows = {}, []
+    per_problem, votes, rows = {}, {}, []
     for task in cfg.tasks:
         samples, metric = samples_log.get(task, []), task_metric(results, task)
         per_problem[task] = problem_results(samples, cfg.n_for(task), metric)
+        votes[task] = problem_votes(samples)
         truncated = counter.share_at_limit(samples, cfg.max_tokens)
-        row = summary_row(target, task, per_problem[task], results, cfg, truncated, on_gpu)
+        row = summary_row(target, task, per_problem[task], results, cfg, truncated, on_gpu, votes[task])
         rows.append(row if metric == "pass_at_1" else {**row, "metric": f"lm-eval {metric}"})
-    result = {"rows": rows, "per_problem": per_problem, "seconds": round(seconds, 1)}
+    result = {"rows": rows, "per_problem": per_problem, "votes": votes, "seconds": round(seconds, 1)}
     atomic_write_json(done, result)
     return result
 
@@ -143,6 +144,24 @@ def problem_results(samples: list[dict[str, Any]], n: int, metric: str = "pass_a
             value = float(sample[metric])
             out[key] = [1, value, value]
     return out
+
+
+def problem_votes(samples: list[dict[str, Any]]) -> dict[str, list]:
+    """doc id -> [[answer, correct], ...] per sample, as our tasks log them (answer_votes); {} otherwise."""
+    out = {}
+    for sample in samples:
+        if isinstance(sample.get("answer_votes"), list):
+            doc = sample.get("doc") if isinstance(sample.get("doc"), dict) else {}
+            out[str(doc.get("id", sample["doc_id"]))] = sample["answer_votes"]
+    return out
+
+
+def majority_at_k(votes: dict[str, list], n: int) -> dict[str, float]:
+    """maj@k for the same k as pass@k (exact over subsets, eval/stats.py); {} without every problem's votes."""
+    if not votes or any(len(v) != n for v in votes.values()):
+        return {}
+    problems = [[(answer, bool(correct)) for answer, correct in v] for v in votes.values()]
+    return {str(k): round(stats.maj_at_k_mean(problems, k), 4) for k in stats.k_values(n)}
 
 
 def task_metric(results: dict[str, Any], task: str) -> str:
@@ -182,7 +201,7 @@ def _flat(value) -> list[str]:
     return [text for item in value for text in _flat(item)]
 
 
-def summary_row(target, task, per_problem, results, cfg, truncated, on_gpu) -> dict[str, Any]:
+def summary_row(target, task, per_problem, results, cfg, truncated, on_gpu, votes=None) -> dict[str, Any]:
     scores = [c / count for count, c, _ in per_problem.values()]
     if not scores:
         raise DistillError(f"eval: {target.label} produced no results on {task}")
@@ -193,6 +212,8 @@ def summary_row(target, task, per_problem, results, cfg, truncated, on_gpu) -> d
     pass_at_k = (
         {str(k): round(stats.pass_at_k_mean(counts, k), 4) for k in stats.k_values(n)} if exact else {}
     )
+    maj_at_k = majority_at_k(votes or {}, n) if len(votes or {}) == len(per_problem) else {}
+    maj_at_n = maj_at_k.get(str(n), round(sum(m for *_, m in per_problem.values()) / len(per_problem), 4))
     return {
         "model": target.label,
         "role": target.role,
@@ -203,7 +224,9 @@ def summary_row(target, task, per_problem, results, cfg, truncated, on_gpu) -> d
         "stderr": None if estimate.stderr is None else round(estimate.stderr, 4),
         "ci95": stats.rounded(estimate.ci95),
         "pass_at_k": pass_at_k or {"1": round(estimate.mean, 4)},
-        "maj_at_n": round(sum(m for *_, m in per_problem.values()) / len(per_problem), 4),
+        "maj_at_k": maj_at_k or {str(n): maj_at_n},
+        "maj_at_n": maj_at_n,
+        "interval_method": "wilson" if len(per_problem) > 1 else "none (1 problem)",
         "problems": len(per_problem),
         "samples_per_problem": n,
         "truncated_share": truncated,

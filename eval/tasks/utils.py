@@ -63,9 +63,26 @@ def _majority_correct(verdicts: list[Verdict]) -> float:
     )
 
 
-def _score(verdicts: list[Verdict]) -> dict[str, float]:
+def _score(verdicts: list[Verdict]) -> dict:
     n, c = len(verdicts), sum(v.correct for v in verdicts)
-    return {"pass_at_1": c / n, "pass_at_n": pass_at_k(n, c, n), "maj_at_n": _majority_correct(verdicts)}
+    return {
+        "pass_at_1": c / n,
+        "pass_at_n": pass_at_k(n, c, n),
+        "maj_at_n": _majority_correct(verdicts),
+        "answer_votes": answer_votes(verdicts),
+    }
+
+
+def answer_votes(verdicts: list[Verdict]) -> list[list]:
+    """Per sample [normalized answer or None, correct]: what maj@k for every k is computed from (eval/stats.py)."""
+    return [
+        [None if v.extracted is None else normalize_answer(v.extracted), bool(v.correct)] for v in verdicts
+    ]
+
+
+def count_problems(items: list) -> int:
+    """Aggregation of answer_votes in lm-eval's results: the number of problems (the votes are per sample)."""
+    return len(items)
 
 
 def _responses(results: list) -> list[str]:

@@ -111,3 +111,25 @@ def test_gate(gate, diffs, ship, reason):
 def test_gate_without_a_result_holds_the_student_back():
     decision = release_gate([], [], ["s"], GateConfig(), ["t"])["decisions"]["s"]
     assert decision == {"ship": False, "reasons": ["no result on t"]}
+
+
+def test_every_table_states_its_interval_method_and_one_problem_says_no_interval():
+    lonely = {**row("s", 1.0, None), "problems": 1}
+    text = comparison_markdown(
+        [row("teacher", 0.07, [0.03, 0.1], role="teacher"), lonely], [diff("t", 0.2, False)], "r"
+    )
+    assert "| s | t | 100.0 | no interval (1 problem) |" in text
+    tables = text.split("\n\n")
+    assert "Wilson score interval" in text and "Newcombe" in text
+    # the note follows each table: the rows' table, then the differences' table
+    assert (
+        tables[1].startswith("95% CI of pass@1: Wilson")
+        and "Newcombe" in tables[tables.index(next(t for t in tables if "| student | versus" in t)) + 1]
+    )
+
+
+def test_k_table_shows_pass_and_maj_at_every_k():
+    rows = [{**row("s", 0.5, [0.4, 0.6]), "maj_at_k": {"1": 0.5, "2": 0.55, "4": 0.6}}]
+    text = comparison_markdown(rows, [], "r")
+    assert "| model | task | k=1 pass / maj % | k=2 pass / maj % | k=4 pass / maj % |" in text
+    assert "| s | t | 50.0 / 50.0 | 75.0 / 55.0 | 100.0 / 60.0 |" in text

@@ -60,3 +60,21 @@ def test_vllm_context_defaults_to_prompt_room_plus_answer_budget_within_the_mode
 
     assert default_max_model_len(str(tiny_model_dir), 8) == 512  # the tiny model's whole context
     assert default_max_model_len("org/not-on-disk", 1000) == PROMPT_ROOM + 1000
+
+
+def test_votes_give_maj_at_every_k_of_pass_at_k():
+    from eval.harness import majority_at_k, problem_votes
+
+    samples = [
+        {
+            "doc_id": 0,
+            "doc": {"id": "p1"},
+            "answer_votes": [["7", True], ["7", True], ["3", False], [None, False]],
+        },
+        {"doc_id": 1, "doc": {"id": "p2"}, "answer_votes": [["1", False]] * 4},
+    ]
+    votes = problem_votes(samples)
+    assert set(votes) == {"p1", "p2"}
+    # p1 by hand: maj@1 = 1/2, maj@2 = 4/6, maj@4 = 1; p2 never right
+    assert majority_at_k(votes, 4) == {"1": 0.25, "2": round(2 / 6, 4), "4": 0.5}
+    assert majority_at_k({}, 4) == {} and majority_at_k(votes, 3) == {}  # no votes / n mismatch: none

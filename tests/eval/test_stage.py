@@ -67,6 +67,9 @@ def test_served_rows_are_scored_by_the_verifier_with_distinct_seeds_and_no_key_l
         "served",
     )
     assert row["pass_at_k"] == {"1": 0.75, "2": 0.75, "3": 0.75} and row["truncated_share"] is None
+    assert row["maj_at_k"] == {"1": 0.75, "2": 0.75, "3": 0.75} and row["maj_at_n"] == 0.75
+    assert row["ci95"] == pytest.approx([0.3006, 0.9544], abs=1e-4)  # Wilson, 3 of 4 problems
+    assert "Wilson score interval" in (tmp_path / "run" / "eval" / "comparison.md").read_text()
     chat = [r for r in requests if "messages" in r]
     assert len(chat) == 12  # 4 problems x 3 samples
     seeds: dict[str, set] = {}
