@@ -1,0 +1,371 @@
+"""Where programs run: a runner interface, the local runner, and a pool (``run_many``).
+
+What is checked (tests, comparison) lives in ``distill.verify.code``; this module only runs a ``Job`` and
+returns what happened. Every limit is here, in ``Limits``. The local runner starts each program as
+``python -I -S -c <sandbox_driver.py>`` (isolated mode, no site-packages: the standard library only):
+
+- its own session and process group (``start_new_session``), killed as a whole (``os.killpg``) at the wall
+  deadline and again when the program ends, so children it leaves behind are reaped;
+- a fresh temporary directory as cwd, ``HOME`` and ``TMPDIR``, removed afterwards;
+- an environment built from nothing: ``PATH=/usr/bin:/bin``, ``HOME``, ``TMPDIR``, ``LANG`` (no tokens, no
+  API keys, nothing of the parent's);
+- limits on CPU seconds, address space, file size, process count and core files (``resource.setrlimit``,
+  set by the driver before the program's first line; not ``preexec_fn``, which is unsafe in the threaded
+  pool), a wall deadline, and caps on stdout, stderr and the result pipe (the group is killed at a cap);
+- stdin: the test input only (stdin/stdout tests) or /dev/null;
+- as root: a user id of its own per running program (so ``RLIMIT_NPROC`` binds, the parent's files and
+  ``/proc/<pid>/environ`` are out of reach and it cannot signal the parent), and a network namespace of its
+  own (``unshare -n``: no interface is up, connections fail). Without root, a user+network namespace
+  (``unshare -rn``) where the kernel allows it, else no network isolation; ``isolation()`` says which, and
+  every ``RunResult`` records it.
+
+What it does not protect against is listed in the README ("Code"). For untrusted code at scale use a
+container or VM runner (bubblewrap, gVisor, Firecracker, a remote sandbox) behind the same ``Runner``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+import math
+import os
+import pathlib
+import secrets
+import selectors
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from typing import Protocol
+
+_DRIVER = (pathlib.Path(__file__).with_name("sandbox_driver.py")).read_text()
+_UID_BASE = 2_000_000 + (os.getpid() % 10_000) * 1_000  # ids of no real user; distinct per parent process
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Limits of one program run (one process group)."""
+
+    wall_seconds: float = 10.0  # the whole run (all function-call tests, or one stdin/stdout test)
+    cpu_seconds: int | None = None  # RLIMIT_CPU; None: the wall time rounded up, + 1
+    memory_mb: int = 1024  # RLIMIT_AS (address space), per process
+    file_size_mb: int = 16  # RLIMIT_FSIZE: the largest file it may write
+    processes: int = 32  # RLIMIT_NPROC (binds when each run has its own user id, i.e. as root)
+    output_bytes: int = 1 << 20  # cap on each of stdout, stderr and the result pipe
+
+    def for_driver(self) -> dict:
+        cpu = self.cpu_seconds or math.ceil(self.wall_seconds) + 1
+        return {
+            "cpu_seconds": int(cpu),
+            "memory_bytes": self.memory_mb << 20,
+            "file_size_bytes": self.file_size_mb << 20,
+            "processes": self.processes,
+        }
+
+
+@dataclass
+class Job:
+    """One program run. ``mode``: "function" (run tests in-process) or "stdio" (feed ``stdin``)."""
+
+    source: str
+    mode: str = "function"
+    tests: list[str] = field(default_factory=list)
+    entry_point: str | None = None
+    call_check: bool = False  # tests define check(candidate): call it with the entry point
+    stdin: bytes = b""
+    limits: Limits = field(default_factory=Limits)
+
+
+@dataclass
+class RunResult:
+    events: list[dict]  # the driver's authenticated reports, in order
+    stdout: bytes = b""
+    stderr: bytes = b""
+    returncode: int | None = None  # negative: killed by that signal
+    timed_out: bool = False  # killed at the wall deadline
+    overflow: str = ""  # which stream passed its cap ("" if none)
+    seconds: float = 0.0
+    network_isolated: bool = False
+    error: str = ""  # the runner itself failed (the program never ran)
+
+
+class Runner(Protocol):
+    """Runs jobs for one language; a container or remote runner implements the same two members."""
+
+    language: str
+
+    def run(self, job: Job) -> RunResult: ...
+
+
+@dataclass(frozen=True)
+class Isolation:
+    python: str  # the interpreter programs run with
+    prefix: tuple[str, ...]  # command prefix (unshare ...), "{uid}" filled per run
+    network: bool  # a network namespace of its own
+    own_user: bool  # a user id of its own per run (root only)
+    note: str
+
+    def describe(self) -> dict:
+        return asdict(self)
+
+
+def _probe(prefix: list[str], python: str, uid: int | None) -> bool:
+    cmd = [part.replace("{uid}", str(uid)) for part in prefix] + [python, "-I", "-S", "-c", "pass"]
+    extra = {"user": uid, "group": uid, "extra_groups": []} if uid is not None and not prefix else {}
+    try:
+        done = subprocess.run(cmd, capture_output=True, timeout=20, env={"PATH": "/usr/bin:/bin"}, **extra)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
+
+
+@functools.lru_cache(maxsize=2)
+def isolation(network: bool = True) -> Isolation:
+    """Detect once what this machine allows: the interpreter, a network namespace, a user id per run."""
+    pythons = [os.path.realpath(sys.executable)]
+    pythons += [p for p in ("/usr/bin/python3",) if os.path.exists(p) and p not in pythons]
+    unshare = shutil.which("unshare", path="/usr/bin:/bin")
+    root = os.geteuid() == 0
+    if root:
+        # unshare also drops to the run's user id (-G/-S): Popen(user=...) would rule out vfork, and a
+        # fork of a large parent (torch loaded) is slow.
+        drop = ("-G", "{uid}", "-S", "{uid}", "--")
+        plans = [(("unshare", "-n", *drop), True, True), (("unshare", *drop), False, True)] if unshare else []
+        plans.append(((), False, True))
+    else:
+        plans = [(("unshare", "-r", "-n", "--"), True, False)] if unshare else []
+        plans.append(((), False, False))
+    for prefix, net, own_user in plans:
+        if net and not network:
+            continue
+        for python in pythons:
+            if _probe(list(prefix), python, _UID_BASE if own_user else None):
+                note = "network namespace" if net else "network isolation OFF (no usable unshare)"
+                if not network:
+                    note = "network isolation OFF (disabled)"
+                return Isolation(python, prefix, net, own_user, note + ("; own user id" if own_user else ""))
+    raise RuntimeError(
+        "sandbox: no Python interpreter could be started (tried {})".format(", ".join(pythons))
+    )
+
+
+class _UserIds:
+    """Hands out user ids, one per running program, reused after the run's processes are all gone."""
+
+    def __init__(self) -> None:
+        self._free: list[int] = []
+        self._next = _UID_BASE + 1
+        self._lock = threading.Lock()
+
+    def acquire(self) -> int:
+        with self._lock:
+            if self._free:
+                return self._free.pop()
+            self._next += 1
+            return self._next - 1
+
+    def release(self, uid: int) -> None:
+        with self._lock:
+            self._free.append(uid)
+
+
+_UIDS = _UserIds()
+
+
+def _kill_user(uid: int) -> None:
+    """SIGKILL every process owned by ``uid`` (children that left the process group with setsid)."""
+    for _ in range(3):
+        found = False
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                if entry.stat().st_uid == uid:
+                    os.kill(int(entry.name), signal.SIGKILL)
+                    found = True
+            except OSError:
+                continue
+        if not found:
+            return
+
+
+class LocalRunner:
+    """Runs Python programs on this machine, each in its own process group, user id and network namespace."""
+
+    language = "python"
+
+    def __init__(self, network: bool = True) -> None:
+        self.isolation = isolation(network)
+
+    def run(self, job: Job) -> RunResult:
+        started = time.monotonic()
+        try:
+            result = self._run(job)
+        except Exception as exc:  # noqa: BLE001 - the pool must survive anything
+            result = RunResult(events=[], error=f"{type(exc).__name__}: {exc}")
+        result.seconds = time.monotonic() - started
+        result.network_isolated = self.isolation.network
+        return result
+
+    def _run(self, job: Job) -> RunResult:
+        iso = self.isolation
+        uid = _UIDS.acquire() if iso.own_user else None
+        workdir = tempfile.mkdtemp(prefix="distill-sandbox-")
+        try:
+            if uid is not None:
+                os.chown(workdir, uid, uid)
+            return self._spawn(job, workdir, uid)
+        finally:
+            if uid is not None:
+                _kill_user(uid)
+                _UIDS.release(uid)
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def _spawn(self, job: Job, workdir: str, uid: int | None) -> RunResult:
+        iso = self.isolation
+        read_fd, write_fd = os.pipe()
+        nonce = secrets.token_hex(16)
+        payload = {
+            "nonce": nonce,
+            "result_fd": write_fd,
+            "mode": job.mode,
+            "source": job.source,
+            "tests": job.tests,
+            "entry_point": job.entry_point,
+            "call_check": job.call_check,
+            "limits": job.limits.for_driver(),
+        }
+        data = json.dumps(payload).encode()
+        data = len(data).to_bytes(8, "big") + data + (job.stdin if job.mode == "stdio" else b"")
+        env = {"PATH": "/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8"}
+        cmd = [p.replace("{uid}", str(uid)) for p in iso.prefix] + [iso.python, "-I", "-S", "-c", _DRIVER]
+        drop = {"user": uid, "group": uid, "extra_groups": []} if uid is not None and not iso.prefix else {}
+        try:
+            proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                pass_fds=(write_fd,),
+                cwd=workdir,
+                env=env,
+                start_new_session=True,
+                **drop,
+            )
+        finally:
+            os.close(write_fd)
+        try:
+            streams, timed_out, overflow = _communicate(proc, data, read_fd, job.limits)
+        finally:
+            _kill_group(proc)
+            proc.wait()
+            os.close(read_fd)
+            for pipe in (proc.stdin, proc.stdout, proc.stderr):
+                with contextlib.suppress(OSError):
+                    pipe.close()
+        events = []
+        for line in streams["result"].decode("utf-8", "replace").splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if isinstance(event, dict) and event.get("n") == nonce:
+                events.append(event)
+        return RunResult(
+            events=events,
+            stdout=bytes(streams["stdout"]),
+            stderr=bytes(streams["stderr"]),
+            returncode=proc.returncode,
+            timed_out=timed_out,
+            overflow=overflow,
+        )
+
+
+def _kill_group(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _communicate(proc: subprocess.Popen, data: bytes, result_fd: int, limits: Limits):
+    """Feed stdin, read the three outputs up to their caps, until all close or the deadline passes."""
+    deadline = time.monotonic() + limits.wall_seconds
+    sel = selectors.DefaultSelector()
+    pidfd = os.pidfd_open(proc.pid)
+    sel.register(pidfd, selectors.EVENT_READ, "exit")
+    buffers: dict[str, bytearray] = {}
+    for name, fd in (
+        ("stdout", proc.stdout.fileno()),
+        ("stderr", proc.stderr.fileno()),
+        ("result", result_fd),
+    ):
+        os.set_blocking(fd, False)
+        sel.register(fd, selectors.EVENT_READ, name)
+        buffers[name] = bytearray()
+    stdin_fd = proc.stdin.fileno()
+    os.set_blocking(stdin_fd, False)
+    sel.register(stdin_fd, selectors.EVENT_WRITE, "stdin")
+    view, timed_out, overflow, exited_at = memoryview(data), False, "", None
+    try:
+        while len(sel.get_map()) > (0 if exited_at is None else 1):
+            now = time.monotonic()
+            if now >= deadline or (exited_at is not None and now > exited_at + 1.0):
+                timed_out = exited_at is None
+                break
+            for key, _ in sel.select(timeout=deadline - now):
+                name = key.data
+                if name == "exit":
+                    sel.unregister(pidfd)
+                    exited_at = time.monotonic()
+                    _kill_group(proc)  # children left behind go with it; their pipe ends close
+                elif name == "stdin":
+                    try:
+                        written = os.write(stdin_fd, view[:65536])
+                    except (BrokenPipeError, BlockingIOError, OSError):
+                        written = len(view)
+                    view = view[written:]
+                    if not len(view):
+                        sel.unregister(stdin_fd)
+                        proc.stdin.close()
+                else:
+                    chunk = _read(key.fd)
+                    if chunk is None:  # spurious wake-up
+                        continue
+                    if not chunk:
+                        sel.unregister(key.fd)
+                        continue
+                    buffer = buffers[name]
+                    room = limits.output_bytes - len(buffer)
+                    buffer += chunk[:room]
+                    if len(chunk) > room:
+                        overflow = name
+                        _kill_group(proc)
+                        return buffers, False, overflow
+    finally:
+        sel.close()
+        os.close(pidfd)
+    return buffers, timed_out, overflow
+
+
+def _read(fd: int) -> bytes | None:
+    try:
+        return os.read(fd, 65536)
+    except BlockingIOError:
+        return None
+    except OSError:
+        return b""
+
+
+def run_many(jobs: list[Job], runner: Runner | None = None, workers: int | None = None) -> list[RunResult]:
+    """Run jobs in parallel (threads waiting on processes); one failing run never stops the others."""
+    runner = runner or LocalRunner()
+    workers = max(1, workers or os.cpu_count() or 1)
+    if workers == 1 or len(jobs) <= 1:
+        return [runner.run(job) for job in jobs]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(runner.run, jobs))
