@@ -29,20 +29,47 @@ DATA_FILE = "data.json"
 TOKENS_FILE = "train-tokens.parquet"
 
 
-def train_student(model_path: str, train_file: Path, out_dir: Path, cfg: StudentConfig) -> dict[str, Any]:
-    """Train ``model_path`` on ``train_file`` (prompt/completion rows); the model lands in out_dir/final."""
+def method_of(cfg: StudentConfig) -> training.Method:
+    """The training process of the student's method (the dispatch; each is a thin trainer module)."""
+    if cfg.method == "on_policy":
+        from student.methods.on_policy import METHOD as ON_POLICY
+
+        return ON_POLICY
+    if cfg.method == "kd":
+        from student.methods.kd import METHOD as KD
+
+        return KD
+    return METHOD
+
+
+def train_student(
+    model_path: str, train_file: Path, out_dir: Path, cfg: StudentConfig, teacher: str | None = None
+) -> dict[str, Any]:
+    """Train ``model_path`` on ``train_file`` (prompt/completion rows) by the student's method; the model
+    lands in out_dir/final. ``teacher``: the local weights whose logits on_policy and kd match."""
     if not train_file.exists():
         raise DistillError(f"{train_file}: training set missing; run `distill filter` first")
-    job = prepare_job(model_path, train_file, out_dir, cfg)
+    if cfg.method != "sft" and teacher is None:
+        raise DistillError(f"students.{cfg.name}: method {cfg.method} needs the teacher's weights")
+    if cfg.method == "on_policy":
+        from student.methods.on_policy import prepare_prompts
+
+        job = prepare_prompts(model_path, train_file, out_dir, cfg)
+    else:
+        job = prepare_job(model_path, train_file, out_dir, cfg)
     # Knobs left out of the fingerprint (save_steps...) may differ from the attempt that tokenized.
     job["student"] = cfg.model_dump(mode="json")
-    ran = training.run_job(METHOD, job, cfg.launch, f"sft {cfg.name}")
-    return {**job["data"], **ran, "packing": job["packing"]}
+    if teacher is not None:
+        job["teacher_path"] = teacher
+    label = f"{cfg.method.replace('_', '-')} {cfg.name}" if cfg.method != "sft" else f"sft {cfg.name}"
+    ran = training.run_job(method_of(cfg), job, cfg.launch, label)
+    extra = {"packing": job["packing"]} if cfg.method == "sft" else {}
+    return {**job["data"], **ran, **extra, "method": cfg.method}
 
 
 def follow_job(out_dir: Path, cfg: StudentConfig, timeout_s: float = 3600) -> None:
     """Node rank > 0 of a multi-node run: wait for node 0's job file, then join its rendezvous."""
-    training.follow_job(METHOD, out_dir, cfg.launch, f"sft {cfg.name}", timeout_s)
+    training.follow_job(method_of(cfg), out_dir, cfg.launch, f"sft {cfg.name}", timeout_s)
 
 
 def prepare_job(model_path: str, train_file: Path, out_dir: Path, cfg: StudentConfig) -> dict[str, Any]:

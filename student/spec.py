@@ -6,19 +6,110 @@ from __future__ import annotations
 from pathlib import Path
 
 from distill.config.base import runtime_free
+from distill.config.grpo import GRPO_TEACHER
+from distill.config.student import STUDENT_PREFIX
 from distill.errors import DistillError
 from distill.recipe import Recipe, StudentConfig
 from distill.runs import Run, fingerprint
 from distill.stages import PreflightReport, Stage, StageResult, StageSpec
+
+# Fields added with the student methods (issue 22): left out of the fingerprint while at their defaults, so
+# every SFT student recorded before them keeps its fingerprint (tests/distill/test_fingerprints.py).
+_METHOD_FIELDS = ("method", "distill_from", "init", "on_policy", "kd")
 
 
 def plan(recipe: Recipe) -> list[StageSpec]:
     # runtime_free: a node's rank and address, checkpoint/log cadence and trackers are left out, so every node
     # of a multi-node run computes the same partial folder and changing them resumes instead of retraining.
     return [
-        StageSpec(f"sft:{s.name}", f"students/{s.name}", runtime_free(s), ["filter"], _runner(s.name))
-        for s in recipe.students
+        StageSpec(
+            f"sft:{s.name}",
+            f"students/{s.name}",
+            student_config(recipe, s),
+            upstream(recipe, s),
+            _runner(s.name),
+        )
+        for s in in_order(recipe.students)
     ]
+
+
+def student_config(recipe: Recipe, student: StudentConfig) -> dict:
+    """The fingerprint config of one student: its runtime-free section without the method fields at their
+    defaults (and without the options of the methods it does not use), plus the teacher it distils from."""
+    config = runtime_free(student)
+    defaults = runtime_free(StudentConfig(name=student.name, model=student.model))
+    unused = {"on_policy", "kd"} - {student.method}
+    for key in _METHOD_FIELDS:
+        if key in unused or config[key] == defaults[key]:
+            config.pop(key)
+    if student.method != "sft":
+        config["teacher_model"] = teacher_reference(recipe, student)
+    return config
+
+
+def teacher_reference(recipe: Recipe, student: StudentConfig) -> str:
+    """What `distill_from` resolves to, as written: grpo, student:<name>, or a model reference."""
+    if student.distill_from is not None:
+        return student.distill_from
+    if recipe.teacher is None:
+        raise DistillError(
+            f"students.{student.name}.distill_from: method {student.method} needs a teacher's weights and this "
+            "recipe has no teacher section; name one (a model reference, grpo or student:<name>)"
+        )
+    return recipe.teacher.model
+
+
+def upstream(recipe: Recipe, student: StudentConfig) -> list[str]:
+    """filter (the kept traces), plus the students (and the grpo teacher) whose final weights it reads."""
+    nodes = ["filter"]
+    if student.init:
+        nodes.append(f"sft:{student.init}")
+    if student.method != "sft":
+        ref = teacher_reference(recipe, student)
+        if ref == GRPO_TEACHER:
+            nodes.append("grpo")
+        elif ref.startswith(STUDENT_PREFIX):
+            nodes.append(f"sft:{ref[len(STUDENT_PREFIX) :]}")
+    return list(dict.fromkeys(nodes))
+
+
+def _reads_from(student: StudentConfig) -> list[str]:
+    names = [student.init] if student.init else []
+    if student.distill_from and student.distill_from.startswith(STUDENT_PREFIX):
+        names.append(student.distill_from[len(STUDENT_PREFIX) :])
+    return names
+
+
+def in_order(students: list[StudentConfig]) -> list[StudentConfig]:
+    """The students in recipe order, moved so that each comes after the students it reads from (init,
+    distill_from student:<name>); an unknown name or a circle is a one-line error."""
+    by_name = {s.name: s for s in students}
+    for index, s in enumerate(students):
+        for name in _reads_from(s):
+            if name not in by_name or name == s.name:
+                field = "init" if name == s.init else "distill_from"
+                raise DistillError(
+                    f"students.{index}.{field}: {name!r} is not another student of this recipe "
+                    f"(students: {', '.join(by_name)})"
+                )
+    ordered: list[StudentConfig] = []
+    visiting: set[str] = set()
+
+    def visit(s: StudentConfig) -> None:
+        if s in ordered:
+            return
+        if s.name in visiting:
+            raise DistillError(
+                f"students.{s.name}: init/distill_from form a circle; one must start from a model"
+            )
+        visiting.add(s.name)
+        for name in _reads_from(s):
+            visit(by_name[name])
+        ordered.append(s)
+
+    for s in students:
+        visit(s)
+    return ordered
 
 
 def _runner(name: str):
@@ -29,7 +120,6 @@ def _runner(name: str):
         from distill.training import FINAL
         from student.plan import check_fits
         from student.sft import train_student
-        from student.trainer import METRICS_FILE
 
         cfg = next(s for s in recipe.students if s.name == name)
         # `single` on a machine without CUDA trains in host memory: GPU sizes say nothing about it.
@@ -37,10 +127,34 @@ def _runner(name: str):
         warning = check_fits(cfg) if on_gpus else None
         if warning:
             print(f"[distill] warning: {warning}", flush=True)
-        metrics = train_student(resolve_model(cfg.model), run.root / "filter" / "train.parquet", folder, cfg)
-        return StageResult([folder / FINAL, folder / METRICS_FILE], metrics)
+        model = str(run.root / "students" / cfg.init / FINAL) if cfg.init else resolve_model(cfg.model)
+        teacher = teacher_path(recipe, cfg, run.root) if cfg.method != "sft" else None
+        train = run.root / "filter" / "train.parquet"
+        metrics = train_student(model, train, folder, cfg, teacher=teacher)
+        if cfg.init:
+            metrics["init"] = f"student {cfg.init}"
+        return StageResult([folder / FINAL, folder / metrics_file(cfg)], metrics)
 
     return run
+
+
+def metrics_file(cfg: StudentConfig) -> str:
+    from student.sft import method_of
+
+    return method_of(cfg).metrics_file
+
+
+def teacher_path(recipe: Recipe, student: StudentConfig, run_root: Path) -> str:
+    """The local weights whose logits ``student`` matches (on_policy, kd)."""
+    from distill.models import resolve_model
+    from distill.training import FINAL
+
+    ref = teacher_reference(recipe, student)
+    if ref == GRPO_TEACHER:
+        return str(run_root / "teacher" / FINAL)
+    if ref.startswith(STUDENT_PREFIX):
+        return str(run_root / "students" / ref[len(STUDENT_PREFIX) :] / FINAL)
+    return resolve_model(ref)
 
 
 def check(recipe: Recipe, report: PreflightReport) -> None:
@@ -67,10 +181,10 @@ def follow(recipe: Recipe, students: list[StudentConfig], only: str | None) -> N
         raise DistillError(
             f"{run.manifest_path}: not found; start node 0 (node_rank 0) first, on a shared file system"
         )
-    filter_id = run.completion_id("filter")
     for student in students:
         folder = recipe.run_path() / "students" / student.name
-        follow_job(Run.work_dir(folder, fingerprint(runtime_free(student), [filter_id])), student)
+        ids = [run.completion_id(u) for u in upstream(recipe, student)]
+        follow_job(Run.work_dir(folder, fingerprint(student_config(recipe, student), ids)), student)
 
 
 STAGE = Stage("sft", plan, check, missing="it has no students")

@@ -62,9 +62,80 @@ class LoraConfig(Section):
     )
 
 
+StudentMethod = Literal["sft", "on_policy", "kd"]
+STUDENT_PREFIX = "student:"  # distill_from: student:<name> is another student's final weights
+
+
+class OnPolicyConfig(Section):
+    """`method: on_policy` (TRL DistillationTrainer): the student samples, the teacher scores every token of
+    the student's completions, the loss is the generalised JSD between them. Defaults are TRL 1.16's
+    ``DistillationConfig`` unless said otherwise."""
+
+    beta: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="Divergence: 0 forward KL, 0.5 JSD, 1 reverse KL. 1.0: TRL's default and the per-token "
+        "reverse KL of Thinking Machines' On-Policy Distillation (2025) and Qwen3's on-policy stage.",
+    )
+    temperature: float = Field(
+        1.0,
+        gt=0,
+        description="Sampling and loss temperature (TRL default 1.0: the student's own distribution).",
+    )
+    top_p: float = Field(1.0, gt=0, le=1, description="Nucleus sampling (TRL default 1.0: none).")
+    max_completion_length: int = Field(
+        512, ge=1, description="Tokens the student samples per completion (TRL default 512)."
+    )
+    completions_per_prompt: int = Field(
+        1,
+        ge=1,
+        description="Samples per prompt: each kept prompt repeated this many times (TRL samples one per row; "
+        "Thinking Machines used 4 per prompt).",
+    )
+    use_vllm: bool = Field(
+        False, description="Sample with vLLM (GPU; TRL default False: transformers generate)."
+    )
+    vllm_mode: Literal["colocate", "server"] = Field("colocate", description="TRL default colocate.")
+
+
+class KDConfig(Section):
+    """`method: kd`: token-level logit distillation on the kept traces (TRL GKDTrainer with lmbda 0: no
+    student sampling, so the teacher's distribution is matched on the teacher's own completions)."""
+
+    beta: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Divergence: 0 forward KL (the default here: classic KD, Hinton 2015; GKD's own default "
+        "is 0.5 JSD), 1 reverse KL.",
+    )
+    temperature: float = Field(
+        1.0, gt=0, description="Softmax temperature of both distributions in the loss (1.0: unscaled)."
+    )
+
+
 class StudentConfig(Section):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     model: str
+    method: StudentMethod = Field(
+        "sft",
+        description="sft (the kept traces, TRL SFTTrainer) | on_policy (student samples, teacher scores every "
+        "token: TRL DistillationTrainer) | kd (teacher's logits on the kept traces: TRL GKDTrainer, lmbda 0).",
+    )
+    distill_from: str | None = Field(
+        None,
+        description="on_policy/kd: the model whose logits are matched. Default: the recipe's teacher (its GRPO "
+        "checkpoint when teacher.model is grpo); grpo; student:<name> (another student's final weights); or any "
+        "model reference. Must share the student's tokenizer.",
+    )
+    init: str | None = Field(
+        None,
+        description="Start from this other student's final weights instead of `model` (e.g. sft, then "
+        "on_policy); that student runs first and a change to it reruns this one.",
+    )
+    on_policy: OnPolicyConfig = OnPolicyConfig()
+    kd: KDConfig = KDConfig()
     learning_rate: float = Field(2e-5, gt=0)
     epochs: float = Field(1.0, gt=0)
     max_steps: int | None = Field(
