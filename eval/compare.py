@@ -75,10 +75,25 @@ def comparison_markdown(rows: list[dict[str, Any]], diffs: list[dict[str, Any]],
         "vote over k of the n samples is right, averaged exactly over all subsets (ties split evenly, "
         "unanswered samples do not vote). truncated = answers that used the whole token budget.",
         f"Answer extraction: {extraction}.",
+        *_preset_lines(first),
     ]
     if published:
         lines.append(REFERENCE_NOTE)
     return "\n".join(lines) + "\n"
+
+
+def _preset_lines(row: dict[str, Any]) -> list[str]:
+    lines = []
+    if row.get("generation_prefix"):
+        lines.append(f"Every answer starts from the prefill {row['generation_prefix']!r}.")
+    if row.get("preset"):
+        changed = row.get("preset_deviations") or {}
+        detail = "; ".join(f"{key} {v['used']!r} instead of {v['preset']!r}" for key, v in changed.items())
+        lines.append(
+            f"Settings: preset {row['preset']} (eval/presets.py)"
+            + (f", deviating in {detail}." if detail else ", unchanged.")
+        )
+    return lines
 
 
 def _k_table(rows: list[dict[str, Any]]) -> list[str]:

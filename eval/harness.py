@@ -19,7 +19,7 @@ from typing import Any
 
 from distill.errors import DistillError
 from distill.runs import atomic_write_json
-from eval import stats
+from eval import presets, stats
 from eval.backends import EvalTarget, lm_eval_model
 
 TASKS_DIR = Path(__file__).parent / "tasks"
@@ -47,8 +47,17 @@ def local_task_names() -> set[str]:
     return names
 
 
-def load_tasks(names: list[str], repeats: dict[str, int] | int, data_dir: str | None = None, seed: int = 0):
-    """lm-eval Task objects (ours take precedence over built-ins of the same name), each with its n."""
+def load_tasks(
+    names: list[str],
+    repeats: dict[str, int] | int,
+    data_dir: str | None = None,
+    seed: int = 0,
+    prompt: str | None = None,
+    generation_prefix: str | None = None,
+):
+    """lm-eval Task objects (ours take precedence over built-ins of the same name), each with its n; with
+    ``prompt`` our text-prompt tasks ask it instead (multiple choice keeps its own), and every task's
+    assistant turn starts with ``generation_prefix`` (lm-eval's gen_prefix)."""
     from lm_eval.tasks import TaskManager
 
     local = local_task_names()
@@ -68,6 +77,10 @@ def load_tasks(names: list[str], repeats: dict[str, int] | int, data_dir: str | 
     loaded = manager.load(names)["tasks"]
     for name, task in loaded.items():
         task.config.repeats = repeats if isinstance(repeats, int) else repeats[name]
+        if prompt is not None and name in local and isinstance(task.config.doc_to_text, str):
+            task.config.doc_to_text = prompt
+        if generation_prefix:
+            task.config.gen_prefix = generation_prefix
     return list(loaded.values())
 
 
@@ -79,7 +92,9 @@ def run_lm_eval(target: EvalTarget, cfg, tasks: list[str], on_gpu: bool) -> dict
     return lm_eval.simple_evaluate(
         model=model,
         model_args=model_args,
-        tasks=load_tasks(tasks, {t: cfg.n_for(t) for t in tasks}, cfg.data_dir, cfg.seed),
+        tasks=load_tasks(
+            tasks, {t: cfg.n_for(t) for t in tasks}, cfg.data_dir, cfg.seed, cfg.prompt, cfg.generation_prefix
+        ),
         batch_size="auto" if target.backend == "vllm" else cfg.batch_size,
         limit=cfg.limit,
         gen_kwargs={
@@ -235,6 +250,9 @@ def summary_row(target, task, per_problem, results, cfg, truncated, on_gpu, vote
         "max_tokens": cfg.max_tokens,
         "dtype": cfg.dtype if cfg.dtype != "auto" else ("auto" if on_gpu else "float32"),
         "seed": cfg.seed,
+        "generation_prefix": cfg.generation_prefix,
+        "preset": cfg.preset,
+        "preset_deviations": presets.deviations(cfg),
         "lm_eval_version": _version("lm_eval"),
         "task_version": results.get("versions", {}).get(task),
     }

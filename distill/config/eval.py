@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, model_serializer, model_validator
 
 from distill.config.base import Section, check_key_env_name
 
@@ -44,7 +44,22 @@ class EvalModel(Section):
         return check_key_env_name(data)
 
 
+# Keys added after runs existed: left out of the dumped section (and so of the eval stage's fingerprint) while
+# at their default, so adding them reruns no existing run's eval.
+_OMITTED_AT_DEFAULT = {
+    "preset": None,
+    "prompt": None,
+    "generation_prefix": None,
+    "allow_template_mismatch": False,
+}
+
+
 class EvalConfig(Section):
+    preset: Literal["deepseek-r1", "lighteval", "evalchemy"] | None = Field(
+        None,
+        description="Named settings of a published evaluation (eval/presets.py), expanded into the plain keys "
+        "below; keys the recipe also sets win, and each row records where it deviates.",
+    )
     tasks: list[str] = Field(min_length=1)
     backend: Literal["hf", "vllm", "served"] = Field(
         "hf",
@@ -77,9 +92,41 @@ class EvalConfig(Section):
     )
     limit: int | None = Field(None, ge=1, description="Evaluate only the first N problems of each task.")
     system_prompt: str | None = None
+    prompt: str | None = Field(
+        None,
+        description="The user turn of our math tasks as a Jinja template over the problem's fields "
+        "(e.g. '{{problem}}'); default: each task's own (the problem + R1's boxed instruction).",
+    )
+    generation_prefix: str | None = Field(
+        None, description="Text the assistant turn starts with (a prefill such as '<think>\\n')."
+    )
+    allow_template_mismatch: bool = Field(
+        False,
+        description="Evaluate a student even when its generation prefix differs from the one it was trained "
+        "with (an error otherwise, before any model loads).",
+    )
     seed: int = 0
     served_concurrency: int = Field(8, ge=1, description="Requests in flight per served model.")
     vllm: EvalVLLMOptions = EvalVLLMOptions()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _expand_preset(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("preset") is None:
+            return data
+        from eval.presets import PRESETS, apply
+
+        if data["preset"] not in PRESETS:
+            return data  # the Literal reports it
+        return apply(data)
+
+    @model_serializer(mode="wrap")
+    def _dump(self, handler):
+        out = handler(self)
+        for key, default in _OMITTED_AT_DEFAULT.items():
+            if key in out and out[key] == default:
+                del out[key]
+        return out
 
     @model_validator(mode="after")
     def _consistent(self) -> EvalConfig:
