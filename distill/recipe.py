@@ -22,6 +22,7 @@ from distill.config import (
     EvalConfig,
     FilterConfig,
     GRPOTeacherConfig,
+    JudgeConfig,
     ReleaseConfig,
     ReportConfig,
     Section,
@@ -45,6 +46,10 @@ class Recipe(Section):
     eval: EvalConfig
     release: ReleaseConfig = ReleaseConfig()
     report: ReportConfig | None = Field(None, description="Run report settings (prices for its cost table).")
+    judge: JudgeConfig | None = Field(
+        None,
+        description="The LLM judge (filter.judge, the grpo reward `judge`, eval.judged) over an endpoint.",
+    )
 
     @model_validator(mode="after")
     def _stages_have_their_inputs(self) -> Recipe:
@@ -98,8 +103,12 @@ class Recipe(Section):
 
     def digest(self) -> str:
         data = self.model_dump(mode="json")
-        if data.get("report") is None:  # absent: the digest of a recipe written before the section existed
-            data.pop("report", None)
+        for optional in (
+            "report",
+            "judge",
+        ):  # absent: the digest of a recipe written before the section existed
+            if data.get(optional) is None:
+                data.pop(optional, None)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -2,7 +2,8 @@
 
 - ``StandInChatServer``: a stand-in for an OpenAI-compatible server (fast tier): it answers chat completions
   with a deterministic text, no model behind it, and can be told to misbehave (malformed bodies, HTTP 400).
-  The integration tier uses a real ``vllm serve`` instead.
+  The integration tier uses a real ``vllm serve`` instead. ``ScriptedChatServer`` answers with replies a test
+  scripts per request (a stand-in judge).
 - ``FaultProxy``: sits between the client and any server and injects faults into a share of requests:
   connections dropped before or after the server did the work, HTTP 500, HTTP 429 with Retry-After,
   and stalls longer than the client's timeout. Each request body is faulted at most ``per_body`` times
@@ -159,6 +160,28 @@ class StandInChatServer(_Server):
                 "completion_tokens": len(answer.split()),
                 "total_tokens": 0,
             },
+        }
+
+
+class ScriptedChatServer(StandInChatServer):
+    """A stand-in judge: each chat completion's text is ``script(body)`` (a reply the test wrote for that
+    request), with token counts of the prompt and reply in words."""
+
+    def __init__(self, script, model: str = "judge", **kwargs):
+        self.script = script
+        super().__init__(model=model, **kwargs)
+
+    def completion(self, body: dict) -> dict:
+        reply = self.script(body)
+        prompt = " ".join(str(m.get("content") or "") for m in body["messages"])
+        return {
+            "id": "cmpl-scripted",
+            "object": "chat.completion",
+            "model": self.model,
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}
+            ],
+            "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": len(reply.split())},
         }
 
 

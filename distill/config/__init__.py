@@ -15,6 +15,7 @@ from distill.config.filter import (
     FilterConfig,
 )
 from distill.config.grpo import GRPO_TEACHER, REWARD_NAMES, GRPOTeacherConfig
+from distill.config.judge import JUDGE_USES, FilterJudgeConfig, JudgeConfig, JudgePrices
 from distill.config.release import GateConfig, ReleaseConfig
 from distill.config.report import Prices, ReportConfig
 from distill.config.student import LAUNCH_STRATEGIES, LaunchConfig, LoraConfig, StudentConfig
@@ -22,6 +23,7 @@ from distill.config.teacher import OpenAIOptions, TeacherConfig, VLLMOptions
 
 __all__ = [
     "GRPO_TEACHER",
+    "JUDGE_USES",
     "LAUNCH_STRATEGIES",
     "REWARD_NAMES",
     "TRACE_FORMATS",
@@ -33,8 +35,11 @@ __all__ = [
     "EvalModel",
     "EvalVLLMOptions",
     "FilterConfig",
+    "FilterJudgeConfig",
     "GRPOTeacherConfig",
     "GateConfig",
+    "JudgeConfig",
+    "JudgePrices",
     "LaunchConfig",
     "LoraConfig",
     "OpenAIOptions",

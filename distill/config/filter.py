@@ -9,6 +9,7 @@ from pydantic import Field, field_validator, model_validator
 
 from distill import benchmarks
 from distill.config.base import Section, check_answer_fallback, runtime
+from distill.config.judge import FilterJudgeConfig
 
 
 class BenchmarkSource(Section):
@@ -158,6 +159,9 @@ class FilterConfig(Section):
     repetition_ngram: int = Field(10, ge=2)
     dedup: DedupConfig = DedupConfig()
     decontaminate: DecontaminationConfig = DecontaminationConfig()
+    judge: FilterJudgeConfig | None = Field(
+        None, description="Ask the recipe's `judge` where the verifier cannot decide (equivalence, quality)."
+    )
 
     @field_validator("answer_fallback")
     @classmethod

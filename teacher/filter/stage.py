@@ -24,11 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from distill.errors import DistillError
+from distill.judge import Judge
 from distill.recipe import FilterConfig
 from distill.records import TRACE_COLUMNS, VERIFIED_COLUMNS, read_rows, require_columns, write_parquet
 from distill.verify import extract_answer, verify_many
 from teacher.filter import steps
 from teacher.filter.decontaminate import Decontaminator, build_decontaminator
+from teacher.filter.judge_step import JUDGE_COLUMNS, judge_notes, judge_rows
 from teacher.filter.report import build_report, write_report
 from teacher.filter.trace_formats import check_values
 from teacher.filter.trace_source import read_source
@@ -187,14 +189,22 @@ def to_sft_row(row: Row) -> Row:
 
 
 def filter_traces(
-    rows: list[Row], cfg: FilterConfig, decontaminator: Decontaminator | None = None
+    rows: list[Row],
+    cfg: FilterConfig,
+    decontaminator: Decontaminator | None = None,
+    judge: Judge | None = None,
 ) -> tuple[list[Row], list[Row], dict]:
-    """Verify and filter trace rows; returns (verified rows, kept rows, report)."""
+    """Verify (the judge deciding what the verifier cannot, with filter.judge) and filter trace rows;
+    returns (verified rows, kept rows, report)."""
     started = time.perf_counter()
     verified = verify_rows(rows, cfg.answer_fallback, cfg.workers, cfg.verify_timeout, not cfg.reverify)
+    judged = judge_rows(verified, cfg.judge, judge) if cfg.judge is not None and judge is not None else None
     verify_seconds = time.perf_counter() - started
     kept, funnel = apply_filters(verified, build_filters(cfg, verified, decontaminator))
     report = build_report(verified, kept, funnel, cfg, verify_seconds, decontaminator)
+    if judged is not None:
+        report["judge"] = judged
+        report["notes"] += judge_notes(judged)
     return verified, kept, report
 
 
@@ -233,7 +243,7 @@ def fit_config(rows: list[Row], cfg: FilterConfig, source: str | Path) -> tuple[
     if limits and cfg.tokenizer and any(not isinstance(row.get("completion_tokens"), int) for row in rows):
         count_tokens(rows, cfg.tokenizer)
         notes.append(f"completion_tokens counted with the tokenizer of {cfg.tokenizer}")
-    if unjudged == len(rows):
+    if unjudged == len(rows) and not (cfg.judge is not None and cfg.judge.quality):  # the judge scores them
         note = f"{source}: no reference answers, so correctness is not checked"
         if cfg.correctness:
             print(
@@ -275,10 +285,15 @@ def _source_verdicts(verified: list[Row], column: str | None) -> dict[str, Any] 
 
 
 def run_filter(
-    source: str | Path, out_dir: Path, cfg: FilterConfig, data_dir: str | Path | None = None
+    source: str | Path,
+    out_dir: Path,
+    cfg: FilterConfig,
+    data_dir: str | Path | None = None,
+    judge: Judge | None = None,
 ) -> dict[str, Any]:
     """Stage entry point: verified.parquet, train.parquet, report.json/.md and report.png in ``out_dir``.
-    ``data_dir`` (eval.data_dir) is where benchmark names in ``cfg.decontaminate`` find their local copies."""
+    ``data_dir`` (eval.data_dir) is where benchmark names in ``cfg.decontaminate`` find their local copies;
+    ``judge`` (distill.judge, with the run's cache) decides what the verifier cannot when filter.judge is set."""
     rows, info = read_traces(source, cfg)
     if info:
         print(f"[distill] filter: {info['summary']}", flush=True)
@@ -289,7 +304,7 @@ def run_filter(
         if bench.benchmarks
         else None
     )
-    verified, kept, report = filter_traces(rows, cfg, decontaminator)
+    verified, kept, report = filter_traces(rows, cfg, decontaminator, judge)
     report["notes"] += notes
     if info:
         info["source_verdicts"] = _source_verdicts(verified, info["columns"].get("verdicts"))
@@ -306,6 +321,7 @@ def run_filter(
         *VERIFIED_COLUMNS,
         *REMOVAL_COLUMNS,
         *(SOURCE_COLUMNS if info else ()),
+        *(JUDGE_COLUMNS if cfg.judge is not None else ()),
     )
     write_parquet([{k: r.get(k) for k in columns} for r in verified], out_dir / "verified.parquet")
     write_parquet([to_sft_row(r) for r in kept], out_dir / "train.parquet")
