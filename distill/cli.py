@@ -178,8 +178,27 @@ def build_parser() -> argparse.ArgumentParser:
         _add_stage_command(sub, name, text)
     cli_recipes.add_validate_command(sub, _add_recipe_args)
     _add_plan_command(sub)
+    _add_report_commands(sub)
     cli_recipes.add_recipe_file_commands(sub, _DEBUG_HELP)
     return parser
+
+
+def _add_report_commands(sub) -> None:
+    report = sub.add_parser(
+        "report",
+        help="write runs/<name>/report.html for the run in any state (also written after every run)",
+        description="Write the run report: one self-contained HTML page (stages, generation, filter funnel, "
+        "training curves, eval, gate, release, cost) from the manifest and the stage folders.",
+    )
+    _add_recipe_args(report)
+    status = sub.add_parser(
+        "status",
+        help="print the stage table of a running or finished run (exit 0 only when every stage is done)",
+        description="Print each stage's state, wall time and counts from the manifest and partial folders "
+        "(no model loads). Exit status: 0 all done, 1 a stage failed, 3 a stage is partial (running or "
+        "killed), 4 stages not started or out of date.",
+    )
+    _add_recipe_args(status)
 
 
 def _add_run_command(sub) -> None:
@@ -289,6 +308,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _preview_traces(recipe)
     if args.command == "plan":
         return _print_plan(recipe)
+    if args.command in ("report", "status"):
+        return _report_or_status(recipe, args.command)
     if args.command == "sft":
         _apply_launch_args(recipe, args)
         if args.slurm:
@@ -309,6 +330,22 @@ def _dispatch(args: argparse.Namespace) -> int:
     else:
         run_pipeline(
             recipe, only=args.command, force=(args.command,) if args.force else (), command=args.command_line
+        )
+    return 0
+
+
+def _report_or_status(recipe, command: str) -> int:
+    from distill.pipeline import planned, write_report
+
+    if command == "status":
+        from distill.report.status import status_table
+
+        text, code = status_table(recipe.run_path(), planned(recipe))
+        print(text)
+        return code
+    if write_report(recipe, record_hardware=False) is None:
+        raise DistillError(
+            f"{recipe.run_path()}: no run there yet (no manifest.json); start one with `distill run`"
         )
     return 0
 

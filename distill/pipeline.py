@@ -76,7 +76,58 @@ def pending_stages(recipe: Recipe, only: str | None = None, force: tuple[str, ..
 def run_pipeline(
     recipe: Recipe, only: str | None = None, force: tuple[str, ...] = (), command: str | None = None
 ) -> Run | None:
-    """Run every stage (or just ``only``, whose upstream stages must be finished), honouring ``force``."""
+    """Run every stage (or just ``only``, whose upstream stages must be finished), honouring ``force``;
+    then, finished or failed, write the run report (runs/<name>/report.html)."""
+    started = time.time()
+    try:
+        return _run_pipeline(recipe, only, force, command)
+    finally:
+        write_report(recipe, since=started)
+
+
+def planned(recipe: Recipe) -> list:
+    """The recipe's nodes with their current fingerprints, for the report and `distill status`."""
+    from distill.report import Planned
+
+    run = Run(recipe.run_path(), write=False)
+    return [
+        Planned(
+            s.name,
+            s.folder,
+            fingerprint(s.config, [run.completion_id(u) for u in s.upstream]),
+            tuple(s.upstream),
+        )
+        for s in plan(recipe)
+    ]
+
+
+def write_report(recipe: Recipe, since: float | None = None, record_hardware: bool = True) -> Path | None:
+    """runs/<name>/report.html for the run as it stands (any state); None where there is no run yet or
+    this is a follower node. A report that cannot be written is a warning, never the run's error."""
+    from student.spec import followers
+
+    root = recipe.run_path()
+    if not (root / "manifest.json").exists() or followers(recipe):
+        return None
+    try:
+        from distill.report import hardware
+        from distill.report import write_report as write_page
+
+        if record_hardware:
+            run = Run(root, write=False)
+            run.manifest["hardware"] = hardware()
+            run.save()
+        path = write_page(root, planned(recipe), since)
+    except Exception as exc:  # the report must never hide what the stages did
+        print(f"[distill] warning: report not written ({type(exc).__name__}: {exc})", flush=True)
+        return None
+    print(f"[distill] report: {path}", flush=True)
+    return path
+
+
+def _run_pipeline(
+    recipe: Recipe, only: str | None = None, force: tuple[str, ...] = (), command: str | None = None
+) -> Run | None:
     unknown = [f for f in force if f not in STAGE_NAMES and not f.startswith("sft:")]
     if unknown:
         raise DistillError(f"--force {unknown[0]!r}: expected one of {', '.join(STAGE_NAMES)}")

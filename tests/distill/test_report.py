@@ -1,0 +1,305 @@
+"""The run report (runs/<name>/report.html) and `distill status`, for a finished tiny run (the real CLI), a
+failed run, a half-finished run and an eval-only recipe: the page's numbers are the manifest's and
+comparison.json's, and secrets from the environment appear nowhere in it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+import yaml
+from suite import REPO
+
+from distill.pipeline import planned, write_report
+from distill.recipe import load_recipe
+from distill.report.charts import short
+from distill.report.page import SECTIONS, fmt, pct
+from distill.report.status import status_table
+from distill.runs import Run
+
+SECRET = "hf_REPORTsecret0123456789"
+
+
+def distill(*args, cwd=None, env=None):
+    return subprocess.run(
+        [sys.executable, "-m", "distill.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=600,
+        env=env,
+    )
+
+
+def tiny_recipe_data(run_dir: Path) -> dict:
+    """conftest's tiny_recipe_dict, for a module-scoped run (the fixture is per test)."""
+    recipe = yaml.safe_load((REPO / "recipes" / "quickstart.yaml").read_text())
+    recipe["run_dir"] = str(run_dir)
+    recipe["data"].update(source=str(REPO / "recipes" / "data" / "addition_train.jsonl"), limit=4)
+    recipe["teacher"].update(
+        model="tiny-random-llama",
+        samples_per_prompt=2,
+        batch_size=8,
+        sampling={"temperature": 0.8, "top_p": 0.95, "max_tokens": 6, "seed": 0},
+    )
+    recipe["filter"].update(correctness=False, drop_truncated=False, keep_per_prompt=None)
+    recipe["students"][0].update(model="tiny-random-llama", epochs=1, batch_size=4)
+    recipe["eval"].update(limit=2, samples_per_problem=2, max_tokens=6, batch_size=8)
+    recipe["release"]["gate"]["require_beats_teacher"] = False
+    return recipe
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> dict:
+    """The tiny pipeline run once through `distill run`, with secrets in the environment."""
+    import os
+
+    tmp = tmp_path_factory.mktemp("finished")
+    data = tiny_recipe_data(tmp / "run")
+    data["report"] = {"prices": {"device_hour": 2.5}}
+    path = tmp / "tiny.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    env = {**os.environ, "HF_TOKEN": SECRET, "OPENAI_API_KEY": SECRET}
+    result = distill("run", path, env=env)
+    assert result.returncode == 0, result.stderr[-3000:]
+    root = tmp / "run"
+    return {"recipe": path, "root": root, "stdout": result.stdout, "html": (root / "report.html").read_text()}
+
+
+class Tables(HTMLParser):
+    """Every table with an id, as rows of cell texts; the <title> texts of the figures."""
+
+    def __init__(self):
+        super().__init__()
+        self.tables: dict[str, list[list[str]]] = {}
+        self.titles: list[str] = []
+        self.ids: set[str] = set()
+        self._table = self._cell = self._title = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        if "id" in attrs:
+            self.ids.add(attrs["id"])
+        if tag == "table":
+            self._table = self.tables.setdefault(attrs.get("id", f"table{len(self.tables)}"), [])
+        elif tag == "tr" and self._table is not None:
+            self._table.append([])
+        elif tag in ("td", "th") and self._table is not None:
+            self._cell = []
+        elif tag == "br" and self._cell is not None:
+            self._cell.append("\n")
+        elif tag == "title":
+            self._title = []
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self._table[-1].append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "table":
+            self._table = None
+        elif tag == "title" and self._title is not None:
+            self.titles.append("".join(self._title))
+            self._title = None
+
+    def handle_data(self, data):
+        for part in (self._cell, self._title):
+            if part is not None:
+                part.append(data)
+
+
+def parse(html: str) -> Tables:
+    tables = Tables()
+    tables.feed(html)
+    return tables
+
+
+def body(table: list[list[str]]) -> dict[str, list[str]]:
+    return {row[0]: row for row in table[1:]}
+
+
+def test_the_pipeline_writes_the_report_and_prints_its_path(finished):
+    assert f"[distill] report: {finished['root'] / 'report.html'}" in finished["stdout"]
+    page = parse(finished["html"])
+    assert {"header", *SECTIONS} <= page.ids
+    assert finished["html"].count("<svg") >= 8  # finish reasons, lengths, funnel, pass rates, curves, eval
+    assert "<script" not in finished["html"] and "http://" not in finished["html"]
+
+
+def test_every_stage_number_is_the_manifests(finished):
+    manifest = json.loads((finished["root"] / "manifest.json").read_text())
+    rows = body(parse(finished["html"]).tables["stage-table"])
+    assert list(rows) == [s.name for s in planned(load_recipe(finished["recipe"]))]
+    assert set(rows) == set(manifest["stages"])
+    for name, record in manifest["stages"].items():
+        assert rows[name][1] == "done" and rows[name][3] == fmt(record["seconds"])
+    generate, filt = manifest["stages"]["generate"]["metrics"], manifest["stages"]["filter"]["metrics"]
+    assert rows["generate"][4] == f"{fmt(generate['prompts'])} prompts"
+    assert (
+        rows["generate"][5]
+        == f"{fmt(generate['samples'])} samples\n{fmt(generate['completion_tokens'])} tokens generated"
+    )
+    assert rows["filter"][5] == f"{fmt(filt['rows_out'])} rows kept"
+    student = next(n for n in manifest["stages"] if n.startswith("sft:"))
+    sft = manifest["stages"][student]["metrics"]
+    assert rows[student][5] == f"{fmt(sft['steps'])} steps\n{fmt(sft['tokens'])} tokens trained"
+    cost = body(parse(finished["html"]).tables["cost-table"])
+    assert cost[student][3] == fmt(round(manifest["stages"][student]["seconds"] / 3600, 4))  # 1 device
+    assert cost[student][6] == "$" + fmt(
+        round(round(manifest["stages"][student]["seconds"] / 3600, 4) * 2.5, 4)
+    )
+    assert cost["filter"][2] == "0" and cost["filter"][6] == "$0"
+
+
+def test_eval_and_funnel_numbers_are_comparison_json_and_filter_report(finished):
+    page = parse(finished["html"])
+    comparison = json.loads((finished["root"] / "eval" / "comparison.json").read_text())
+    table = page.tables["comparison"][1:]
+    assert len(table) == len(comparison["rows"])
+    for cells, row in zip(table, comparison["rows"], strict=True):
+        assert cells[0] == row["model"] and cells[2] == row["task"]
+        assert cells[3] == pct(row["pass_at_1"]) and abs(float(cells[3]) - 100 * row["pass_at_1"]) <= 0.005
+        assert cells[4] == f"{pct(row['ci95'][0])} – {pct(row['ci95'][1])}"
+        assert cells[7] == pct(row["truncated_share"]) and cells[8] == fmt(row["problems"])
+    diffs = page.tables["differences"][1:]
+    assert [(d[0], d[3]) for d in diffs] == [
+        (d["student"], pct(d["difference"])) for d in comparison["differences"]
+    ]
+    gate = json.loads((finished["root"] / "eval" / "gate.json").read_text())
+    assert {r[0]: r[1] == "ship" for r in page.tables["gate"][1:]} == {
+        name: d["ship"] for name, d in gate["decisions"].items()
+    }
+    report = json.loads((finished["root"] / "filter" / "report.json").read_text())
+    funnel = [
+        [f["filter"], fmt(f["rows_in"]), fmt(f["removed"]), fmt(f["rows_out"]), fmt(f["seconds"])]
+        for f in report["funnel"]
+    ]
+    assert page.tables["funnel"][1:] == funnel
+
+
+def test_training_curves_are_what_the_trainer_logged(finished):
+    student = json.loads((finished["root"] / "manifest.json").read_text())["recipe"]["students"][0]["name"]
+    logged = json.loads((finished["root"] / "students" / student / "train_metrics.json").read_text())
+    steps = [e for e in logged["log_history"] if "loss" in e]
+    titles = parse(finished["html"]).titles
+    assert steps and [t for t in titles if t.startswith("loss step")] == [
+        f"loss step {short(e['step'])}: {short(e['loss'])}" for e in steps
+    ]
+    assert [t for t in titles if t.startswith("learning rate step")] == [
+        f"learning rate step {short(e['step'])}: {short(e['learning_rate'])}" for e in steps
+    ]
+
+
+def test_secrets_from_the_environment_are_nowhere_in_the_page(finished, monkeypatch):
+    assert SECRET not in finished["html"]
+    # A secret on the command line (the manifest's copy is redacted; the page redacts again on its own).
+    run = Run(finished["root"], write=False)
+    run.manifest["command"] = f"distill run tiny.yaml release.namespace={SECRET}"
+    run.save()
+    monkeypatch.setenv("HF_TOKEN", SECRET)
+    html = write_report(load_recipe(finished["recipe"]), record_hardware=False).read_text()
+    assert SECRET not in html and "release.namespace=***" in html
+
+
+def test_status_of_the_finished_run(finished):
+    result = distill("status", finished["recipe"])
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].endswith(": done") and len(lines) == 2 + 5
+    assert all(" done " in line for line in lines[2:])
+    changed = distill("status", finished["recipe"], "eval.limit=3")  # eval and publish would rerun
+    assert changed.returncode == 4
+    assert (
+        "eval  " in changed.stdout
+        and "out of date" in changed.stdout
+        and "reruns after eval" in changed.stdout
+    )
+
+
+def _tiny_run(tmp_path: Path, tiny_recipe_dict: dict):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(tiny_recipe_dict, sort_keys=False))
+    recipe = load_recipe(path)
+    return recipe, Run(recipe.run_path(), recipe.model_dump(mode="json"), recipe.digest())
+
+
+def _write_rows(path: Path, count: int) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(
+        pa.table({"prompt_id": [str(i) for i in range(count)], "completion_tokens": [5] * count}), path
+    )
+
+
+def test_a_failed_run(tmp_path, tiny_recipe_dict):
+    recipe, run = _tiny_run(tmp_path, tiny_recipe_dict)
+    nodes = planned(recipe)
+    work = run.begin("generate", nodes[0].fingerprint, run.root / "generate")
+    _write_rows(work / "shard-00000.parquet", 8)
+    run.finish(
+        "generate", [work / "shard-00000.parquet"], {"prompts": 4, "samples": 8, "completion_tokens": 40}
+    )
+    nodes = planned(recipe)
+    run.begin(
+        "filter", nodes[1].fingerprint, run.root / "filter", {"generate": run.completion_id("generate")}
+    )
+    run.fail("filter", "DistillError: traces.parquet: no column 'completion'")
+    html = write_report(recipe).read_text()
+    rows = body(parse(html).tables["stage-table"])
+    assert rows["generate"][1] == "done" and rows["generate"][5].startswith("8 samples")
+    assert rows["filter"][1:3] == ["failed", "DistillError: traces.parquet: no column 'completion'"]
+    assert all(rows[n.name][1] == "not started" for n in nodes[2:])
+    assert 'class="state s-failed">failed' in html  # the header's overall state
+    text, code = status_table(recipe.run_path(), planned(recipe))
+    assert code == 1 and "no column 'completion'" in text
+
+
+def test_a_half_finished_generate(tmp_path, tiny_recipe_dict):
+    """Killed mid-generate: the partial folder's shards give the progress; no stage after it is shown done."""
+    recipe, run = _tiny_run(tmp_path, tiny_recipe_dict)
+    work = run.begin("generate", planned(recipe)[0].fingerprint, run.root / "generate")
+    _write_rows(work / "prompts.parquet", 4)  # 4 prompts x samples_per_prompt 2
+    _write_rows(work / "shard-00000.parquet", 3)
+    rows = body(parse(write_report(recipe).read_text()).tables["stage-table"])
+    assert rows["generate"][1:3] == ["partial", "3 of 8 samples"]
+    assert float(rows["generate"][3]) >= 0
+    text, code = status_table(recipe.run_path(), planned(recipe))
+    assert code == 3 and "3 of 8 samples" in text and ": running or interrupted" in text.splitlines()[0]
+
+
+def test_no_run_yet(tmp_path, tiny_recipe_dict):
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(tiny_recipe_dict, sort_keys=False))
+    result = distill("report", path)
+    assert result.returncode == 2 and "no run there yet" in result.stderr
+    status = distill("status", path)
+    assert status.returncode == 4 and status.stdout.count("not started") == 5
+    assert not Path(tiny_recipe_dict["run_dir"]).exists()  # status and report create nothing
+
+
+def test_an_eval_only_recipe(tmp_path, tiny_recipe_dict):
+    data = {
+        "name": "eval-only",
+        "run_dir": str(tmp_path / "run"),
+        "eval": {
+            **tiny_recipe_dict["eval"],
+            "include_teacher": False,
+            "models": [{"label": "tiny", "model": "tiny-random-llama"}],
+        },
+    }
+    path = tmp_path / "eval-only.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    result = distill("run", path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    html = (tmp_path / "run" / "report.html").read_text()
+    page = parse(html)
+    comparison = json.loads((tmp_path / "run" / "eval" / "comparison.json").read_text())
+    assert [c[3] for c in page.tables["comparison"][1:]] == [pct(r["pass_at_1"]) for r in comparison["rows"]]
+    assert list(body(page.tables["stage-table"])) == [n.name for n in planned(load_recipe(path))]
+    assert "No finished generate stage." in html and "No training stage." in html
+    assert distill("status", path).returncode == 0
