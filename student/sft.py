@@ -24,7 +24,6 @@ from distill.records import read_rows
 from distill.runs import atomic_write_json
 from student.trainer import METHOD
 
-JOB_FILE = training.JOB_FILE
 DATA_FILE = "data.json"
 TOKENS_FILE = "train-tokens.parquet"
 
