@@ -32,8 +32,8 @@ if [[ $DRY == 0 && -d /dev/shm ]] && (( $(df -Pk /dev/shm | awk 'NR==2 {print $4
 fi
 WORK=${GPU_CHECK_WORK:-$SCRATCH/distill-gpu-check}
 TOTAL=${GPU_CHECK_TOTAL:-470}
-# Step budgets in seconds (465; the total is capped at GPU_CHECK_TOTAL - 10 s kept for the report).
-B_INSTALL=45 B_ENV=25 B_TESTS=70 B_SFT=175 B_FSDP=50 B_RL=100
+# Step budgets in seconds (455; the total is capped at GPU_CHECK_TOTAL - 10 s kept for the report).
+B_INSTALL=40 B_ENV=20 B_TESTS=60 B_SFT=165 B_FSDP=50 B_RL=120
 export HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 TOKENIZERS_PARALLELISM=false PYTHONUNBUFFERED=1
 export DISTILL_CACHE=${DISTILL_CACHE:-$WORK/cache}
 if [[ $DRY == 1 && -z ${PYTHON:-} && -x $REPO/.venv/bin/python ]]; then PYTHON=$REPO/.venv/bin/python; fi
