@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from suite import REPO, benchmarks_dir, needs_benchmarks
 from servers import start_vllm_server
+from suite import REPO, benchmarks_dir, needs_benchmarks
 
 from eval.tasks import utils
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import httpx
 import pytest
 import yaml
-from suite import write_benchmark_rows
 from servers import StandInChatServer
+from suite import write_benchmark_rows
 
 from distill.cli import main
 from distill.errors import DistillError
