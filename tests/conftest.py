@@ -18,7 +18,9 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 # Built-in models are built into an empty cache of this session's own, so every run of the suite takes the
 # first-use paths a new machine takes (a warm ~/.cache/distill once hid a failing test). Set
 # DISTILL_TEST_CACHE to an existing cache folder to reuse its models (saves the embedded model's conversion).
-_SESSION_CACHE = None if os.environ.get("DISTILL_TEST_CACHE") else tempfile.mkdtemp(prefix="distill-test-cache-")
+_SESSION_CACHE = (
+    None if os.environ.get("DISTILL_TEST_CACHE") else tempfile.mkdtemp(prefix="distill-test-cache-")
+)
 os.environ["DISTILL_CACHE"] = os.environ.get("DISTILL_TEST_CACHE") or _SESSION_CACHE
 if _SESSION_CACHE:
     atexit.register(shutil.rmtree, _SESSION_CACHE, ignore_errors=True)
