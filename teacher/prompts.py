@@ -86,15 +86,18 @@ def build_prompts(
     answer_column: str,
     limit: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Normalise rows into the Prompts contract: id, problem, answer. Errors name the row (1-based) and the
-    column: a missing or null value, a blank problem, an answer that is not a string or number, a repeated id."""
+    """Normalise rows into the Prompts contract: id, problem, answer (+ the optional code fields, see
+    ``code_fields``; a row with tests needs no answer). Errors name the row (1-based) and the column: a
+    missing or null value, a blank problem, an answer that is not a string or number, a repeated id."""
     if not rows:
         raise DistillError(f"{where}: no rows; expected rows with columns {problem_column}, {answer_column}")
     rows = rows[:limit] if limit else rows
     use_ids = bool(id_column) and id_column in rows[0]
     prompts, seen = [], {}
     for number, row in enumerate(rows, 1):
-        for column in (problem_column, answer_column, *([id_column] if use_ids else [])):
+        coded = row.get("tests") not in (None, "", [], {})  # a code prompt: its tests are the reference
+        needed = [answer_column] if not coded or row.get(answer_column) is not None else []
+        for column in (problem_column, *needed, *([id_column] if use_ids else [])):
             if column not in row:
                 have = ", ".join(sorted(map(str, row))) or "none"
                 raise DistillError(
@@ -115,9 +118,30 @@ def build_prompts(
         problem = row[problem_column]
         if not isinstance(problem, str) or not problem.strip():
             raise DistillError(f"{where}: row {number} column {problem_column!r} must be a non-empty string")
-        answer = _scalar_text(row[answer_column], where, number, answer_column)
-        prompts.append({"id": prompt_id, "problem": problem, "answer": answer})
+        answer = _scalar_text(row[answer_column], where, number, answer_column) if needed else ""
+        prompts.append({"id": prompt_id, "problem": problem, "answer": answer, **code_fields(row)})
+    if any("tests" in prompt for prompt in prompts):  # one parquet schema for code and non-code rows
+        for prompt in prompts:
+            prompt.update({key: prompt.get(key) for key in CODE_FIELDS})
     return prompts
+
+
+CODE_FIELDS = ("tests", "entry_point", "starter_code", "language")
+
+
+def code_fields(row: dict[str, Any]) -> dict[str, Any]:
+    """The prompt contract's optional code fields of a row: ``tests`` (asserts, a check() function, or
+    stdin/stdout pairs; stored as JSON text unless already text), ``entry_point``, ``starter_code``,
+    ``language``. Empty for a row without tests."""
+    import json
+
+    tests = row.get("tests")
+    if tests in (None, "", [], {}):
+        return {}
+    fields = {"tests": tests if isinstance(tests, str) else json.dumps(tests)}
+    for key in CODE_FIELDS[1:]:
+        fields[key] = None if row.get(key) is None else str(row[key])
+    return fields
 
 
 def data_prompts(data, where: str | None = None) -> list[dict[str, Any]]:

@@ -81,6 +81,22 @@ TraceFormat = Literal["auto", "generations", "messages", "conversations", "reaso
 TRACE_FORMATS: tuple[str, ...] = get_args(TraceFormat)
 
 
+class CodeFilterConfig(Section):
+    """Traces of prompts that carry `tests` (code): the program of the answer runs against them in the sandbox
+    (distill/verify/sandbox.py), through the same pool as GRPO's `code` reward and the humaneval task."""
+
+    min_pass: float = Field(
+        1.0,
+        ge=0,
+        le=1,
+        description="Share of a problem's tests a trace must pass to count as correct (1: all).",
+    )
+    timeout: float = Field(
+        10.0, gt=0, description="Wall seconds per program run (all assert tests, or one stdin/stdout test)."
+    )
+    memory_mb: int = Field(1024, ge=64, description="Address-space limit of each program (RLIMIT_AS).")
+
+
 class FilterConfig(Section):
     """Stage `filter`. Order: decontamination -> truncated -> length -> format -> language -> repetition ->
     correctness (no reference answer, incorrect) -> pass-rate band -> exact dup -> near dup -> keep-per-prompt; each counts its removals."""
@@ -161,6 +177,11 @@ class FilterConfig(Section):
     decontaminate: DecontaminationConfig = DecontaminationConfig()
     judge: FilterJudgeConfig | None = Field(
         None, description="Ask the recipe's `judge` where the verifier cannot decide (equivalence, quality)."
+    )
+    code: CodeFilterConfig | None = Field(
+        None,
+        description="Code traces (rows with `tests`): pass threshold and sandbox limits; unset: all tests must "
+        "pass, default limits.",
     )
 
     @field_validator("answer_fallback")

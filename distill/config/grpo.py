@@ -16,7 +16,7 @@ from distill.config.base import Section, check_answer_fallback, runtime, tracker
 from distill.config.data import DataConfig
 from distill.config.student import LaunchConfig, StudentConfig
 
-REWARD_NAMES = ("accuracy", "format", "cosine", "repetition")
+REWARD_NAMES = ("accuracy", "format", "cosine", "repetition", "code")
 LossType = Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo"]
 LOSS_TYPES: tuple[str, ...] = get_args(LossType)
 GRPO_TEACHER = "grpo"  # teacher.model value meaning "the checkpoint the grpo stage trained"
@@ -39,6 +39,18 @@ class RepetitionOptions(Section):
 
     ngram: int = Field(3, ge=1, description="Word n-gram length.")
     max_penalty: float = Field(-1.0, le=0, description="Reward when every n-gram repeats.")
+
+
+class CodeRewardOptions(Section):
+    """Reward `code`: the program of the answer runs against the prompt's `tests` in the sandbox."""
+
+    all_or_nothing: bool = Field(
+        False, description="1.0 only when every test passes; default: the share of tests passed."
+    )
+    timeout: float = Field(
+        10.0, gt=0, description="Wall seconds per program run (all assert tests, or one stdin/stdout test)."
+    )
+    memory_mb: int = Field(1024, ge=64, description="Address-space limit of each program (RLIMIT_AS).")
 
 
 class PassRateFilter(Section):
@@ -66,7 +78,8 @@ class GRPOTeacherConfig(Section):
     data: DataConfig | None = Field(None, description="Training prompts; default: the recipe's data section.")
     rewards: list[str] = Field(
         default_factory=lambda: ["accuracy", "format"],
-        description="Reward functions (teacher/rewards.py): accuracy, format, cosine, repetition.",
+        description="Reward functions (teacher/grpo/rewards.py): accuracy, format, cosine, repetition, code "
+        "(share of the prompt's tests passed).",
     )
     reward_weights: list[float] | None = Field(
         None, description="One weight per reward, in the same order (default: all 1.0)."
@@ -80,6 +93,9 @@ class GRPOTeacherConfig(Section):
     verify_timeout: float = Field(5.0, gt=0, description="Seconds per answer before it scores 0 (timeout).")
     cosine: CosineOptions = CosineOptions()
     repetition: RepetitionOptions = RepetitionOptions()
+    code: CodeRewardOptions | None = Field(
+        None, description="Options of the `code` reward (unset: share of tests passed, default limits)."
+    )
     num_generations: int = Field(8, description="Group size: completions per prompt (>= 2).")
     batch_size: int = Field(8, ge=1, description="Completions per device per micro-batch.")
     gradient_accumulation_steps: int = Field(1, ge=1)
@@ -190,6 +206,7 @@ class GRPOTeacherConfig(Section):
             "accuracy": verify,
             "cosine": {**cosine, **verify},
             "repetition": self.repetition.model_dump(),
+            "code": {**(self.code or CodeRewardOptions()).model_dump(), "workers": self.verify_workers},
         }
 
     def policy_shape(self) -> StudentConfig:

@@ -29,6 +29,7 @@ from distill.recipe import FilterConfig
 from distill.records import TRACE_COLUMNS, VERIFIED_COLUMNS, read_rows, require_columns, write_parquet
 from distill.verify import extract_answer, verify_many
 from teacher.filter import steps
+from teacher.filter.code_step import CODE_COLUMNS, CODE_FIELDS, code_summary, has_tests, verify_code_rows
 from teacher.filter.decontaminate import Decontaminator, build_decontaminator
 from teacher.filter.judge_step import JUDGE_COLUMNS, judge_notes, judge_rows
 from teacher.filter.report import build_report, write_report
@@ -66,29 +67,48 @@ def _load_generated(trace_dir: Path) -> list[Row]:
     require_columns(rows, REQUIRED, str(trace_dir))
     prompts = trace_dir / "prompts.parquet"
     if prompts.is_file():  # the bare problem text: decontamination and language checks want it untemplated
-        problems = {str(p["id"]): p.get("problem") for p in read_rows(prompts)}
+        by_id = {str(p["id"]): p for p in read_rows(prompts)}
         for row in rows:
-            row.setdefault("problem", problems.get(str(row["prompt_id"])))
+            prompt = by_id.get(str(row["prompt_id"]), {})
+            row.setdefault("problem", prompt.get("problem"))
+            for key in CODE_FIELDS:  # code prompts: their tests decide correctness
+                if prompt.get(key) is not None:
+                    row.setdefault(key, prompt[key])
     check_values(rows, str(trace_dir))
     return rows
 
 
 def verify_rows(
-    rows: list[Row], fallback: str, workers: int = 2, timeout: float = 10.0, trust_source: bool = False
+    rows: list[Row],
+    fallback: str,
+    workers: int = 2,
+    timeout: float = 10.0,
+    trust_source: bool = False,
+    cfg: FilterConfig | None = None,
 ) -> list[Row]:
     """Rows + extracted/correct/verify_reason, verified in parallel with hard per-answer deadlines.
 
     A row without a reference answer gets ``correct`` None. With ``trust_source`` a row carrying the
-    source's own verdict (``source_correct``) keeps it unverified; the others are verified as usual.
+    source's own verdict (``source_correct``) keeps it unverified; the others are verified as usual. A row
+    with ``tests`` (code) is judged by running its program (teacher.filter.code_step, ``filter.code``).
     """
     trusted = [trust_source and isinstance(row.get("source_correct"), bool) for row in rows]
-    todo = [i for i, row in enumerate(rows) if row.get("answer") is not None and not trusted[i]]
+    coded = [i for i, row in enumerate(rows) if has_tests(row) and not trusted[i]]
+    code_verdicts = verify_code_rows(rows, cfg or FilterConfig(workers=workers), coded) if coded else {}
+    todo = [
+        i
+        for i, row in enumerate(rows)
+        if row.get("answer") is not None and not trusted[i] and i not in code_verdicts
+    ]
     verdicts = verify_many(
         [(rows[i]["answer"], rows[i]["completion"]) for i in todo], fallback, workers, timeout
     )
     found = dict(zip(todo, verdicts, strict=True))
     out = []
     for index, row in enumerate(rows):
+        if index in code_verdicts:
+            out.append({**row, **code_verdicts[index]})
+            continue
         verdict = found.get(index)
         if verdict is not None:
             out.append(
@@ -197,11 +217,14 @@ def filter_traces(
     """Verify (the judge deciding what the verifier cannot, with filter.judge) and filter trace rows;
     returns (verified rows, kept rows, report)."""
     started = time.perf_counter()
-    verified = verify_rows(rows, cfg.answer_fallback, cfg.workers, cfg.verify_timeout, not cfg.reverify)
+    verified = verify_rows(rows, cfg.answer_fallback, cfg.workers, cfg.verify_timeout, not cfg.reverify, cfg)
     judged = judge_rows(verified, cfg.judge, judge) if cfg.judge is not None and judge is not None else None
     verify_seconds = time.perf_counter() - started
     kept, funnel = apply_filters(verified, build_filters(cfg, verified, decontaminator))
     report = build_report(verified, kept, funnel, cfg, verify_seconds, decontaminator)
+    code = code_summary(verified, cfg)
+    if code is not None:
+        report["code"] = code
     if judged is not None:
         report["judge"] = judged
         report["notes"] += judge_notes(judged)
@@ -223,7 +246,9 @@ def check_fits(rows: list[Row], cfg: FilterConfig, source: str | Path) -> int:
         )
     trust = not cfg.reverify
     unjudged = sum(
-        row.get("answer") is None and not (trust and isinstance(row.get("source_correct"), bool))
+        row.get("answer") is None
+        and not has_tests(row)
+        and not (trust and isinstance(row.get("source_correct"), bool))
         for row in rows
     )
     if unjudged and cfg.pass_rate_band:
@@ -322,6 +347,7 @@ def run_filter(
         *REMOVAL_COLUMNS,
         *(SOURCE_COLUMNS if info else ()),
         *(JUDGE_COLUMNS if cfg.judge is not None else ()),
+        *(CODE_COLUMNS if "code" in report else ()),
     )
     write_parquet([{k: r.get(k) for k in columns} for r in verified], out_dir / "verified.parquet")
     write_parquet([to_sft_row(r) for r in kept], out_dir / "train.parquet")

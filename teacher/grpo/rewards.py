@@ -1,7 +1,8 @@
 """GRPO rewards: plain functions with TRL's reward signature ``f(completions, **columns) -> list[float]``.
 
 TRL calls each function with the batch's completions (text, or chat messages for conversational prompts),
-every extra dataset column as a list (our prompts carry ``answer``) and ``completion_ids``. Correctness is
+every extra dataset column as a list (our prompts carry ``answer``; code prompts ``tests``, ``entry_point``,
+``starter_code``, ``language``) and ``completion_ids``. Correctness is
 decided by THE verifier (distill.verify) with its hard per-answer deadline, so a pathological answer scores
 0 after ``timeout`` seconds instead of stalling training. ``build_reward_funcs`` binds a recipe's options and
 gives each function the name TRL logs it under (``rewards/<name>/mean``).
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from distill.config.grpo import REWARD_NAMES
-from distill.verify import Verdict, verify_many
+from distill.verify import Limits, Verdict, code_problem, verify_code_many, verify_many
 
 # One <think> block opening the completion, non-empty reasoning, then a non-empty final answer.
 _THINK_FORMAT = re.compile(r"^\s*<think>(?P<reasoning>.*?)</think>(?P<final>.*)$", re.DOTALL)
@@ -131,11 +132,52 @@ def repetition_reward(
     return scores
 
 
+def _at(column: list[Any] | None, index: int) -> Any:
+    return column[index] if column is not None else None
+
+
+def code_reward(
+    completions: list[Any],
+    tests: list[Any] | None = None,
+    entry_point: list[Any] | None = None,
+    starter_code: list[Any] | None = None,
+    language: list[Any] | None = None,
+    all_or_nothing: bool = False,
+    timeout: float = 10.0,
+    memory_mb: int = 1024,
+    workers: int = 1,
+    **_: Any,
+) -> list[float | None]:
+    """Share of the prompt's ``tests`` the answer's program passes (1.0 or 0.0 with ``all_or_nothing``),
+    run in the sandbox (distill.verify.code) with a wall deadline per program; no code, a timeout or a crash
+    scores 0. A prompt without tests (a math row in a mixed set) gets None, which TRL leaves out of the sum."""
+    limits = Limits(wall_seconds=timeout, memory_mb=memory_mb)
+    scores: list[float | None] = [None] * len(completions)
+    todo = [i for i in range(len(completions)) if _at(tests, i) not in (None, "", [])]
+    problems = [
+        code_problem(
+            {
+                "tests": tests[i],
+                "entry_point": _at(entry_point, i),
+                "starter_code": _at(starter_code, i),
+                "language": _at(language, i),
+            },
+            limits,
+        )
+        for i in todo
+    ]
+    items = [(problem, completion_text(completions[i])) for problem, i in zip(problems, todo, strict=True)]
+    for index, verdict in zip(todo, verify_code_many(items, workers=max(1, workers)), strict=True):
+        scores[index] = float(verdict.correct) if all_or_nothing else verdict.share
+    return scores
+
+
 _FUNCTIONS: dict[str, Callable[..., list[float]]] = {
     "accuracy": accuracy_reward,
     "format": format_reward,
     "cosine": cosine_reward,
     "repetition": repetition_reward,
+    "code": code_reward,
 }
 
 

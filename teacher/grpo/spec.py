@@ -20,6 +20,8 @@ def plan(recipe: Recipe) -> list[StageSpec]:
         "data": data.model_dump(mode="json"),
         "source_digest": source_digest(data.source),
     }
+    if grpo.code is None:  # unset: the fingerprint of a recipe written before grpo.code existed
+        config.pop("code")
     return [StageSpec("grpo", "teacher", config, [], run)]
 
 

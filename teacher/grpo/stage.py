@@ -25,7 +25,7 @@ from distill.records import write_parquet
 from distill.runs import atomic_write_json
 from distill.verify import verify_many
 from teacher.grpo.trainer import METHOD
-from teacher.prompts import data_prompts, render_messages
+from teacher.prompts import CODE_FIELDS, data_prompts, render_messages
 
 PROMPTS_FILE = "prompts.parquet"
 PROMPTS_META = "prompts.json"
@@ -62,7 +62,10 @@ def prepare_prompts(
         if len(tokenizer(text, add_special_tokens=False)["input_ids"]) > cfg.max_prompt_length:
             too_long += 1
             continue
-        rows.append({"prompt": messages, "answer": str(prompt["answer"]), "prompt_id": str(prompt["id"])})
+        code = {key: prompt[key] for key in CODE_FIELDS if key in prompt}  # the `code` reward's tests
+        rows.append(
+            {"prompt": messages, "answer": str(prompt["answer"]), "prompt_id": str(prompt["id"]), **code}
+        )
     meta: dict[str, Any] = {"prompts_in": len(prompts), "prompts_too_long": too_long}
     if cfg.pass_rate_filter and rows:
         rows, meta["pass_rate_filter"] = filter_by_pass_rate(model_path, cfg, rows)

@@ -223,3 +223,83 @@ def test_humaneval_task_loads_offline_and_scores_planted_programs():
     assert scores["answer_votes"][2][0] is None  # no code: no vote
     again = utils.process_results_code(doc, [[wrong, wrong, right]])
     assert again["maj_at_n"] == 0.0  # the most common program is the wrong one
+
+
+# ---- the same checker in GRPO's `code` reward, the filter and the prompt contract ----
+
+ADD_TESTS = ["assert add(1, 2) == 3", "assert add(2, 2) == 4", "assert add(-1, 1) == 0"]
+RIGHT = fenced("def add(a, b):\n    return a + b\n")
+TWO_OF_THREE = fenced("def add(a, b):\n    return 3 if a == 1 else 4\n")
+WRONG = fenced("def add(a, b):\n    return a * b\n")
+
+
+def test_code_reward_share_all_or_nothing_and_rows_without_tests():
+    from distill.recipe import GRPOTeacherConfig
+    from teacher.grpo.rewards import build_reward_funcs
+
+    columns = {"tests": [ADD_TESTS] * 4 + [None], "answer": ["", "", "", "", "4"]}
+    completions = [RIGHT, TWO_OF_THREE, WRONG, "no code at all", "\\boxed{4}"]
+    cfg = GRPOTeacherConfig(model="tiny-random-llama", rewards=["code"])
+    (share,) = build_reward_funcs(["code"], cfg.reward_options())
+    assert share.__name__ == "code"
+    assert share(completions, **columns) == [1.0, pytest.approx(2 / 3, abs=1e-4), 1 / 3, 0.0, None]
+    strict = GRPOTeacherConfig(model="tiny-random-llama", rewards=["code"], code={"all_or_nothing": True})
+    (binary,) = build_reward_funcs(["code"], strict.reward_options())
+    assert binary(completions, **columns) == [1.0, 0.0, 0.0, 0.0, None]
+
+
+def _trace(prompt_id: str, index: int, completion: str, tests) -> dict:
+    return {
+        "prompt_id": prompt_id,
+        "sample_idx": index,
+        "messages": [{"role": "user", "content": "write add"}, {"role": "assistant", "content": completion}],
+        "completion": completion,
+        "answer": None,
+        "finish_reason": "stop",
+        "tests": tests,
+        "entry_point": "add",
+    }
+
+
+def test_filter_keeps_programs_passing_min_pass_and_counts_reasons():
+    from distill.recipe import FilterConfig
+    from teacher.filter.stage import filter_traces
+
+    stdio = [{"input": "2 3\n", "output": "5\n"}]
+    sums = fenced("a, b = map(int, input().split())\nprint(a + b)\n")
+    rows = [
+        _trace("p1", 0, RIGHT, ADD_TESTS),
+        _trace("p1", 1, TWO_OF_THREE, ADD_TESTS),
+        _trace("p1", 2, WRONG, ADD_TESTS),
+        _trace("p1", 3, "no code", ADD_TESTS),
+        _trace("p2", 0, sums, stdio),
+        _trace("p2", 1, fenced("print(5"), stdio),
+    ]
+    off = {"exact": False, "near": False}
+    verified, kept, report = filter_traces([dict(r) for r in rows], FilterConfig(dedup=off, workers=2))
+    assert [(r["prompt_id"], r["sample_idx"]) for r in kept] == [("p1", 0), ("p2", 0)]
+    assert report["code"]["reasons"] == {"passed": 2, "failed": 2, "no_code": 1, "syntax": 1}
+    assert report["verification"]["reasons"]["code failed"] == 2
+    assert [r["tests_passed"] for r in verified[:3]] == [1.0, 0.6667, 0.3333]
+    lenient = FilterConfig(dedup=off, code={"min_pass": 0.6}, keep_per_prompt=1)
+    _, kept, report = filter_traces([dict(r) for r in rows], lenient)
+    assert [(r["prompt_id"], r["sample_idx"]) for r in kept] == [("p1", 0), ("p2", 0)]  # one per prompt
+    assert report["removed"]["over_per_prompt_cap"] == 1  # the 2-of-3 program passed min_pass, then capped
+
+
+def test_prompt_contract_carries_code_fields_and_needs_no_answer():
+    from teacher.prompts import build_prompts
+
+    rows = [
+        {"problem": "write add", "tests": ADD_TESTS, "entry_point": "add"},
+        {"problem": "What is 2+2?", "answer": 4},
+    ]
+    prompts = build_prompts(rows, where="t", id_column=None, problem_column="problem", answer_column="answer")
+    assert prompts[0]["answer"] == "" and code_problem(prompts[0]).tests == ADD_TESTS
+    assert prompts[1] == {
+        "id": "1",
+        "problem": "What is 2+2?",
+        "answer": "4",
+        **dict.fromkeys(("tests", "entry_point", "starter_code", "language")),
+    }
+    assert verify_code(RIGHT, prompts[0]).reason == "passed"
