@@ -6,6 +6,7 @@ from pathlib import Path
 
 from distill.errors import DistillError
 from distill.stages import StageResult
+from eval import reference as published_figures
 from eval import stats
 from eval.backends import EvalTarget
 
@@ -127,15 +128,53 @@ def evaluate(recipe, run_root: Path, out_dir: Path) -> StageResult:
         raise DistillError("eval: nothing to evaluate; add students, a teacher or eval.models")
     on_gpu = torch.cuda.is_available()
     results = {t.label: evaluate_target(t, cfg, out_dir / _safe(t.label), on_gpu) for t in targets}
-    rows = [row for t in targets for row in results[t.label]["rows"]]
+    ids = model_ids(recipe)
+    rows = [
+        published_figures.annotate(row, ids.get(t.label)) for t in targets for row in results[t.label]["rows"]
+    ]
     diffs = differences(results, targets, bases, cfg.tasks)
     outputs = write_comparison(rows, diffs, out_dir, extraction=extraction_rule(cfg.tasks))
     students = [t.label for t in targets if t.role == "student"]
     gate = release_gate(rows, diffs, students, recipe.release.gate, cfg.tasks)
     outputs.append(write_gate(gate, out_dir / "gate.json"))
+    judged = _judged(recipe, targets, bases, run_root, out_dir, on_gpu) if cfg.judged else None
+    if judged is not None:
+        outputs.append(out_dir / "judged.json")
     print((out_dir / "comparison.md").read_text(), flush=True)
     seconds = {label: result["seconds"] for label, result in results.items()}
-    return StageResult(outputs, {"rows": rows, "differences": diffs, "seconds_per_row": seconds})
+    metrics = {"rows": rows, "differences": diffs, "seconds_per_row": seconds}
+    return StageResult(outputs, metrics if judged is None else {**metrics, **judged})
+
+
+def _judged(recipe, targets, bases, run_root: Path, out_dir: Path, on_gpu: bool) -> dict:
+    """eval.judged (eval/judged.py): rows and the judge's cost; a section appended to comparison.md."""
+    from distill.judge import open_judge
+    from distill.runs import atomic_write_json
+    from eval.judged import run_judged
+
+    judge = open_judge(recipe, run_root)  # the run's judge cache: a retried stage asks nothing again
+    try:
+        rows, section = run_judged(recipe, targets, bases, out_dir, on_gpu, judge)
+    finally:
+        judge.close()
+    with (out_dir / "comparison.md").open("a", encoding="utf-8") as handle:
+        handle.write("\n" + section)
+    result = {"judged": rows, "judge_cost": judge.report()}
+    atomic_write_json(out_dir / "judged.json", result)
+    return result
+
+
+def model_ids(recipe) -> dict[str, str]:
+    """Row label -> the model reference the recipe names (a Hub id where it is one), for eval/reference.py."""
+    cfg, ids = recipe.eval, {}
+    if recipe.teacher:
+        ref = cfg.teacher_model or recipe.teacher.model
+        ids[f"teacher ({ref})"] = ref
+        ids[f"teacher ({recipe.teacher.model})"] = recipe.teacher.model
+    for student in recipe.students:
+        ids[f"base ({student.model})"] = student.model
+    ids.update({extra.label: extra.model for extra in cfg.models})
+    return ids
 
 
 def extraction_rule(tasks: list[str]) -> str:

@@ -40,6 +40,11 @@ def eval_results(rows: list[dict[str, Any]], benchmarks: dict[str, dict[str, Any
             "dataset_split": spec.get("split"),
             "metric_args": {k: row[k] for k in _SETTINGS if row.get(k) is not None},
         }
+        if row.get("ci95") is not None:  # Wilson score interval over problems (eval/stats.py)
+            common["metric_args"]["ci95"] = row["ci95"]
+        if row.get("reference"):  # the model's own published figure and whether our CI holds it
+            ref = row["reference"]
+            common["metric_args"]["published"] = {k: ref[k] for k in ("score", "source", "inside_ci95")}
         n = row["samples_per_problem"]
         metric = row.get("metric", "pass@1")
         results.append(
