@@ -24,6 +24,7 @@ def check_eval(recipe) -> None:
             check_served(target)
         else:
             _check_weights(target.label, target.ref)
+    check_templates(recipe, Path(recipe.run_path()))  # students trained by an earlier run
 
 
 def check_benchmark_data(tasks: list[str], data_dir: str | None) -> None:
@@ -102,3 +103,103 @@ def _check_weights(label: str, ref: str) -> None:
             else ""
         )
         raise DistillError(f"eval: cannot load {label} for evaluation ({exc}){hint}") from None
+
+
+# --- template consistency: a student is evaluated the way it was trained ---------------------------------
+
+TEMPLATE_FIX = "set eval.allow_template_mismatch: true to evaluate it anyway"
+
+
+def trained_template(run_root: Path, student) -> dict | None:
+    """What a student was trained with, from what its SFT stage left: the chat template of the tokenizer it
+    trained with (students/<name>/tokenizer, saved when it tokenized) and the text every training
+    completion starts with (filter/train.parquet; what a generation prefix must match). None when the student
+    has not been trained yet, or learns from its own samples (on_policy: no dataset completions)."""
+    folder = run_root / "students" / student.name
+    train_file = run_root / "filter" / "train.parquet"
+    if getattr(student, "method", "sft") == "on_policy" or not (folder / "tokenizer").is_dir():
+        return None
+    opening = completion_opening(train_file) if train_file.exists() else None
+    return {"chat_template": chat_template_of(folder / "tokenizer"), "completion_opening": opening}
+
+
+def chat_template_of(folder: Path) -> str | None:
+    """A saved tokenizer's chat template (chat_template.jinja, else tokenizer_config.json), read as files."""
+    import json
+
+    jinja = folder / "chat_template.jinja"
+    if jinja.exists():
+        return jinja.read_text()
+    config = folder / "tokenizer_config.json"
+    if not config.exists():
+        return None
+    template = json.loads(config.read_text()).get("chat_template")
+    return template if isinstance(template, str) or template is None else json.dumps(template)
+
+
+def completion_opening(train_file: Path, rows: int = 256, limit: int = 32) -> str:
+    """The longest text (up to ``limit`` characters) that the first ``rows`` training completions all start
+    with, e.g. "<think>\\n" for R1-style traces, "" when they start differently."""
+    from distill.records import read_rows
+
+    texts = [_assistant_text(row.get("completion")) for row in read_rows(train_file)[:rows]]
+    texts = [text for text in texts if text is not None]
+    if not texts:
+        return ""
+    first = texts[0][:limit]
+    length = len(first)
+    for text in texts[1:]:
+        length = next(
+            (i for i, (a, b) in enumerate(zip(first, text, strict=False)) if a != b), min(length, len(text))
+        )
+        first = first[:length]
+    return first
+
+
+def _assistant_text(completion) -> str | None:
+    if isinstance(completion, str):
+        return completion
+    if isinstance(completion, list) and completion and isinstance(completion[0], dict):
+        return str(completion[0].get("content", ""))
+    return None
+
+
+def template_mismatches(trained: dict, final: Path, generation_prefix: str | None) -> list[str]:
+    """Why a student's eval would not match its training: each reason one clause (empty when it matches)."""
+    reasons = []
+    used = chat_template_of(final) if final.is_dir() else trained["chat_template"]
+    if used != trained["chat_template"]:
+        reasons.append(f"the chat template in {final} differs from the one it was trained with")
+    opening = trained["completion_opening"]
+    prefix = generation_prefix or ""
+    if (
+        opening is not None
+        and prefix
+        and not opening.startswith(prefix)
+        and not prefix.startswith(opening or "\0")
+    ):
+        reasons.append(
+            f"it is evaluated with the generation prefix {prefix!r} (eval.generation_prefix, e.g. from a preset), "
+            f"but its training completions start with {opening!r}: it never learned to continue that prefill"
+        )
+    return reasons
+
+
+def check_templates(recipe, run_root: Path) -> dict[str, dict]:
+    """Each trained student's record and verdict; a mismatch is one-line error unless allowed."""
+    cfg, out = recipe.eval, {}
+    for student in recipe.students:
+        trained = trained_template(run_root, student)
+        if trained is None:
+            continue
+        final = run_root / "students" / student.name / "final"
+        reasons = template_mismatches(trained, final, cfg.generation_prefix)
+        if reasons and not cfg.allow_template_mismatch:
+            raise DistillError(f"eval: student {student.name}: {reasons[0]}; {TEMPLATE_FIX}")
+        out[student.name] = {
+            "completion_opening": trained["completion_opening"],
+            "generation_prefix": cfg.generation_prefix,
+            "consistent": not reasons,
+            "mismatches": reasons,
+        }
+    return out

@@ -121,16 +121,22 @@ def evaluate(recipe, run_root: Path, out_dir: Path) -> StageResult:
 
     from eval.compare import release_gate, write_comparison, write_gate
     from eval.harness import evaluate_target
+    from eval.preflight import check_templates
 
     cfg = recipe.eval
     targets, bases = eval_targets(recipe, run_root)
     if not targets:
         raise DistillError("eval: nothing to evaluate; add students, a teacher or eval.models")
+    templates = check_templates(recipe, run_root)  # before any model loads
     on_gpu = torch.cuda.is_available()
     results = {t.label: evaluate_target(t, cfg, out_dir / _safe(t.label), on_gpu) for t in targets}
     ids = model_ids(recipe)
     rows = [
         published_figures.annotate(row, ids.get(t.label)) for t in targets for row in results[t.label]["rows"]
+    ]
+    rows = [
+        {**row, "trained_template": templates[row["model"]]} if row["model"] in templates else row
+        for row in rows
     ]
     diffs = differences(results, targets, bases, cfg.tasks)
     outputs = write_comparison(rows, diffs, out_dir, extraction=extraction_rule(cfg.tasks))
