@@ -158,9 +158,11 @@ def teacher_path(recipe: Recipe, student: StudentConfig, run_root: Path) -> str:
 
 
 def check(recipe: Recipe, report: PreflightReport) -> None:
-    from student.preflight import check_students
+    from student.preflight import check_students, check_teachers
 
+    in_order(recipe.students)  # init / distill_from name other students, in no circle
     check_students(recipe.students, report)
+    check_teachers(recipe, report)
 
 
 def followers(recipe: Recipe) -> list[StudentConfig]:

@@ -1,0 +1,247 @@
+"""Student methods (issue 22): on_policy (TRL DistillationTrainer) and kd (GKDTrainer, lmbda 0) with a tiny
+same-tokenizer teacher; init from another student; the method fields' fingerprints; the preflight's
+one-line errors (tokenizer mismatch, missing teacher, no traces, unknown method) before any stage."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from student_helpers import student_cfg, think_rows
+
+from distill.cli import main
+from distill.models import resolve_model
+from distill.records import write_parquet
+
+
+@pytest.fixture(scope="module")
+def teacher_dir(tmp_path_factory) -> Path:
+    """A "teacher" with the tiny student's tokenizer: the tiny model with its weights perturbed."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    base = resolve_model("tiny-random-llama")
+    out = tmp_path_factory.mktemp("teacher")
+    model = AutoModelForCausalLM.from_pretrained(base)
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn(p.shape, generator=generator) * 0.05)
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(base).save_pretrained(out)
+    return out
+
+
+def _digest(folder: Path) -> str:
+    return hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+
+
+def _train(tmp_path, teacher_dir, method: str, **overrides):
+    from student.sft import train_student
+
+    train = write_parquet(think_rows(8), tmp_path / "train.parquet")
+    cfg = student_cfg(
+        method=method,
+        max_steps=8,
+        max_length=128,
+        learning_rate=1e-2,
+        on_policy={"max_completion_length": 16},
+    )
+    cfg = cfg.model_copy(update=overrides)
+    return train_student(
+        resolve_model("tiny-random-llama"), train, tmp_path / "out", cfg, teacher=str(teacher_dir)
+    )
+
+
+@pytest.mark.parametrize("method", ["on_policy", "kd"])
+def test_divergence_falls_and_the_teacher_is_untouched(tmp_path, teacher_dir, method, monkeypatch):
+    import torch
+
+    import student.methods.common as common
+
+    loaded = []
+    real = common.load_teacher
+
+    def keep(path, student, cpu):
+        loaded.append(real(path, student, cpu))
+        return loaded[-1]
+
+    for module in ("student.methods.on_policy", "student.methods.kd"):
+        monkeypatch.setattr(f"{module}.load_teacher", keep)
+    before = _digest(teacher_dir)
+    metrics = _train(tmp_path, teacher_dir, method)
+    assert metrics["method"] == method and metrics["steps"] == 8 and metrics["world_size"] == 1
+    assert metrics["last_loss"] < metrics["first_loss"]
+    assert metrics["teacher_tokens_scored"] > 0 and metrics["tokens_per_second"] > 0
+    assert metrics["completion_length_mean"] > 0 and 0 <= metrics["truncated_share_mean"] <= 1
+    # The teacher: scored only (no gradient, eval mode), its weights bit-identical on disk and in memory.
+    (teacher,) = loaded
+    assert not teacher.training and not any(p.requires_grad for p in teacher.parameters())
+    assert _digest(teacher_dir) == before
+    from transformers import AutoModelForCausalLM
+
+    fresh = AutoModelForCausalLM.from_pretrained(teacher_dir).state_dict()
+    assert all(torch.equal(fresh[k], v) for k, v in teacher.state_dict().items())
+    final = tmp_path / "out" / "final"
+    assert AutoModelForCausalLM.from_pretrained(final).config.num_hidden_layers == 2
+    # Per step (to report_to and the metrics file): the divergence, lengths, truncation, scored tokens.
+    steps = [e for e in json.loads((tmp_path / "out" / "distill_metrics.json").read_text())["log_history"]]
+    steps = [e for e in steps if "divergence_per_token" in e]
+    assert len(steps) == 8 and all(e["teacher_tokens_scored"] > 0 for e in steps)
+    assert metrics["divergence_first10"] == pytest.approx(sum(e["loss"] for e in steps) / 8, abs=1e-3)
+
+
+def test_a_teacher_with_a_longer_padded_table_is_cut_to_the_students(tmp_path, teacher_dir):
+    """Qwen2.5 7B pads its table to 152,064 rows, 1.5B to 151,936: the same tokenizer, both accepted."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from student.methods.common import load_teacher
+
+    padded = tmp_path / "padded"
+    model = AutoModelForCausalLM.from_pretrained(teacher_dir)
+    rows = model.get_output_embeddings().weight.shape[0]
+    model.resize_token_embeddings(rows + 64, mean_resizing=False)
+    model.save_pretrained(padded)
+    AutoTokenizer.from_pretrained(teacher_dir).save_pretrained(padded)
+    student = AutoModelForCausalLM.from_pretrained(resolve_model("tiny-random-llama"))
+    teacher = load_teacher(str(padded), student, cpu=True)
+    head = teacher.get_output_embeddings().weight
+    assert head.shape[0] == rows
+    assert torch.equal(head, AutoModelForCausalLM.from_pretrained(teacher_dir).get_output_embeddings().weight)
+
+
+# --- the stage graph: init, distill_from, fingerprints ------------------------------------------------
+
+
+def _two_students(tiny_recipe_dict: dict, **second) -> dict:
+    first = dict(tiny_recipe_dict["students"][0], name="a", max_steps=2)
+    tiny_recipe_dict["students"] = [
+        {
+            "name": "b",
+            "model": "tiny-random-llama",
+            "method": "on_policy",
+            "init": "a",
+            "max_length": 256,
+            **second,
+        },
+        first,
+    ]
+    return tiny_recipe_dict
+
+
+def test_init_orders_the_students_and_enters_the_fingerprint(tiny_recipe_dict):
+    from distill.pipeline import plan
+    from distill.recipe import Recipe
+    from distill.runs import fingerprint
+
+    recipe = Recipe.model_validate(_two_students(tiny_recipe_dict))
+    nodes = {s.name: s for s in plan(recipe) if s.family == "sft"}
+    assert list(nodes) == ["sft:a", "sft:b"]  # b starts from a's weights: a runs first
+    assert nodes["sft:b"].upstream == ["filter", "sft:a"]
+    assert nodes["sft:b"].config["teacher_model"] == "tiny-random-llama"
+    # A changed first student gives it a new completion id, and so the second a new fingerprint (rerun).
+    b = nodes["sft:b"]
+    assert fingerprint(b.config, ["f1", "a1"]) != fingerprint(b.config, ["f1", "a2"])
+    # Default-valued method fields stay out of an SFT student's fingerprint (recorded runs stay up to date),
+    # and the options of a method it does not use are ignored.
+    assert {"method", "init", "distill_from", "on_policy", "kd"}.isdisjoint(nodes["sft:a"].config)
+    tiny_recipe_dict["students"][1]["on_policy"] = {"beta": 0.5}
+    again = {s.name: s for s in plan(Recipe.model_validate(tiny_recipe_dict))}
+    assert again["sft:a"].config == nodes["sft:a"].config
+    tiny_recipe_dict["students"][0]["on_policy"] = {"beta": 0.5}
+    assert {s.name: s for s in plan(Recipe.model_validate(tiny_recipe_dict))}["sft:b"].config != b.config
+
+
+def test_distill_from_another_student_and_grpo_are_upstream(tiny_recipe_dict):
+    from distill.pipeline import plan
+    from distill.recipe import Recipe
+
+    recipe = Recipe.model_validate(_two_students(tiny_recipe_dict, init=None, distill_from="student:a"))
+    b = next(s for s in plan(recipe) if s.name == "sft:b")
+    assert b.upstream == ["filter", "sft:a"] and b.config["teacher_model"] == "student:a"
+
+
+def test_init_starts_from_the_other_students_weights(tiny_recipe, tiny_recipe_dict, capsys):
+    """a (SFT) then b (on_policy, init a) through the pipeline: b's first step starts at a's final weights
+    (a learning rate too small to move fp32 weights visibly keeps b equal to a, and unlike the base)."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    recipe = _two_students(
+        tiny_recipe_dict,
+        learning_rate=1e-12,
+        max_steps=1,
+        batch_size=2,
+        on_policy={"max_completion_length": 4},
+    )
+    recipe["students"][1].update(learning_rate=1e-2, report_to=[])
+    recipe["students"][0]["report_to"] = []
+    tiny_recipe.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    for stage in ("generate", "filter", "sft"):
+        assert main([stage, str(tiny_recipe)]) == 0, capsys.readouterr().err
+    students = Path(recipe["run_dir"]) / "students"
+    a, b = (AutoModelForCausalLM.from_pretrained(students / n / "final").state_dict() for n in "ab")
+    base = AutoModelForCausalLM.from_pretrained(resolve_model("tiny-random-llama")).state_dict()
+    assert all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    assert any(not torch.allclose(a[k], base[k], atol=1e-4) for k in a)
+    manifest = json.loads((Path(recipe["run_dir"]) / "manifest.json").read_text())
+    assert manifest["stages"]["sft:b"]["metrics"]["init"] == "student a"
+    assert manifest["stages"]["sft:b"]["metrics"]["method"] == "on_policy"
+
+
+# --- one-line errors before any stage starts ----------------------------------------------------------
+
+
+def _refused(tiny_recipe: Path, recipe: dict, capsys, *match: str) -> None:
+    tiny_recipe.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    assert main(["run", str(tiny_recipe)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    for text in match:
+        assert text in err, err
+    assert not (Path(recipe["run_dir"]) / "manifest.json").exists()  # nothing started
+
+
+def test_a_teacher_with_another_tokenizer_is_refused_naming_both(tiny_recipe, tiny_recipe_dict, capsys):
+    tiny_recipe_dict["students"][0].update(method="on_policy", distill_from="smollm2-135m-instruct")
+    _refused(
+        tiny_recipe,
+        tiny_recipe_dict,
+        capsys,
+        "students.0.distill_from",
+        "smollm2-135m-instruct",
+        "tiny-random-llama",
+        "do not share a tokenizer",
+    )
+
+
+def test_a_missing_teacher_is_refused(tiny_recipe, tiny_recipe_dict, capsys, tmp_path):
+    tiny_recipe_dict["students"][0].update(method="kd", distill_from=str(tmp_path / "no-such-teacher"))
+    _refused(tiny_recipe, tiny_recipe_dict, capsys, "students.0.distill_from", "no-such-teacher")
+
+
+def test_a_served_teacher_has_no_logits(tiny_recipe, tiny_recipe_dict, capsys):
+    tiny_recipe_dict["teacher"].update(backend="openai", base_url="http://127.0.0.1:9/v1")
+    tiny_recipe_dict["students"][0].update(method="on_policy")
+    _refused(tiny_recipe, tiny_recipe_dict, capsys, "students.0.distill_from", "backend openai")
+
+
+def test_kd_without_kept_traces_is_refused(tiny_recipe, tiny_recipe_dict, capsys):
+    for section in ("teacher", "data"):
+        tiny_recipe_dict.pop(section)
+    tiny_recipe_dict["students"][0].update(method="kd", distill_from="tiny-random-llama")
+    _refused(tiny_recipe, tiny_recipe_dict, capsys, "students need traces")
+
+
+def test_an_unknown_method_is_refused(tiny_recipe, tiny_recipe_dict, capsys):
+    tiny_recipe_dict["students"][0].update(method="dpo")
+    _refused(tiny_recipe, tiny_recipe_dict, capsys, "students.0.method", "sft", "on_policy", "kd")
+
+
+def test_init_must_name_another_student(tiny_recipe, tiny_recipe_dict, capsys):
+    tiny_recipe_dict["students"][0].update(init="nobody")
+    _refused(tiny_recipe, tiny_recipe_dict, capsys, "students.0.init", "nobody")
