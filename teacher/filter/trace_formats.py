@@ -20,6 +20,8 @@ on (an empty generation) is counted by reason, never dropped silently.
 from __future__ import annotations
 
 import hashlib
+import json
+import re
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -31,6 +33,14 @@ from teacher.filter.trace_layout import Layout
 from teacher.prompts import assemble_completion
 
 Row = dict[str, Any]
+
+# Code sets: role -> the columns published sets use for it (first present wins).
+CODE_COLUMNS = {
+    "tests": ("tests", "test_cases", "verification_info", "input_output", "test"),
+    "entry_point": ("entry_point", "fn_name"),
+    "starter_code": ("starter_code",),
+    "language": ("language",),
+}
 
 _SHAREGPT_ROLES = {
     "human": "user",
@@ -67,6 +77,7 @@ def read_as_traces(raw: list[Row], layout: Layout, where: str) -> tuple[list[Row
                     "completion": completion,
                     "messages": [*prompt, {"role": "assistant", "content": completion}],
                     "source_row": index,
+                    **code_fields(row, cols),
                     **extra,
                 }
             )
@@ -74,6 +85,28 @@ def read_as_traces(raw: list[Row], layout: Layout, where: str) -> tuple[list[Row
             samples[trace["prompt_id"]] = max(samples[trace["prompt_id"]], trace["sample_idx"] + 1)
         traces += added
     return traces, unused
+
+
+def code_fields(row: Row, cols: dict[str, str]) -> Row:
+    """A code set's tests and their companions (open-r1 ``verification_info``, OpenThoughts/APPS/TACO
+    ``test_cases`` / ``input_output``, HumanEval-style ``test`` + ``entry_point``), under our names; the
+    checker (distill.verify.code) reads each of their shapes. Empty when the row has no tests."""
+    tests = row.get(cols["tests"]) if "tests" in cols else None
+    if tests in (None, "", [], {}):
+        return {}
+    info = tests
+    if isinstance(tests, str) and tests.lstrip()[:1] == "{":
+        try:
+            info = json.loads(tests)
+        except ValueError:
+            info = tests
+    language = info.get("language") if isinstance(info, dict) else None
+    out = {"tests": tests if isinstance(tests, str) else json.dumps(tests)}
+    for role in ("entry_point", "starter_code", "language"):
+        value = row.get(cols[role]) if role in cols else None
+        out[role] = str(value) if value not in (None, "") else None
+    out["language"] = out["language"] or language
+    return out
 
 
 def _prompt_id(value: Any, prompt: list[dict[str, str]]) -> str:
@@ -101,7 +134,21 @@ def _reference(row: Row, layout: Layout, at: str) -> tuple[str | None, str | Non
     if layout.answers == "column":
         return str(value), None
     boxed = last_boxed(str(value))
-    return (boxed, None) if boxed else (None, f"no \\boxed{{}} in {column}")
+    if boxed:
+        return boxed, None
+    bare = bare_answer(str(value))
+    return (bare, None) if bare else (None, f"no \\boxed{{}} in {column}")
+
+
+def bare_answer(text: str) -> str | None:
+    """A solution column that holds the answer itself ("42", "\\frac{1}{2}", "$x=3$", "Evelyn"), not a worked
+    solution: one line of at most 64 characters with at most two words (LaTeX commands are not words), so
+    "By induction on n." or "Add them." is a solution without an answer."""
+    value = text.strip().strip("$").strip()
+    if not value or "\n" in value or len(value) > 64:
+        return None
+    words = re.findall(r"(?<![\\A-Za-z])[A-Za-z]{2,}", value)
+    return value if len(words) <= (1 if value.endswith(".") else 2) else None
 
 
 def _text(row: Row, column: str, at: str) -> str | None:
@@ -270,7 +317,8 @@ def read_custom(raw: list[Row], layout: Layout, where: str) -> list[Row]:
         {renamed.get(key, key): value for key, value in row.items() if key in renamed or key not in columns}
         for row in raw
     ]
-    wanted = ("answer", "completion") if layout.answers == "column" else ("completion",)
+    coded = any(c in rows[0] for c in CODE_COLUMNS["tests"])
+    wanted = ("answer", "completion") if layout.answers == "column" and not coded else ("completion",)
     missing = [c for c in wanted if c not in rows[0]]
     if "problem" not in rows[0] and "messages" not in rows[0]:
         missing.append("problem")
@@ -281,11 +329,16 @@ def read_custom(raw: list[Row], layout: Layout, where: str) -> list[Row]:
             "generations, messages, conversations, reasoning_columns, or filter.answer_from=none to go without "
             "reference answers"
         )
+    code_cols = {role: next((c for c in names if c in rows[0]), None) for role, names in CODE_COLUMNS.items()}
+    code_cols = {role: column for role, column in code_cols.items() if column}
+    if "tests" in code_cols:  # a code set: its tests under our names (code_fields)
+        for row in rows:
+            row.update(code_fields(row, code_cols))
     if layout.answers != "column":  # the rows carry our names now: read the reference under them
         ours = Layout("custom", False, {"answer": "answer", "solution": "solution"}, layout.answers)
         for index, row in enumerate(rows):
             row["answer"], row["answer_missing"] = _reference(row, ours, f"{where}: row {index + 1}")
-    check_values(rows, where, answers=layout.answers == "column")
+    check_values(rows, where, answers=layout.answers == "column" and not coded)
     seen: Counter[str] = Counter()
     for number, row in enumerate(rows, 1):
         if not isinstance(row.get("problem", ""), str):

@@ -17,6 +17,16 @@ _SHARED: dict[str, tuple[str, ...]] = {
     "system": ("system",),
     "answer": ("answer",),
     "solution": ("solution", "ground_truth_solution", "reference_solution"),
+    # code sets (teacher.filter.trace_formats.code_fields): tests decide correctness instead of an answer
+    "tests": ("tests", "test_cases", "verification_info", "input_output"),
+    "entry_point": ("entry_point", "fn_name"),
+    "starter_code": ("starter_code",),
+    "language": ("language",),
+}
+# Flat published shapes read as format custom with their columns renamed to ours (unless filter.columns
+# maps them): NVIDIA OpenMathReasoning (problem, generated_solution, expected_answer).
+IMPLIED_RENAMES = {
+    "openmathreasoning": {"completion": "generated_solution", "answer": "expected_answer"},
 }
 PRESETS: dict[str, dict[str, tuple[str, ...]]] = {
     "generations": {
@@ -75,6 +85,8 @@ def resolve_layout(present: list[str], cfg: FilterConfig, where: str) -> Layout:
             f"{where}: filter.columns names column {absent[0]!r}, which the source lacks (found: {found})"
         )
     fmt, detected = (cfg.format, False) if cfg.format != "auto" else (_detect(have, cfg.columns), True)
+    if fmt == "custom" and detected:
+        cfg = _implied(have, cfg)
     if fmt == "custom":
         # Our own flat shape documents an answer column: without one, auto asks for it rather than
         # turning correctness off (a published chat set, by contrast, often has no answers at all).
@@ -117,6 +129,15 @@ def _detect(have: set[str], mapped: dict[str, str]) -> str:
         if all(role in mapped or any(c in have for c in roles[role]) for role in _REQUIRED[fmt]):
             return fmt
     return "custom"  # nothing fits: the custom reader names the missing columns
+
+
+def _implied(have: set[str], cfg: FilterConfig) -> FilterConfig:
+    """Add the renames of a known flat shape (IMPLIED_RENAMES) whose columns are all present."""
+    for renames in IMPLIED_RENAMES.values():
+        if "completion" not in have and set(renames.values()) <= have:
+            columns = {**renames, **cfg.columns}
+            return cfg.model_copy(update={"columns": columns})
+    return cfg
 
 
 def _custom_roles(have: set[str], cfg: FilterConfig) -> dict[str, str]:

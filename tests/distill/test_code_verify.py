@@ -303,3 +303,75 @@ def test_prompt_contract_carries_code_fields_and_needs_no_answer():
         **dict.fromkeys(("tests", "entry_point", "starter_code", "language")),
     }
     assert verify_code(RIGHT, prompts[0]).reason == "passed"
+
+
+# ---- trace readers: bare-answer solutions, OpenMathReasoning, code sets with tests ----
+
+
+def _read(tmp_path, rows: list[dict], **fields):
+    import json
+
+    from distill.recipe import FilterConfig
+    from teacher.filter.trace_source import read_source
+
+    path = tmp_path / "traces.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return read_source(str(path), FilterConfig(**fields))
+
+
+def test_a_solution_column_holding_a_bare_answer_is_the_reference(tmp_path):
+    from teacher.filter.trace_formats import bare_answer
+
+    assert bare_answer(" 42 ") == "42" and bare_answer("$\\frac{1}{2}$") == "\\frac{1}{2}"
+    assert bare_answer("First add the two numbers, then divide by three.") is None
+    assert bare_answer("5\nbecause 2 + 3 = 5") is None
+    rows = [
+        {"problem": "What is 2 + 3?", "solution": "5", "completion": "\\boxed{5}"},
+        {"problem": "What is 2 + 4?", "solution": "So we add them and get \\boxed{6}.", "completion": "x"},
+        {
+            "problem": "What is 2 + 5?",
+            "solution": "We add the numbers together carefully.",
+            "completion": "x",
+        },
+    ]
+    traces, _ = _read(tmp_path, rows, answer_from="solution")
+    assert [t["answer"] for t in traces] == ["5", "6", None]
+    assert traces[2]["answer_missing"] == "no \\boxed{} in solution"
+
+
+def test_openmathreasoning_shape_is_detected(tmp_path):
+    row = {
+        "problem": "What is 2 + 3?",
+        "generated_solution": "<think>\n2 + 3 = 5\n</think>\n\\boxed{5}",
+        "expected_answer": "5",
+        "problem_type": "has_answer_extracted",
+        "generation_model": "DeepSeek-R1",
+        "inference_mode": "cot",
+    }
+    traces, info = _read(tmp_path, [row, {**row, "generated_solution": "\\boxed{6}"}])
+    assert info["format"] == "custom"
+    assert [t["answer"] for t in traces] == ["5", "5"]
+    assert traces[0]["completion"] == row["generated_solution"] and traces[1]["completion"] == "\\boxed{6}"
+    assert traces[0]["prompt_id"] == traces[1]["prompt_id"] and [t["sample_idx"] for t in traces] == [0, 1]
+
+
+def test_code_sets_map_their_test_cases(tmp_path):
+    import json
+
+    from distill.recipe import FilterConfig
+    from teacher.filter.stage import filter_traces
+
+    sums = fenced("a, b = map(int, input().split())\nprint(a + b)\n")
+    info = {"language": "python", "test_cases": [{"input": "2 3\n", "output": "5\n", "type": "stdin_stdout"}]}
+    openr1 = {"problem": "Read a and b; print a + b.", "verification_info": json.dumps(info)}
+
+    def chat(completion: str) -> list[dict]:
+        return [{"role": "user", "content": openr1["problem"]}, {"role": "assistant", "content": completion}]
+
+    rows = [{**openr1, "messages": chat(sums)}, {**openr1, "messages": chat(fenced("print(6)"))}]
+    traces, _ = _read(tmp_path, rows)  # messages format, detected
+    assert traces[0]["language"] == "python" and json.loads(traces[0]["tests"]) == info
+    thoughts = {"problem": "p", "test_cases": json.dumps({"inputs": ["2 3\n"], "outputs": ["5\n"]})}
+    custom, _ = _read(tmp_path, [{**thoughts, "completion": sums}])  # custom: no answer column needed
+    _, kept, report = filter_traces(traces + custom, FilterConfig(dedup={"exact": False, "near": False}))
+    assert len(kept) == 2 and report["code"]["reasons"] == {"passed": 2, "failed": 1}
