@@ -15,7 +15,7 @@ from distill.config.filter import (
     FilterConfig,
 )
 from distill.config.grpo import GRPO_TEACHER, REWARD_NAMES, GRPOTeacherConfig
-from distill.config.judge import JUDGE_USES, FilterJudgeConfig, JudgeConfig, JudgePrices
+from distill.config.judge import JUDGE_USES, FilterJudgeConfig, JudgeConfig, JudgedBenchmark, JudgePrices
 from distill.config.release import GateConfig, ReleaseConfig
 from distill.config.report import Prices, ReportConfig
 from distill.config.student import LAUNCH_STRATEGIES, LaunchConfig, LoraConfig, StudentConfig
@@ -39,6 +39,7 @@ __all__ = [
     "GRPOTeacherConfig",
     "GateConfig",
     "JudgeConfig",
+    "JudgedBenchmark",
     "JudgePrices",
     "LaunchConfig",
     "LoraConfig",

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import Field, model_serializer, model_validator
 
 from distill.config.base import Section, check_key_env_name
+from distill.config.judge import JudgedBenchmark
 
 
 class EvalVLLMOptions(Section):
@@ -108,6 +109,10 @@ class EvalConfig(Section):
     seed: int = 0
     served_concurrency: int = Field(8, ge=1, description="Requests in flight per served model.")
     vllm: EvalVLLMOptions = EvalVLLMOptions()
+    judged: list[JudgedBenchmark] = Field(
+        default_factory=list,
+        description="Pairwise judged benchmarks (open-ended prompts, the recipe's `judge`): student vs a baseline.",
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -138,6 +143,9 @@ class EvalConfig(Section):
         labels = [m.label for m in self.models]
         if len(set(labels)) != len(labels):
             raise ValueError("models: labels must be unique")
+        judged = [j.name for j in self.judged]
+        if len(set(judged)) != len(judged):
+            raise ValueError("judged: names must be unique")
         return self
 
     def n_for(self, task: str) -> int:

@@ -89,3 +89,25 @@ class FilterJudgeConfig(Section):
         description="Also judge this many traces the verifier decided (their verdicts unchanged) and report "
         "the agreement and Cohen's kappa: how far this judge can be trusted where it decides alone.",
     )
+
+
+class JudgedBenchmark(Section):
+    """`eval.judged`: open-ended prompts on which each student is compared with a baseline by the judge,
+    pairwise, each pair asked in both orders (position bias measured); win/tie/loss with 95% intervals and the
+    length gap in comparison.md and the stage's metrics."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]*$", description="Label in the comparison.")
+    prompts: str = Field(
+        description="A local jsonl/json/parquet/csv file or an owner/name `datasets` id with one prompt per row."
+    )
+    column: str | None = Field(
+        None, description="Prompt column (default: prompt, instruction, problem, question)."
+    )
+    split: str = Field("test", description="Split, for a `datasets` id only.")
+    baseline: str = Field(
+        "base",
+        description="What each student is compared with: base (its base model's row; needs eval.include_base), "
+        "teacher, or the label of an eval.models row.",
+    )
+    limit: int | None = Field(None, ge=1, description="Use only the first N prompts.")
+    max_tokens: int = Field(512, ge=1, description="Answer budget of both sides.")

@@ -91,9 +91,13 @@ class Judge:
         """One result per item, in order; ``deadline`` seconds per call (None: retries decide)."""
         template, items = self.template(use), [dict(item) for item in items]
         usage = self.usage.setdefault(use, JudgeUsage())
-        workers = max(1, min(len(items), self.cfg.concurrency * len(self.pool.endpoints)))
+        # The same question twice in one batch (equal answers in both orders) is asked once.
+        unique = {call_key(self.cfg.model, template.digest, v, self.sampling()): v for v in items}
+        workers = max(1, min(len(unique), self.cfg.concurrency * len(self.pool.endpoints)))
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="distill-judge") as threads:
-            return list(threads.map(lambda values: self._one(template, values, usage, deadline), items))
+            answers = list(threads.map(lambda v: self._one(template, v, usage, deadline), unique.values()))
+        by_key = dict(zip(unique, answers, strict=True))
+        return [by_key[call_key(self.cfg.model, template.digest, v, self.sampling())] for v in items]
 
     def report(self) -> dict[str, Any]:
         """Calls, cache hits, tokens, unparsed, timeouts and the estimated price, per use and in all."""
