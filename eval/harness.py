@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,20 @@ def local_task_names() -> set[str]:
     return names
 
 
+@lru_cache(maxsize=8)
+def task_manager(builtin: bool, data_dir: str | None, seed: int):
+    """lm-eval's task index, built once per process and reused by every row: indexing its ~10k built-in
+    tasks costs ~12 s (skipped when every task is one of ours). The Task objects themselves are built per
+    row (`manager.load`): simple_evaluate keeps each row's requests and results on them."""
+    from lm_eval.tasks import TaskManager
+
+    return TaskManager(
+        include_path=str(TASKS_DIR),
+        include_defaults=builtin,
+        metadata={"data_dir": data_dir, "seed": seed},
+    )
+
+
 def load_tasks(
     names: list[str],
     repeats: dict[str, int] | int,
@@ -58,16 +73,9 @@ def load_tasks(
     """lm-eval Task objects (ours take precedence over built-ins of the same name), each with its n; with
     ``prompt`` our text-prompt tasks ask it instead (multiple choice keeps its own), and every task's
     assistant turn starts with ``generation_prefix`` (lm-eval's gen_prefix)."""
-    from lm_eval.tasks import TaskManager
-
     local = local_task_names()
     needs_builtin = any(name not in local for name in names)
-    # Indexing lm-eval's ~10k built-in tasks costs ~12 s; skip it when every task is one of ours.
-    manager = TaskManager(
-        include_path=str(TASKS_DIR),
-        include_defaults=needs_builtin,
-        metadata={"data_dir": data_dir, "seed": seed},
-    )
+    manager = task_manager(needs_builtin, data_dir, seed)
     unknown = [n for n in names if n not in manager.all_tasks]
     if unknown:
         raise DistillError(
@@ -127,9 +135,7 @@ def evaluate_target(target: EvalTarget, cfg, out_dir: Path, on_gpu: bool) -> dic
     out_dir.mkdir(parents=True, exist_ok=True)
     samples_log = results.pop("samples", {})
     for task, samples in samples_log.items():
-        with (out_dir / f"samples_{task}.jsonl").open("w") as handle:
-            for sample in samples:
-                handle.write(json.dumps(sample, default=str) + "\n")
+        write_samples(samples, out_dir / f"samples_{task}.parquet")
     atomic_write_json(out_dir / "results.json", results)
     counter = TokenCounter(target.tokenizer)
     per_problem, votes, rows = {}, {}, []
@@ -143,6 +149,60 @@ def evaluate_target(target: EvalTarget, cfg, out_dir: Path, on_gpu: bool) -> dic
     result = {"rows": rows, "per_problem": per_problem, "votes": votes, "seconds": round(seconds, 1)}
     atomic_write_json(done, result)
     return result
+
+
+# Per-sample logs: parquet, zstd-compressed, one row per problem with lm-eval's fields. Scalars keep their
+# type; nested fields (doc, arguments, resps, filtered_resps, answer_votes...) are JSON text, so rows of any
+# shape share one schema and `datasets.load_dataset("parquet", data_files=...)` reads the file as is.
+def write_samples(samples: list[dict[str, Any]], path: Path) -> Path:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from distill.runs import atomic_path
+
+    fields = list(dict.fromkeys(key for sample in samples for key in sample))
+    columns, nested = {}, []
+    for key in fields:
+        array, is_json = _column([sample.get(key) for sample in samples])
+        columns[key] = array
+        if is_json:
+            nested.append(key)
+    table = pa.table(columns) if columns else pa.table({"doc_id": pa.array([], pa.int64())})
+    table = table.replace_schema_metadata({"distill": json.dumps({"json_columns": nested})})
+    with atomic_path(path) as tmp:
+        pq.write_table(table, tmp, compression="zstd", compression_level=9)
+    return path
+
+
+def _column(values: list):
+    """(arrow array, is JSON text): numbers, bools and strings keep their type; anything nested is JSON."""
+    import pyarrow as pa
+
+    present = [v for v in values if v is not None]
+    if present and all(isinstance(v, bool) for v in present):
+        return pa.array(values, pa.bool_()), False
+    if present and all(isinstance(v, int | float) and not isinstance(v, bool) for v in present):
+        kind = pa.float64() if any(isinstance(v, float) for v in present) else pa.int64()
+        return pa.array(values, kind), False
+    if all(isinstance(v, str) for v in present):
+        return pa.array(values, pa.string()), False
+    return pa.array([None if v is None else json.dumps(v, default=str) for v in values], pa.string()), True
+
+
+def read_samples(path: Path) -> list[dict[str, Any]]:
+    """The per-sample log as lm-eval gave it (after a JSON round trip: tuples read back as lists)."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(path)
+    meta = json.loads((table.schema.metadata or {}).get(b"distill", b"{}"))
+    nested = set(meta.get("json_columns", []))
+    return [
+        {
+            key: json.loads(value) if key in nested and value is not None else value
+            for key, value in row.items()
+        }
+        for row in table.to_pylist()
+    ]
 
 
 def problem_results(samples: list[dict[str, Any]], n: int, metric: str = "pass_at_1") -> dict[str, list]:

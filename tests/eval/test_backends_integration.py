@@ -13,6 +13,7 @@ import yaml
 from servers import start_vllm_server
 from suite import REPO, benchmarks_dir, needs_benchmarks
 
+from eval.harness import read_samples
 from eval.tasks import utils
 
 pytestmark = [pytest.mark.integration, needs_benchmarks]  # amc23 is a real set
@@ -63,8 +64,7 @@ def rescored(run_dir: Path, label: str, task: str) -> list[tuple[float, float]]:
     """(logged pass_at_1, the verifier's verdict on the logged responses) per problem."""
     scorer = utils.process_results_lenient if task == "addition_heldout" else utils.process_results_boxed
     pairs = []
-    for line in (run_dir / "eval" / label / f"samples_{task}.jsonl").read_text().splitlines():
-        sample = json.loads(line)
+    for sample in read_samples(run_dir / "eval" / label / f"samples_{task}.parquet"):
         pairs.append((sample["pass_at_1"], scorer(sample["doc"], sample["resps"])["pass_at_1"]))
     return pairs
 

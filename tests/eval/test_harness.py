@@ -78,3 +78,13 @@ def test_votes_give_maj_at_every_k_of_pass_at_k():
     # p1 by hand: maj@1 = 1/2, maj@2 = 4/6, maj@4 = 1; p2 never right
     assert majority_at_k(votes, 4) == {"1": 0.25, "2": round(2 / 6, 4), "4": 0.5}
     assert majority_at_k({}, 4) == {} and majority_at_k(votes, 3) == {}  # no votes / n mismatch: none
+
+
+def test_the_task_index_is_built_once_and_reused_by_every_row(tmp_path):
+    from eval.harness import task_manager
+
+    data_dir = str(write_benchmark_rows(tmp_path, "aime24"))
+    first = load_tasks(["aime24"], repeats=2, data_dir=data_dir)
+    second = load_tasks(["aime24"], repeats=4, data_dir=data_dir)
+    assert task_manager(False, data_dir, 0) is task_manager(False, data_dir, 0)
+    assert first[0] is not second[0] and first[0].config.repeats == 2  # Task objects stay per row
