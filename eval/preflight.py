@@ -21,10 +21,22 @@ def check_eval(recipe) -> None:
     check_backend(cfg)
     for target in _cheap_targets(recipe):
         if target.backend == "served":
+            _check_no_prefill(cfg, target.label)
             check_served(target)
         else:
             _check_weights(target.label, target.ref)
     check_templates(recipe, Path(recipe.run_path()))  # students trained by an earlier run
+
+
+def _check_no_prefill(cfg, label: str) -> None:
+    """A chat server starts a new assistant turn after the messages it is sent: lm-eval's gen_prefix would
+    arrive as a finished assistant message, not as the start of the answer."""
+    if cfg.generation_prefix:
+        raise DistillError(
+            f"eval.generation_prefix {cfg.generation_prefix!r}: {label} is a served row, and a chat server does "
+            "not continue a prefill; set eval.generation_prefix: null (R1-Distill's own chat template opens "
+            "<think> on the server) or evaluate its weights locally (eval.backend hf or vllm)"
+        )
 
 
 def check_benchmark_data(tasks: list[str], data_dir: str | None) -> None:

@@ -86,3 +86,26 @@ def test_prompt_and_prefix_reach_lm_eval_tasks(tmp_path):
     doc = task.test_docs()[0]
     assert task.doc_to_text(doc) == f"Problem: {doc['problem']}\nMark your solution with \\boxed\nAnswer:"
     assert task.doc_to_prefix(doc) == "<think>\n"
+
+
+def test_a_prefill_on_a_served_row_is_refused_before_anything_runs(tmp_path, capsys):
+    import json
+
+    recipe = {
+        "name": "served-prefill",
+        "run_dir": str(tmp_path / "run"),
+        "eval": {
+            "preset": "deepseek-r1",
+            "tasks": ["math500"],
+            "backend": "served",
+            "data_dir": str(write_benchmark_rows(tmp_path, "math500")),
+            "models": [{"label": "api", "model": "m", "base_url": "http://127.0.0.1:9/v1"}],
+        },
+    }
+    path = tmp_path / "r.yaml"
+    path.write_text(json.dumps(recipe))
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "eval.generation_prefix '<think>\\n': api is a served row" in err and "generation_prefix: null" in err
+    )
