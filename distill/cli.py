@@ -370,12 +370,13 @@ def _preview_traces(recipe) -> int:
 
 def _print_plan(recipe) -> int:
     from student.plan import render_plan
+    from student.plan_teacher import teacher_model
 
     if recipe.grpo is not None:
         print(_grpo_plan(recipe.grpo, render_plan) + ("\n" if recipe.students else ""))
     for index, student in enumerate(recipe.students):
         try:
-            table = render_plan(student)
+            table = render_plan(student, teacher_ref=teacher_model(recipe, student))
         except DistillError as exc:
             table = f"student {student.name}: no estimate ({exc})"
         print(("\n" if index else "") + table)

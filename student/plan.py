@@ -43,13 +43,12 @@ How it compares with published runs (``student/plan.py`` figures; the README has
 
 from __future__ import annotations
 
-import json
 import math
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass
 
 from distill.errors import DistillError
 from distill.recipe import StudentConfig
+from student.shapes import KNOWN_SHAPES, ModelShape, model_shape, shape_from_config  # noqa: F401
 
 GIB = 2**30
 PLANNED_STRATEGIES = ("single", "ddp", "zero2", "zero3", "zero3-offload", "fsdp2")
@@ -58,120 +57,6 @@ FIXED_OVERHEAD = 4 * GIB
 LOGIT_BYTES = 12
 NF4_BYTES = 4.127 / 8
 _LINEAR_NAMES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
-
-
-@dataclass(frozen=True)
-class ModelShape:
-    hidden_size: int
-    intermediate_size: int
-    num_hidden_layers: int
-    num_attention_heads: int
-    num_key_value_heads: int
-    vocab_size: int
-    tie_word_embeddings: bool
-    max_position_embeddings: int
-    attention_bias: bool = False  # Qwen2 has q/k/v biases
-    head_dim: int | None = None
-
-    @property
-    def q_dim(self) -> int:
-        return (self.head_dim or self.hidden_size // self.num_attention_heads) * self.num_attention_heads
-
-    @property
-    def kv_dim(self) -> int:
-        return (self.head_dim or self.hidden_size // self.num_attention_heads) * self.num_key_value_heads
-
-
-def _qwen(h, i, layers, heads, kv, vocab, tie, positions=32768) -> ModelShape:
-    return ModelShape(h, i, layers, heads, kv, vocab, tie, positions, attention_bias=True)
-
-
-# Public architectures, checked against their config.json files. Qwen2.5-Math declares 4,096 positions
-# (rope_theta 10,000); open-r1's RoPE-300k copy of the 7B is the same weights with 32,768. The base 7B-32B
-# Qwen2.5 configs declare 131,072 positions, the Instruct ones 32,768.
-_Q15, _Q7 = _qwen(1536, 8960, 28, 12, 2, 151936, True), _qwen(3584, 18944, 28, 28, 4, 152064, False)
-_Q14, _Q32 = _qwen(5120, 13824, 48, 40, 8, 152064, False), _qwen(5120, 27648, 64, 40, 8, 152064, False)
-_L8 = ModelShape(4096, 14336, 32, 32, 8, 128256, False, 131072)
-_L70 = ModelShape(8192, 28672, 80, 64, 8, 128256, False, 131072)
-
-
-KNOWN_SHAPES: dict[str, ModelShape] = {
-    "Qwen/Qwen2.5-Math-1.5B": replace(_Q15, max_position_embeddings=4096),
-    "Qwen/Qwen2.5-Math-7B": replace(_Q7, max_position_embeddings=4096),
-    "open-r1/Qwen2.5-Math-7B-RoPE-300k": _Q7,
-    "Qwen/Qwen2.5-1.5B": _Q15,
-    "Qwen/Qwen2.5-1.5B-Instruct": _Q15,
-    "Qwen/Qwen2.5-7B": replace(_Q7, max_position_embeddings=131072),
-    "Qwen/Qwen2.5-7B-Instruct": _Q7,
-    "Qwen/Qwen2.5-14B": replace(_Q14, max_position_embeddings=131072),
-    "Qwen/Qwen2.5-14B-Instruct": _Q14,
-    "Qwen/Qwen2.5-32B": replace(_Q32, max_position_embeddings=131072),
-    "Qwen/Qwen2.5-32B-Instruct": _Q32,
-    "meta-llama/Llama-3.1-8B": _L8,
-    "meta-llama/Llama-3.1-8B-Instruct": _L8,
-    "meta-llama/Llama-3.1-70B-Instruct": _L70,
-    "meta-llama/Llama-3.3-70B-Instruct": _L70,
-    "smollm2-135m-instruct": ModelShape(576, 1536, 30, 9, 3, 49152, True, 8192),
-    "tiny-random-llama": ModelShape(32, 64, 2, 4, 2, 320, True, 512),
-}
-
-
-def shape_from_config(data: dict, where: str = "config.json") -> ModelShape:
-    """The shape fields of a transformers config.json (dense decoder-only models)."""
-    data = {**data, **data.get("text_config", {})}
-    if data.get("num_experts") or data.get("n_routed_experts") or data.get("num_local_experts"):
-        raise DistillError(f"{where}: mixture-of-experts models are not modelled by `distill plan`")
-    try:
-        heads = int(data["num_attention_heads"])
-        return ModelShape(
-            hidden_size=int(data["hidden_size"]),
-            intermediate_size=int(data["intermediate_size"]),
-            num_hidden_layers=int(data["num_hidden_layers"]),
-            num_attention_heads=heads,
-            num_key_value_heads=int(data.get("num_key_value_heads") or heads),
-            vocab_size=int(data["vocab_size"]),
-            tie_word_embeddings=bool(data.get("tie_word_embeddings", False)),
-            max_position_embeddings=int(data.get("max_position_embeddings") or 0),
-            attention_bias=bool(data.get("attention_bias", data.get("model_type") == "qwen2")),
-            head_dim=data.get("head_dim"),
-        )
-    except KeyError as exc:
-        raise DistillError(f"{where}: no {exc.args[0]!r}; `distill plan` needs a decoder config") from None
-
-
-def _cached_config(ref: str) -> tuple[Path | None, str]:
-    """A config.json already on this machine: a folder, a built-in model's cache, or the Hub cache."""
-    from distill.models import _HUB_ID, BUILTIN_MODELS, cache_dir
-
-    folder = Path(ref).expanduser()
-    if (folder / "config.json").is_file():
-        return folder / "config.json", f"{folder}/config.json"
-    if ref in BUILTIN_MODELS:
-        built = cache_dir() / "models" / ref / "config.json"
-        return (built, "built-in model's config.json") if built.is_file() else (None, "")
-    if _HUB_ID.match(ref):
-        from huggingface_hub import try_to_load_from_cache
-
-        found = try_to_load_from_cache(ref, "config.json")  # a cache look-up only, never a download
-        if isinstance(found, str):
-            return Path(found), "config.json in the Hugging Face cache"
-    return None, ""
-
-
-def model_shape(ref: str) -> tuple[ModelShape, str]:
-    """The model's shape and where it came from (its config.json, else distill's table)."""
-    path, source = _cached_config(ref)
-    if path is not None:
-        return shape_from_config(json.loads(path.read_text()), str(path)), source
-    for name, shape in KNOWN_SHAPES.items():
-        if name.lower() == ref.lower():
-            return shape, "distill's table of public shapes"
-    if ref.startswith((".", "/", "~")):
-        raise DistillError(f"model folder {ref} has no config.json yet; create it (see the recipe's header)")
-    raise DistillError(
-        f"model {ref!r}: no config.json on this machine and not in distill's table of public shapes; "
-        f"download its config (hf download {ref} config.json) or point at a local folder"
-    )
 
 
 def layer_params(shape: ModelShape) -> int:
@@ -210,10 +95,21 @@ class Estimate:
     other: float
     overlap: float = 0.0  # min(recomputed layer, logits) with checkpointing: never alive together
     cpu_per_node: float = 0.0
+    teacher: float = (
+        0.0  # on_policy / kd: the teacher's weights + the sampling cache (student/plan_teacher.py)
+    )
 
     @property
     def total(self) -> float:
-        parts = (self.weights, self.grads, self.optimizer, self.activations, self.logits, self.other)
+        parts = (
+            self.weights,
+            self.grads,
+            self.optimizer,
+            self.activations,
+            self.logits,
+            self.other,
+            self.teacher,
+        )
         return sum(parts) - self.overlap
 
 
@@ -275,8 +171,18 @@ def _buffers(shape: ModelShape, strategy: str, world: int) -> float:
     return 2 * 0.5e9 * 2 if strategy == "zero2" and world > 1 else 0.0  # reduce + allgather buckets
 
 
-def estimate(shape: ModelShape, cfg: StudentConfig, strategy: str, world: int, nproc: int = 8) -> Estimate:
-    """Per-GPU memory of training ``cfg`` with ``strategy`` on ``world`` GPUs (``nproc`` per node)."""
+def estimate(
+    shape: ModelShape,
+    cfg: StudentConfig,
+    strategy: str,
+    world: int,
+    nproc: int = 8,
+    teacher: ModelShape | None = None,
+) -> Estimate:
+    """Per-GPU memory of training ``cfg`` with ``strategy`` on ``world`` GPUs (``nproc`` per node); ``teacher``:
+    the shape of the model whose logits on_policy / kd match."""
+    from student.plan_teacher import sampling_cache_bytes, teacher_bytes
+
     tokens = cfg.batch_size * cfg.max_length
     checkpointing = True if cfg.gradient_checkpointing is None else cfg.gradient_checkpointing
     weights, grads, optimizer, cpu_rank = _model_states(shape, cfg, strategy, world)
@@ -285,15 +191,23 @@ def estimate(shape: ModelShape, cfg: StudentConfig, strategy: str, world: int, n
     logits = tokens * shape.hidden_size * 6.0 if cfg.liger else float(tokens) * shape.vocab_size * LOGIT_BYTES
     other = FIXED_OVERHEAD + _buffers(shape, strategy, world)
     overlap, cpu = min(recompute, logits), cpu_rank * min(world, nproc)
-    return Estimate(weights, grads, optimizer, activations, logits, other, overlap, cpu)
+    extra = 0.0
+    if teacher is not None:
+        extra = teacher_bytes(parameter_count(teacher), strategy, world)
+        extra += sampling_cache_bytes(
+            cfg, shape.num_hidden_layers, shape.kv_dim, cfg.launch.gpu_memory_gb * GIB
+        )
+    return Estimate(weights, grads, optimizer, activations, logits, other, overlap, cpu, extra)
 
 
-def min_gpus(shape: ModelShape, cfg: StudentConfig, strategy: str) -> int | None:
+def min_gpus(
+    shape: ModelShape, cfg: StudentConfig, strategy: str, teacher: ModelShape | None = None
+) -> int | None:
     """The fewest GPUs (1, 2, 4, 8, then whole 8-GPU nodes up to 512) on which ``strategy`` fits."""
     limit = cfg.launch.gpu_memory_gb * GIB
     counts = (1,) if strategy == "single" else GPU_COUNTS
     for count in counts:
-        if estimate(shape, cfg, strategy, count, min(count, 8)).total <= limit:
+        if estimate(shape, cfg, strategy, count, min(count, 8), teacher).total <= limit:
             return count
         if strategy in ("single", "ddp"):
             return None  # nothing is sharded: more GPUs never help
@@ -309,14 +223,14 @@ class PlanRow:
     min_gpus: int | None
 
 
-def plan_rows(shape: ModelShape, cfg: StudentConfig) -> list[PlanRow]:
+def plan_rows(shape: ModelShape, cfg: StudentConfig, teacher: ModelShape | None = None) -> list[PlanRow]:
     """One row per GPU strategy, each at the recipe's world size (single: one GPU)."""
     rows = []
     for strategy in PLANNED_STRATEGIES:
         world = 1 if strategy == "single" else cfg.launch.world_size
-        est = estimate(shape, cfg, strategy, world, cfg.launch.nproc)
+        est = estimate(shape, cfg, strategy, world, cfg.launch.nproc, teacher)
         fits = est.total <= cfg.launch.gpu_memory_gb * GIB
-        rows.append(PlanRow(strategy, world, est, fits, min_gpus(shape, cfg, strategy)))
+        rows.append(PlanRow(strategy, world, est, fits, min_gpus(shape, cfg, strategy, teacher)))
     return rows
 
 
@@ -324,10 +238,14 @@ def _gib(value: float) -> str:
     return f"{value / GIB:.1f}"
 
 
-def render_plan(cfg: StudentConfig, shape: ModelShape | None = None, source: str = "") -> str:
-    """A markdown table for one student: per-GPU GiB by strategy, whether it fits, the minimum GPU count."""
+def render_plan(
+    cfg: StudentConfig, shape: ModelShape | None = None, source: str = "", teacher_ref: str | None = None
+) -> str:
+    """A markdown table for one student: per-GPU GiB by strategy, whether it fits, the minimum GPU count;
+    ``teacher_ref``: the teacher of on_policy / kd, whose weights (and the sampling cache) join the total."""
     if shape is None:
         shape, source = model_shape(cfg.model)
+    teacher, teacher_source = model_shape(teacher_ref) if teacher_ref else (None, "")
     launch, tokens = cfg.launch, cfg.batch_size * cfg.max_length
     checkpointing = "on" if cfg.gradient_checkpointing in (None, True) else "off"
     lora = "" if cfg.lora is None else f", {'QLoRA' if cfg.lora.quantize_4bit else 'LoRA'} r={cfg.lora.r}"
@@ -341,9 +259,23 @@ def render_plan(cfg: StudentConfig, shape: ModelShape | None = None, source: str
         f"| CPU GiB/node | fits on {launch.world_size} | min GPUs |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for row in plan_rows(shape, cfg):
+    if teacher is not None:
+        lines.insert(
+            2,
+            f"  method {cfg.method}: teacher {teacher_ref} ({parameter_count(teacher) / 1e9:.2f}B, bf16, "
+            f"inference only; shape from {teacher_source}) and the sampling cache are in `other`",
+        )
+    for row in plan_rows(shape, cfg, teacher):
         est, mark = row.estimate, " *" if row.strategy == launch.strategy else ""
-        cells = [est.weights, est.grads, est.optimizer, est.activations, est.logits, est.other, est.total]
+        cells = [
+            est.weights,
+            est.grads,
+            est.optimizer,
+            est.activations,
+            est.logits,
+            est.other + est.teacher,
+            est.total,
+        ]
         cpu = _gib(est.cpu_per_node) if est.cpu_per_node else "-"
         lines.append(
             f"| {row.strategy}{mark} | {row.world} | {' | '.join(_gib(c) for c in cells)} | {cpu} "
@@ -355,11 +287,13 @@ def render_plan(cfg: StudentConfig, shape: ModelShape | None = None, source: str
             f"note: max_length {cfg.max_length} exceeds the {shape.max_position_embeddings} positions "
             "in the model's config; extend its RoPE (e.g. rope_theta / max_position_embeddings) first"
         )
-    warning = check_fits(cfg, shape)
+    warning = check_fits(cfg, shape, teacher)
     return "\n".join(lines + ([f"warning: {warning}"] if warning else []))
 
 
-def check_fits(cfg: StudentConfig, shape: ModelShape | None = None) -> str | None:
+def check_fits(
+    cfg: StudentConfig, shape: ModelShape | None = None, teacher: ModelShape | None = None
+) -> str | None:
     """One line when the recipe's strategy on its world size needs more than ``gpu_memory_gb`` per GPU."""
     launch = cfg.launch
     if launch.strategy == "cpu":
@@ -370,10 +304,10 @@ def check_fits(cfg: StudentConfig, shape: ModelShape | None = None) -> str | Non
         except DistillError:
             return None
     world = 1 if launch.strategy == "single" else launch.world_size
-    need = estimate(shape, cfg, launch.strategy, world, launch.nproc).total
+    need = estimate(shape, cfg, launch.strategy, world, launch.nproc, teacher).total
     if need <= launch.gpu_memory_gb * GIB:
         return None
-    fitting = [(r.min_gpus, r.strategy) for r in plan_rows(shape, cfg) if r.min_gpus]
+    fitting = [(r.min_gpus, r.strategy) for r in plan_rows(shape, cfg, teacher) if r.min_gpus]
     hint = ", ".join(f"{s} on {n} GPUs" for n, s in sorted(fitting)[:3]) or "no strategy up to 512 GPUs"
     knobs = {"liger": cfg.liger, "gradient_checkpointing": cfg.gradient_checkpointing is not False}
     off = "".join(f", set {knob}" for knob, on in knobs.items() if not on)

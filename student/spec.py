@@ -119,12 +119,13 @@ def _runner(name: str):
         from distill.models import resolve_model
         from distill.training import FINAL
         from student.plan import check_fits
+        from student.plan_teacher import teacher_shape
         from student.sft import train_student
 
         cfg = next(s for s in recipe.students if s.name == name)
         # `single` on a machine without CUDA trains in host memory: GPU sizes say nothing about it.
         on_gpus = cfg.launch.strategy != "single" or torch.cuda.is_available()
-        warning = check_fits(cfg) if on_gpus else None
+        warning = check_fits(cfg, teacher=teacher_shape(recipe, cfg)) if on_gpus else None
         if warning:
             print(f"[distill] warning: {warning}", flush=True)
         model = str(run.root / "students" / cfg.init / FINAL) if cfg.init else resolve_model(cfg.model)

@@ -245,3 +245,36 @@ def test_an_unknown_method_is_refused(tiny_recipe, tiny_recipe_dict, capsys):
 def test_init_must_name_another_student(tiny_recipe, tiny_recipe_dict, capsys):
     tiny_recipe_dict["students"][0].update(init="nobody")
     _refused(tiny_recipe, tiny_recipe_dict, capsys, "students.0.init", "nobody")
+
+
+def test_plan_counts_the_teachers_weights_and_the_sampling_cache():
+    from student import plan
+
+    student = student_cfg(
+        model="Qwen/Qwen2.5-Math-1.5B",
+        method="on_policy",
+        batch_size=4,
+        max_length=4096,
+        bf16=True,
+        launch={"strategy": "zero3", "nproc": 8, "gpu_memory_gb": 80},
+    )
+    shape, _ = plan.model_shape(student.model)
+    teacher, _ = plan.model_shape("Qwen/Qwen2.5-7B-Instruct")
+    alone = plan.estimate(shape, student, "ddp", 8)
+    with_teacher = plan.estimate(shape, student, "ddp", 8, teacher=teacher)
+    weights = 2 * plan.parameter_count(teacher)  # bf16, inference only: no gradients, no optimizer state
+    cache = 2 * shape.num_hidden_layers * shape.kv_dim * 2 * 4 * 4096
+    assert with_teacher.total - alone.total == pytest.approx(weights + cache)
+    sharded = plan.estimate(shape, student, "zero3", 8, teacher=teacher)
+    assert sharded.teacher == pytest.approx(weights / 8 + cache)  # ZeRO-3 shards the teacher like the student
+    kd = student.model_copy(update={"method": "kd"})
+    assert plan.estimate(shape, kd, "ddp", 8, teacher=teacher).teacher == pytest.approx(weights)
+    text = plan.render_plan(student, teacher_ref="Qwen/Qwen2.5-7B-Instruct")
+    assert "teacher Qwen/Qwen2.5-7B-Instruct (7.62B, bf16, inference only" in text
+    # A GPU between the two totals: the student alone fits, with its teacher it does not, and plan says so.
+    between = (plan.estimate(shape, student, "zero3", 8).total + sharded.total) / 2 / plan.GIB
+    small = student.model_copy(
+        update={"launch": student.launch.model_copy(update={"gpu_memory_gb": between})}
+    )
+    assert plan.check_fits(small) is None
+    assert "zero3 on 8 GPU(s) needs" in plan.check_fits(small, teacher=teacher)
