@@ -16,7 +16,7 @@ from distill.config.base import Section, check_answer_fallback, runtime, tracker
 from distill.config.data import DataConfig
 from distill.config.student import LaunchConfig, StudentConfig
 
-REWARD_NAMES = ("accuracy", "format", "cosine", "repetition", "code")
+REWARD_NAMES = ("accuracy", "format", "cosine", "repetition", "code", "judge")
 LossType = Literal["grpo", "dr_grpo", "dapo", "bnpo", "cispo", "sapo"]
 LOSS_TYPES: tuple[str, ...] = get_args(LossType)
 GRPO_TEACHER = "grpo"  # teacher.model value meaning "the checkpoint the grpo stage trained"

@@ -87,6 +87,16 @@ def open_judge(recipe: Any, run_root: Path | None) -> Judge:
     return Judge(recipe.judge, judge_urls(recipe), cache)
 
 
+def judge_job(recipe: Any, run_root: Path) -> dict[str, Any]:
+    """The judge as a training job file carries it to another process (the GRPO reward): its section, its
+    endpoints and the run's cache file. The key stays in its environment variable."""
+    return {
+        "config": recipe.judge.model_dump(mode="json"),
+        "urls": judge_urls(recipe),
+        "cache": str(Path(run_root) / JUDGE_DIR / CACHE_FILE),
+    }
+
+
 __all__ = [
     "CACHE_FILE",
     "JUDGE_DIR",
@@ -103,6 +113,7 @@ __all__ = [
     "cohen_kappa",
     "estimated_usd",
     "judge_fingerprint",
+    "judge_job",
     "judge_key",
     "judge_urls",
     "load_template",

@@ -172,11 +172,65 @@ def code_reward(
     return scores
 
 
+def judge_reward(
+    completions: list[Any],
+    prompts: list[Any] | None = None,
+    judge: dict[str, Any] | None = None,
+    timeout: float = 10.0,
+    **_: Any,
+) -> list[float]:
+    """The recipe's judge's rubric score (distill/judge, template ``rubric``) scaled to [0, 1]: for prompts no
+    verifier can check. Each call has the verifier's deadline (``timeout`` seconds): a late answer, an
+    unparsed reply (judge_unparsed) or a failed call scores 0 and is counted (``judge_usage``). ``judge`` is
+    the job's {config, urls, cache} (teacher/grpo/stage.py); replies are cached in the run's judge cache."""
+    client = _judge_client(judge)
+    problems = [_prompt_text(p) for p in (prompts or [""] * len(completions))]
+    items = [
+        {"problem": q, "response": completion_text(c)} for q, c in zip(problems, completions, strict=True)
+    ]
+    low, high = client.template("rubric").scale
+    results = client.ask("rubric", items, deadline=timeout)
+    return [(r.value - low) / (high - low) if r.status == "ok" else 0.0 for r in results]
+
+
+_JUDGES: dict[str, Any] = {}  # one client per judge job in this process (its usage is the process's)
+
+
+def _judge_client(spec: dict[str, Any] | None):
+    import json
+    from pathlib import Path
+
+    from distill.config.judge import JudgeConfig
+    from distill.judge import Judge, JudgeCache
+
+    if not spec:
+        raise ValueError("the judge reward needs the recipe's judge section (grpo stage job)")
+    key = json.dumps(spec, sort_keys=True)
+    if key not in _JUDGES:
+        cache = JudgeCache(Path(spec["cache"]) if spec.get("cache") else None)
+        _JUDGES[key] = Judge(JudgeConfig.model_validate(spec["config"]), spec["urls"], cache)
+    return _JUDGES[key]
+
+
+def judge_usage() -> dict[str, Any] | None:
+    """Calls, cache hits, tokens, unparsed replies and timeouts of the judge reward in this process."""
+    return next((client.report() for client in _JUDGES.values()), None)
+
+
+def _prompt_text(prompt: Any) -> str:
+    """The last user turn of a conversational prompt, or the prompt text itself."""
+    if isinstance(prompt, list):
+        users = [m.get("content") or "" for m in prompt if isinstance(m, dict) and m.get("role") == "user"]
+        return str(users[-1]) if users else ""
+    return str(prompt or "")
+
+
 _FUNCTIONS: dict[str, Callable[..., list[float]]] = {
     "accuracy": accuracy_reward,
     "format": format_reward,
     "cosine": cosine_reward,
     "repetition": repetition_reward,
+    "judge": judge_reward,
     "code": code_reward,
 }
 

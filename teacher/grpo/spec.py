@@ -22,6 +22,10 @@ def plan(recipe: Recipe) -> list[StageSpec]:
     }
     if grpo.code is None:  # unset: the fingerprint of a recipe written before grpo.code existed
         config.pop("code")
+    if "judge" in grpo.rewards:  # the judge's model, sampling and rubric decide the reward
+        from distill.judge import judge_fingerprint
+
+        config["judge"] = judge_fingerprint(recipe.judge, ("rubric",))
     return [StageSpec("grpo", "teacher", config, [], run)]
 
 
@@ -32,7 +36,12 @@ def run(recipe: Recipe, run: Run, folder: Path) -> StageResult:
     from teacher.grpo.trainer import METRICS_FILE
 
     cfg = recipe.grpo
-    metrics = train_teacher(resolve_model(cfg.model), cfg, cfg.data or recipe.data, folder)
+    judge = None
+    if "judge" in cfg.rewards:
+        from distill.judge import judge_job
+
+        judge = judge_job(recipe, run.root)  # the run's judge cache, shared with the other stages
+    metrics = train_teacher(resolve_model(cfg.model), cfg, cfg.data or recipe.data, folder, judge)
     return StageResult([folder / FINAL, folder / METRICS_FILE, folder / "prompts.parquet"], metrics)
 
 
@@ -40,6 +49,10 @@ def check(recipe: Recipe, report: PreflightReport) -> None:
     from teacher.grpo.preflight import check_grpo
 
     check_grpo(recipe.grpo, report)
+    if "judge" in recipe.grpo.rewards:
+        from distill.judge import check_judge
+
+        report.note(check_judge(recipe, "grpo.rewards judge", ("rubric",)))
 
 
 def check_inputs(recipe: Recipe, report: PreflightReport) -> None:

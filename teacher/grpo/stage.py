@@ -31,14 +31,18 @@ PROMPTS_FILE = "prompts.parquet"
 PROMPTS_META = "prompts.json"
 
 
-def train_teacher(model_path: str, cfg: GRPOTeacherConfig, data: DataConfig, out_dir: Path) -> dict[str, Any]:
-    """GRPO-train ``model_path`` on ``data``'s prompts; the trained teacher lands in out_dir/final."""
+def train_teacher(
+    model_path: str, cfg: GRPOTeacherConfig, data: DataConfig, out_dir: Path, judge: dict | None = None
+) -> dict[str, Any]:
+    """GRPO-train ``model_path`` on ``data``'s prompts; the trained teacher lands in out_dir/final. ``judge``
+    (distill.judge.judge_job) is the judge the ``judge`` reward asks."""
     prepared = prepare_prompts(model_path, cfg, data, out_dir)
     job = {
         "grpo": cfg.model_dump(mode="json"),
         "model_path": model_path,
         "prompts_file": str(out_dir / PROMPTS_FILE),
         "out_dir": str(out_dir),
+        **({"judge": judge} if judge else {}),
     }
     return {**prepared, **training.run_job(METHOD, job, cfg.launch, "grpo")}
 

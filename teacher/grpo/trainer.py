@@ -70,7 +70,7 @@ def run_grpo(job: dict[str, Any]) -> dict[str, Any]:
         tokenizer.pad_token = tokenizer.eos_token
     trainer = GRPOTrainer(
         model=load_policy(job["model_path"], cfg, cpu),
-        reward_funcs=build_reward_funcs(cfg.rewards, cfg.reward_options()),
+        reward_funcs=build_reward_funcs(cfg.rewards, {**cfg.reward_options(), **_judge_options(job, cfg)}),
         args=build_args(cfg, out_dir, cpu),
         train_dataset=datasets.load_dataset("parquet", data_files=job["prompts_file"], split="train"),
         processing_class=tokenizer,
@@ -78,8 +78,17 @@ def run_grpo(job: dict[str, Any]) -> dict[str, Any]:
     return fit(trainer, tokenizer, job, METHOD, lambda trainer, result: _ran(trainer, result, cfg, job))
 
 
+def _judge_options(job: dict[str, Any], cfg: GRPOTeacherConfig) -> dict[str, dict[str, Any]]:
+    """The judge reward's options: the job's judge and the verifier's deadline per call."""
+    return {"judge": {"judge": job["judge"], "timeout": cfg.verify_timeout}} if "judge" in job else {}
+
+
 def _ran(trainer, result, cfg: GRPOTeacherConfig, job: dict[str, Any]) -> dict[str, Any]:
     metrics = {**summarise(trainer.state.log_history, cfg.rewards), **what_ran(trainer, result, job)}
+    if "judge" in cfg.rewards:  # calls, cache hits, tokens, unparsed replies and timeouts (this process)
+        from teacher.grpo.rewards import judge_usage
+
+        metrics["judge"] = judge_usage()
     resumed_step = int(metrics["resumed_from"].split("-")[-1]) if metrics["resumed_from"] else 0
     steps_now = max(trainer.state.global_step - resumed_step, 1)
     metrics["seconds_per_step"] = round(metrics["train_seconds"] / steps_now, 2)

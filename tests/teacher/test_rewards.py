@@ -105,4 +105,4 @@ def test_build_reward_funcs_binds_options_and_names():
     ]
     with pytest.raises(ValueError, match="unknown reward 'acc'"):
         build_reward_funcs(["acc"], {})
-    assert set(REWARD_NAMES) == {"accuracy", "format", "cosine", "repetition", "code"}
+    assert set(REWARD_NAMES) == {"accuracy", "format", "cosine", "repetition", "code", "judge"}
