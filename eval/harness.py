@@ -127,7 +127,7 @@ def evaluate_target(target: EvalTarget, cfg, out_dir: Path, on_gpu: bool) -> dic
     done = out_dir / "rows.json"
     if done.exists():
         print(f"[distill] eval: {target.label}: finished in an earlier attempt, reused", flush=True)
-        return json.loads(done.read_text())
+        return with_current_intervals(json.loads(done.read_text()))
     print(f"[distill] eval: {target.label} ({target.backend}) on {', '.join(cfg.tasks)}", flush=True)
     started = time.perf_counter()
     results = run_lm_eval(target, cfg, cfg.tasks, on_gpu)
@@ -203,6 +203,19 @@ def read_samples(path: Path) -> list[dict[str, Any]]:
         }
         for row in table.to_pylist()
     ]
+
+
+def with_current_intervals(result: dict[str, Any]) -> dict[str, Any]:
+    """A row finished by older code (normal-approximation CI) gets its Wilson interval from its per-problem
+    results, so one comparison never mixes two interval methods."""
+    for row in result["rows"]:
+        per_problem = result.get("per_problem", {}).get(row["task"])
+        if "interval_method" in row or not per_problem or row.get("metric"):
+            continue
+        estimate = stats.mean_estimate([c / count for count, c, _ in per_problem.values()])
+        row["ci95"] = stats.rounded(estimate.ci95)
+        row["interval_method"] = "wilson" if estimate.problems > 1 else "none (1 problem)"
+    return result
 
 
 def problem_results(samples: list[dict[str, Any]], n: int, metric: str = "pass_at_1") -> dict[str, list]:

@@ -88,3 +88,14 @@ def test_the_task_index_is_built_once_and_reused_by_every_row(tmp_path):
     second = load_tasks(["aime24"], repeats=4, data_dir=data_dir)
     assert task_manager(False, data_dir, 0) is task_manager(False, data_dir, 0)
     assert first[0] is not second[0] and first[0].config.repeats == 2  # Task objects stay per row
+
+
+def test_a_row_finished_by_older_code_gets_the_current_interval():
+    from eval.harness import with_current_intervals
+
+    old = {
+        "rows": [{"task": "t", "pass_at_1": 0.0, "ci95": [0.0, 0.0]}],
+        "per_problem": {"t": {str(i): [4, 0, 0.0] for i in range(20)}},
+    }
+    row = with_current_intervals(old)["rows"][0]
+    assert row["ci95"] == [0.0, 0.1611] and row["interval_method"] == "wilson"
