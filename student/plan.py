@@ -188,7 +188,9 @@ def estimate(
     weights, grads, optimizer, cpu_rank = _model_states(shape, cfg, strategy, world)
     activations, recompute = _activations(shape, tokens, checkpointing, cfg.bf16)
     # Liger's fused linear cross-entropy works in chunks: ~an fp32 hidden-size buffer per token.
-    logits = tokens * shape.hidden_size * 6.0 if cfg.liger else float(tokens) * shape.vocab_size * LOGIT_BYTES
+    # TRL's DistillationTrainer (on_policy) projects to the vocabulary chunk by chunk, like Liger.
+    chunked = cfg.liger or cfg.method == "on_policy"
+    logits = tokens * shape.hidden_size * 6.0 if chunked else float(tokens) * shape.vocab_size * LOGIT_BYTES
     other = FIXED_OVERHEAD + _buffers(shape, strategy, world)
     overlap, cpu = min(recompute, logits), cpu_rank * min(world, nproc)
     extra = 0.0
@@ -197,6 +199,8 @@ def estimate(
         extra += sampling_cache_bytes(
             cfg, shape.num_hidden_layers, shape.kv_dim, cfg.launch.gpu_memory_gb * GIB
         )
+        if cfg.method == "kd":  # GKD keeps the teacher's full bf16 logits and their fp32 log-softmax too
+            extra += float(tokens) * shape.vocab_size * 6
     return Estimate(weights, grads, optimizer, activations, logits, other, overlap, cpu, extra)
 
 

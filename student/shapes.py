@@ -49,6 +49,7 @@ KNOWN_SHAPES: dict[str, ModelShape] = {
     "Qwen/Qwen2.5-Math-1.5B": replace(_Q15, max_position_embeddings=4096),
     "Qwen/Qwen2.5-Math-7B": replace(_Q7, max_position_embeddings=4096),
     "open-r1/Qwen2.5-Math-7B-RoPE-300k": _Q7,
+    "open-r1/OpenR1-Distill-7B": _Q7,  # Qwen2.5-Math-7B-RoPE-300k SFT'd on R1 traces (on-policy teacher)
     "Qwen/Qwen2.5-1.5B": _Q15,
     "Qwen/Qwen2.5-1.5B-Instruct": _Q15,
     "Qwen/Qwen2.5-7B": replace(_Q7, max_position_embeddings=131072),

@@ -58,7 +58,7 @@ def made_by_hand(path: Path, tmp_path: Path) -> list[str]:
         )  # e.g. rope_theta=300000.0, max_pos...=32768
         config.update({key: float(value) for key, value in re.findall(r"(\w+)=([\d.]+)", edit)})
         config["max_position_embeddings"] = int(config["max_position_embeddings"])
-        (tmp_path / folder).mkdir(parents=True)
+        (tmp_path / folder).mkdir(parents=True, exist_ok=True)  # two students may start from one folder
         (tmp_path / folder / "config.json").write_text(json.dumps(config))
         overrides.append(f"students.{index}.model={tmp_path / folder}")
     return overrides

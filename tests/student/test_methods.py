@@ -264,11 +264,17 @@ def test_plan_counts_the_teachers_weights_and_the_sampling_cache():
     with_teacher = plan.estimate(shape, student, "ddp", 8, teacher=teacher)
     weights = 2 * plan.parameter_count(teacher)  # bf16, inference only: no gradients, no optimizer state
     cache = 2 * shape.num_hidden_layers * shape.kv_dim * 2 * 4 * 4096
-    assert with_teacher.total - alone.total == pytest.approx(weights + cache)
+    assert with_teacher.teacher == pytest.approx(weights + cache) and alone.teacher == 0
+    # TRL's chunked loss never materialises the logits: on_policy's logits term is Liger-sized.
+    sft = plan.estimate(shape, student.model_copy(update={"method": "sft"}), "ddp", 8)
+    assert with_teacher.logits < sft.logits / 100
     sharded = plan.estimate(shape, student, "zero3", 8, teacher=teacher)
     assert sharded.teacher == pytest.approx(weights / 8 + cache)  # ZeRO-3 shards the teacher like the student
     kd = student.model_copy(update={"method": "kd"})
-    assert plan.estimate(shape, kd, "ddp", 8, teacher=teacher).teacher == pytest.approx(weights)
+    teacher_logits = 4 * 4096 * shape.vocab_size * 6  # GKD: the teacher's full logits + log-softmax
+    assert plan.estimate(shape, kd, "ddp", 8, teacher=teacher).teacher == pytest.approx(
+        weights + teacher_logits
+    )
     text = plan.render_plan(student, teacher_ref="Qwen/Qwen2.5-7B-Instruct")
     assert "teacher Qwen/Qwen2.5-7B-Instruct (7.62B, bf16, inference only" in text
     # A GPU between the two totals: the student alone fits, with its teacher it does not, and plan says so.
