@@ -74,6 +74,7 @@ def model_card(
     datasets: list[str] | None = None,
     gate: dict[str, Any] | None = None,
     reproduce: dict[str, Any] | None = None,
+    method: dict[str, Any] | None = None,
 ) -> str:
     """The README.md of a student's model repo. ``gate`` is the release gate's decision for this student;
     a card pushed past a failed gate (``--force``) says so at the top, with the reasons."""
@@ -85,7 +86,7 @@ def model_card(
         datasets=datasets or None,  # Hub ids of the trace sets trained on
         library_name="transformers",
         pipeline_tag="text-generation",
-        tags=["distill", "reasoning", "distillation", "sft"],
+        tags=["distill", "reasoning", "distillation", *_METHOD_TAGS[(method or {}).get("method", "sft")]],
         model_name=name,
         eval_results=eval_results(rows, benchmarks) or None,
     )
@@ -95,10 +96,7 @@ def model_card(
         parts.append(
             f"> **Warning: this model did not pass its release gate** ({reasons}). It was published anyway (`--force`).\n"
         )
-    parts.append(
-        f"Distilled from **{teacher}** with distill: the teacher sampled reasoning traces, a verifier kept the "
-        "correct ones, and this model was fine-tuned on them with TRL.\n"
-    )
+    parts.append(_method_intro(teacher, method or {}))
     # comparison.md already states n, sampling, extraction and how the intervals are computed.
     parts.append(f"## Evaluation\n\n{comparison_md.strip()}\n\n![comparison](comparison.png)\n")
     parts.append(
@@ -107,6 +105,53 @@ def model_card(
     if reproduce:
         parts.append(_reproduce_section(reproduce))
     return "\n".join(parts)
+
+
+_METHOD_TAGS = {"sft": ["sft"], "on_policy": ["on-policy-distillation"], "kd": ["knowledge-distillation"]}
+
+
+def method_facts(student, metrics: dict[str, Any]) -> dict[str, Any]:
+    """The card's method lines for one student: the method, the teacher whose logits were used, the
+    divergence (first-10 -> last-10 step means), the steps and the init, as the sft stage recorded them."""
+    facts: dict[str, Any] = {"method": student.method}
+    if student.init:
+        facts["init"] = f"the final weights of student {student.init} (same recipe)"
+    if student.method == "sft":
+        return facts
+    knobs = student.on_policy if student.method == "on_policy" else student.kd
+    kind = {0.0: "forward KL", 0.5: "JSD", 1.0: "reverse KL"}.get(
+        knobs.beta, f"generalised JSD beta {knobs.beta}"
+    )
+    facts.update(
+        logits_from=student.distill_from or metrics.get("teacher"),
+        divergence=f"{kind} per token, {metrics.get('divergence_first10')} (first 10 steps) -> "
+        f"{metrics.get('divergence_last10')} (last 10), temperature {knobs.temperature}",
+        steps=metrics.get("steps"),
+        teacher_tokens_scored=metrics.get("teacher_tokens_scored"),
+    )
+    return facts
+
+
+def _method_intro(teacher: str, method: dict[str, Any]) -> str:
+    init = f" It started from {method['init']}." if method.get("init") else ""
+    if method.get("method") == "on_policy":
+        return (
+            f"Distilled on-policy with distill: this model sampled its own answers to the kept traces' prompts and "
+            f"was trained to match **{method.get('logits_from') or teacher}**'s next-token distribution on every "
+            f"token of them (TRL DistillationTrainer; {method.get('divergence')}; {method.get('steps')} "
+            f"steps).{init}\n"
+        )
+    if method.get("method") == "kd":
+        return (
+            f"Distilled with distill by token-level KD: the teacher **{teacher}** sampled reasoning traces, a "
+            f"verifier kept the correct ones, and this model was trained to match "
+            f"**{method.get('logits_from') or teacher}**'s next-token distribution on them (TRL GKDTrainer, no "
+            f"student sampling; {method.get('divergence')}; {method.get('steps')} steps).{init}\n"
+        )
+    return (
+        f"Distilled from **{teacher}** with distill: the teacher sampled reasoning traces, a verifier kept the "
+        f"correct ones, and this model was fine-tuned on them with TRL.{init}\n"
+    )
 
 
 def _reproduce_section(reproduce: dict[str, Any]) -> str:

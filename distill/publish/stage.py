@@ -178,6 +178,8 @@ def _card(recipe, run, student, rows, benchmarks, decision, dataset_id) -> str:
         "recipe": f"{recipe.name} (sha256 {recipe.digest()})",
         "training": _training_line(student, run.record(f"sft:{student.name}").get("metrics", {})),
     }
+    method = cards.method_facts(student, run.record(f"sft:{student.name}").get("metrics", {}))
+    lineage.update({k.replace("_", " "): v for k, v in method.items()})
     return cards.model_card(
         _repo_id(recipe, student.name),
         base_model=hub_id(student.model),
@@ -189,6 +191,7 @@ def _card(recipe, run, student, rows, benchmarks, decision, dataset_id) -> str:
         license=recipe.release.license,
         datasets=datasets,
         gate=decision,
+        method=method,
         reproduce={
             "command": run.manifest.get("command") or f"distill run {recipe.name}.yaml",
             "recipe": recipe.model_dump(mode="json", exclude_defaults=True),
@@ -295,12 +298,15 @@ def _push(recipe, run, release: Release) -> dict[str, Any]:
     return result
 
 
+_TRAINERS = {"sft": "SFT", "on_policy": "DistillationTrainer (on-policy)", "kd": "GKDTrainer (KD, lmbda 0)"}
+
+
 def _training_line(student, metrics: dict[str, Any]) -> str:
     """How the student was trained, as the sft stage recorded it (strategy, world size, LoRA save form)."""
     launch = student.launch
     world = metrics.get("world_size", launch.world_size)
     line = (
-        f"TRL SFT, lr {student.learning_rate}, {student.epochs} epochs, micro-batch {student.batch_size} x "
+        f"TRL {_TRAINERS[student.method]}, lr {student.learning_rate}, {student.epochs} epochs, micro-batch {student.batch_size} x "
         f"grad accum {student.gradient_accumulation_steps} x {world} process(es) ({launch.strategy}), "
         f"max_length {student.max_length}, packing {'on' if metrics.get('packing') else 'off'}, "
         f"{metrics.get('steps', '?')} optimizer steps, {metrics.get('too_long', 0)} over-long examples "

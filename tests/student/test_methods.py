@@ -284,3 +284,46 @@ def test_plan_counts_the_teachers_weights_and_the_sampling_cache():
     )
     assert plan.check_fits(small) is None
     assert "zero3 on 8 GPU(s) needs" in plan.check_fits(small, teacher=teacher)
+
+
+def test_model_card_states_method_teacher_divergence_steps_and_init():
+    from distill.publish.cards import method_facts, model_card
+
+    student = student_cfg(name="s2", method="on_policy", init="s1", distill_from="student:s1")
+    metrics = {
+        "divergence_first10": 0.31,
+        "divergence_last10": 0.04,
+        "steps": 60,
+        "teacher": "/run/students/s1",
+    }
+    facts = method_facts(student, metrics)
+    card = model_card(
+        "org/s2",
+        base_model=None,
+        teacher="smollm2-135m-instruct",
+        rows=[],
+        benchmarks={},
+        lineage={"teacher": "smollm2-135m-instruct", **facts},
+        comparison_md="| table |\n",
+        license="apache-2.0",
+        method=facts,
+    )
+    intro = card.split("# s2\n")[1].split("## Evaluation")[0]
+    assert "on-policy" in intro and "**student:s1**" in intro and "60 steps" in intro
+    assert "reverse KL per token, 0.31 (first 10 steps) -> 0.04 (last 10)" in intro
+    assert "the final weights of student s1" in intro
+    assert "on-policy-distillation" in card.split("---\n")[1]
+    sft = method_facts(student_cfg(), {})
+    assert sft == {"method": "sft"}
+    plain = model_card(
+        "org/s",
+        base_model=None,
+        teacher="t",
+        rows=[],
+        benchmarks={},
+        lineage={},
+        comparison_md="",
+        license="mit",
+        method=sft,
+    )
+    assert "fine-tuned on them with TRL." in plain and "- sft" in plain
