@@ -10,7 +10,7 @@ import math
 from html import escape
 
 PALETTE = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
-_W, _H, _L, _R, _T, _B = 460, 220, 56, 12, 26, 30
+_W, _H, _L, _R, _T, _B = 340, 200, 52, 10, 26, 30
 
 
 def _ticks(lo: float, hi: float, count: int = 4) -> list[float]:
@@ -75,7 +75,7 @@ def bars(title: str, items: list[tuple[str, float, tuple[float, float] | None]],
     height = _T + 22 * len(items) + _B
     top = max([v for _, v, _ in items] + [hi for *_, ci in items if ci for hi in ci[1:]] + [0])
     top = top or 1
-    left, width = 190, _W + 80
+    left, width = 150, _W + 60
 
     def sx(v: float) -> float:
         return left + max(v, 0) / top * (width - left - 50)
@@ -85,7 +85,7 @@ def bars(title: str, items: list[tuple[str, float, tuple[float, float] | None]],
         y = _T + 22 * index
         colour = PALETTE[0]
         parts.append(
-            f'<text x="{left - 6}" y="{y + 13}" text-anchor="end" font-size="11">{escape(label[:32])}</text>'
+            f'<text x="{left - 6}" y="{y + 13}" text-anchor="end" font-size="11">{escape(label[:26])}</text>'
             f'<rect x="{left}" y="{y + 3}" width="{sx(value) - left:.1f}" height="14" fill="{colour}" '
             f'opacity="0.8"><title>{escape(label)}: {short(value)}{unit}</title></rect>'
             f'<text x="{sx(value) + 4:.1f}" y="{y + 14}" font-size="10">{short(value)}{unit}</text>'

@@ -391,3 +391,48 @@ def test_the_report_in_a_real_browser(finished, tmp_path):
     with Image.open(shot) as image:
         assert image.size == (1200, 2400)
         assert len(image.convert("L").getcolors(maxcolors=1 << 16) or []) > 20  # drawn, not blank
+
+
+@pytest.mark.integration
+def test_grpo_teacher_and_two_students(tmp_path, tiny_recipe_dict):
+    """A real run with a GRPO-trained teacher and two students: a training section each, GRPO's rewards, KL
+    and completion length as TRL logged them, and the price per pass@1 point over the base."""
+    from tests.teacher.test_grpo import GRPO
+
+    tiny_recipe_dict["grpo"] = {**GRPO, "max_steps": 2, "save_steps": 2}
+    tiny_recipe_dict["teacher"]["model"] = "grpo"
+    second = {**tiny_recipe_dict["students"][0], "name": "second-student", "learning_rate": 1e-4}
+    tiny_recipe_dict["students"].append(second)
+    tiny_recipe_dict["eval"]["include_base"] = True
+    tiny_recipe_dict["report"] = {"prices": {"device_hour": 4.0, "currency": "EUR "}}
+    path = tmp_path / "grpo.yaml"
+    path.write_text(yaml.safe_dump(tiny_recipe_dict, sort_keys=False))
+    result = distill("run", path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    root = Path(tiny_recipe_dict["run_dir"])
+    html = (root / "report.html").read_text()
+    page = parse(html)
+    names = [n.name for n in planned(load_recipe(path))]
+    assert names[0] == "grpo" and len([n for n in names if n.startswith("sft:")]) == 2
+    assert [r[1] for r in page.tables["stage-table"][1:]] == ["done"] * len(names)
+    logged = json.loads((root / "teacher" / "grpo_metrics.json").read_text())["log_history"]
+    steps = [e for e in logged if "reward" in e]
+    for title, key in (("reward", "reward"), ("KL", "kl"), ("completion length", "completions/mean_length")):
+        shown = [t for t in page.titles if t.startswith(f"{title} step ")]
+        assert shown == [f"{title} step {short(e['step'])}: {short(e[key])}" for e in steps if key in e], (
+            title
+        )
+    assert html.count("<h3><code>sft:") == 2 and "<h3><code>grpo</code></h3>" in html
+    comparison = json.loads((root / "eval" / "comparison.json").read_text())
+    base = {r["task"]: r["pass_at_1"] for r in comparison["rows"] if r["role"] == "base"}
+    points = [
+        (r["model"], fmt(round((r["pass_at_1"] - base[r["task"]]) * 100, 2)))
+        for r in comparison["rows"]
+        if r["role"] == "student"
+    ]
+    per_point = page.tables[
+        next(k for k, t in page.tables.items() if t[0][:3] == ["student", "task", "points"])
+    ]
+    assert [(row[0], row[2]) for row in per_point[1:]] == points
+    cost = body(page.tables["cost-table"])
+    assert cost["grpo"][6].startswith("EUR ") and cost["total"][6].startswith("EUR ")
