@@ -79,10 +79,12 @@ def run_pipeline(
     """Run every stage (or just ``only``, whose upstream stages must be finished), honouring ``force``;
     then, finished or failed, write the run report (runs/<name>/report.html)."""
     started = time.time()
+    opened: list[bool] = []  # the preflight passed: a command refused before it writes no report either
     try:
-        return _run_pipeline(recipe, only, force, command)
+        return _run_pipeline(recipe, only, force, command, opened)
     finally:
-        write_report(recipe, since=started)
+        if opened:
+            write_report(recipe, since=started)
 
 
 def planned(recipe: Recipe) -> list:
@@ -126,7 +128,7 @@ def write_report(recipe: Recipe, since: float | None = None, record_hardware: bo
 
 
 def _run_pipeline(
-    recipe: Recipe, only: str | None = None, force: tuple[str, ...] = (), command: str | None = None
+    recipe: Recipe, only: str | None, force: tuple[str, ...], command: str | None, opened: list[bool]
 ) -> Run | None:
     unknown = [f for f in force if f not in STAGE_NAMES and not f.startswith("sft:")]
     if unknown:
@@ -141,6 +143,7 @@ def _run_pipeline(
     for line in report.unchecked:
         print(f"[distill] warning: not checked before starting: {line}", flush=True)
     run = Run(recipe.run_path(), recipe.model_dump(mode="json"), recipe.digest())
+    opened.append(True)
     if command:  # the exact command, for the model card's "how to reproduce" (secrets redacted)
         from distill.secrets import redact, secret_values
 

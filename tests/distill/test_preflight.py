@@ -41,6 +41,16 @@ def one_line_error(capsys) -> str:
     return lines[0]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def builtin_files_written():
+    """The timed checks below measure the preflight, not the session's first use of a built-in model
+    (writing its config and tokenizer once; that path has its own tests in test_models.py)."""
+    from distill.models import BUILTIN_MODELS, builtin_files
+
+    for ref in BUILTIN_MODELS:
+        builtin_files(ref)
+
+
 @pytest.fixture
 def existing_run(tiny_recipe_dict) -> Path:
     """A run dir with a manifest from an earlier run: a failed preflight must not touch it."""
