@@ -262,7 +262,8 @@ class LocalRunner:
         finally:
             os.close(write_fd)
         try:
-            streams, timed_out, overflow = _communicate(proc, data, read_fd, job.limits)
+            reap = functools.partial(_kill_all, proc, uid)
+            streams, timed_out, overflow = _communicate(proc, data, read_fd, job.limits, reap)
         finally:
             _kill_group(proc)
             proc.wait()
@@ -295,7 +296,13 @@ def _kill_group(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def _communicate(proc: subprocess.Popen, data: bytes, result_fd: int, limits: Limits):
+def _kill_all(proc: subprocess.Popen, uid: int | None) -> None:
+    _kill_group(proc)
+    if uid is not None:  # children that left the group (setsid) still hold the pipes: end them now
+        _kill_user(uid)
+
+
+def _communicate(proc: subprocess.Popen, data: bytes, result_fd: int, limits: Limits, reap):
     """Feed stdin, read the three outputs up to their caps, until all close or the deadline passes."""
     deadline = time.monotonic() + limits.wall_seconds
     sel = selectors.DefaultSelector()
@@ -325,7 +332,7 @@ def _communicate(proc: subprocess.Popen, data: bytes, result_fd: int, limits: Li
                 if name == "exit":
                     sel.unregister(pidfd)
                     exited_at = time.monotonic()
-                    _kill_group(proc)  # children left behind go with it; their pipe ends close
+                    reap()  # children left behind go with it; their pipe ends close
                 elif name == "stdin":
                     try:
                         written = os.write(stdin_fd, view[:65536])
