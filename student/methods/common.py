@@ -83,6 +83,7 @@ class StepMetrics(TrainerCallback):
         added = {
             "divergence_per_token": logs["loss"],
             "teacher_tokens_scored": scored * world,
+            "tokens": tokens * world,  # prompt + completion tokens both models ran on
             "tokens_per_second": round(tokens * world / max(now - then, 1e-9), 1),
             "completion_length": logs.get("completions/mean_length", scored / max(rows, 1)),
             "truncated_share": logs.get("completions/clipped_ratio", self.truncated_share),
@@ -117,6 +118,7 @@ def summarise(trainer, result, job: dict[str, Any], extra: dict[str, Any]) -> di
         "completion_length_mean": _mean([e["completion_length"] for e in history]),
         "truncated_share_mean": _mean([e["truncated_share"] for e in history]),
         "teacher_tokens_scored": sum(e["teacher_tokens_scored"] for e in history),
+        "tokens_total": sum(e["tokens"] for e in history),
         "tokens_per_second": _mean([e["tokens_per_second"] for e in history]),
         "log_history": trainer.state.log_history,
     }
