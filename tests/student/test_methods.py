@@ -16,6 +16,8 @@ from distill.cli import main
 from distill.models import resolve_model
 from distill.records import write_parquet
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 @pytest.fixture(scope="module")
 def teacher_dir(tmp_path_factory) -> Path:
@@ -327,3 +329,21 @@ def test_model_card_states_method_teacher_divergence_steps_and_init():
         method=sft,
     )
     assert "fine-tuned on them with TRL." in plain and "- sft" in plain
+
+
+def test_a_grpo_teacher_is_upstream_of_an_on_policy_student():
+    """teacher.model: grpo -> the logits come from the GRPO checkpoint: the grpo node runs first and a new
+    GRPO teacher reruns the student; the preflight checks the tokenizer of the model GRPO starts from."""
+    from distill.pipeline import plan
+    from distill.recipe import load_recipe
+    from student.plan_teacher import teacher_model
+    from student.preflight import _teacher_model
+
+    recipe = load_recipe(REPO / "recipes" / "grpo-quickstart.yaml", ["students.0.method=on_policy"])
+    node = next(s for s in plan(recipe) if s.family == "sft")
+    assert node.upstream == ["filter", "grpo"] and node.config["teacher_model"] == "grpo"
+    assert _teacher_model(recipe, recipe.students[0], "w") == ("grpo", recipe.grpo.model)
+    assert teacher_model(recipe, recipe.students[0]) == recipe.grpo.model
+    from student.spec import teacher_path
+
+    assert teacher_path(recipe, recipe.students[0], Path("/r")) == "/r/teacher/final"
