@@ -179,8 +179,8 @@ def estimate(
     nproc: int = 8,
     teacher: ModelShape | None = None,
 ) -> Estimate:
-    """Per-GPU memory of training ``cfg`` with ``strategy`` on ``world`` GPUs (``nproc`` per node); ``teacher``:
-    the shape of the model whose logits on_policy / kd match."""
+    """Per-GPU memory of training ``cfg`` with ``strategy`` on ``world`` GPUs (``nproc`` per node);
+    ``teacher``: the shape of the model whose logits on_policy / kd match."""
     from student.plan_teacher import sampling_cache_bytes, teacher_bytes
 
     tokens = cfg.batch_size * cfg.max_length
@@ -266,7 +266,8 @@ def render_plan(
     if teacher is not None:
         lines.insert(
             2,
-            f"  method {cfg.method}: teacher {teacher_ref} ({parameter_count(teacher) / 1e9:.2f}B, bf16, "
+            f"  method {cfg.method}: teacher {_teacher_label(cfg, teacher_ref)} "
+            f"({parameter_count(teacher) / 1e9:.2f}B, bf16, "
             f"inference only; shape from {teacher_source}) and the sampling cache are in `other`",
         )
     for row in plan_rows(shape, cfg, teacher):
@@ -293,6 +294,11 @@ def render_plan(
         )
     warning = check_fits(cfg, shape, teacher)
     return "\n".join(lines + ([f"warning: {warning}"] if warning else []))
+
+
+def _teacher_label(cfg: StudentConfig, teacher_ref: str) -> str:
+    named = cfg.distill_from
+    return f"{named} (shaped as {teacher_ref})" if named and named != teacher_ref else teacher_ref
 
 
 def check_fits(

@@ -49,7 +49,8 @@ def sampling_cache_bytes(cfg: StudentConfig, layers: int, kv_dim: int, gpu_bytes
 
 
 def teacher_shape(recipe: Recipe, student: StudentConfig):
-    """The teacher's shape for check_fits, or None (sft, or a model with no config here and not in the table)."""
+    """The teacher's shape for check_fits, or None (sft, or a model with no config here and not in the
+    table)."""
     from distill.errors import DistillError
     from student.shapes import model_shape
 

@@ -125,8 +125,8 @@ def check_same_tokenizer(
     if differ:
         token = sorted(differ, key=student_vocab.get)[0]
         raise DistillError(
-            f"{where}: teacher {teacher_ref} and student {student_ref} do not share a tokenizer ({len(differ)} of "
-            f"the student's {len(student_vocab)} tokens differ, first {token!r}: id {student_vocab[token]} vs "
+            f"{where}: teacher {teacher_ref} and student {student_ref} do not share a tokenizer "
+            f"({len(differ)} of the student's {len(student_vocab)} tokens differ, first {token!r}: id {student_vocab[token]} vs "
             f"{teacher_vocab.get(token)}); logit distillation needs one vocabulary - use method sft (text only) "
             "or a same-tokenizer teacher (cross-tokenizer distillation, TRL's GOLD, is not offered)"
         )
