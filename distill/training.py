@@ -188,11 +188,16 @@ def fit(
 
     ``before_final(folder)`` runs on rank 0 on the saved weights before the tokenizer joins them (merging a
     LoRA adapter)."""
+    from transformers.trainer_callback import ProgressCallback
+
     from distill.checkpoints import CompleteMarker, SkipEndCheckpoint, tensorboard_dir
 
     out_dir = Path(job["out_dir"])
     trainer.add_callback(CompleteMarker())
     trainer.add_callback(SkipEndCheckpoint())
+    trainer.remove_callback(ProgressCallback)  # its raw dict per logging step, in the middle of the bar
+    trainer.add_callback(training_progress(job_label(job)))
+    quiet_tied_keys(trainer)
     with tensorboard_dir(out_dir / "tensorboard"):
         result = trainer.train(resume_from_checkpoint=job.get("resume_from"))
     save_final(trainer, tokenizer, out_dir, before_final)
@@ -225,8 +230,121 @@ def what_ran(trainer, result, job: dict[str, Any]) -> dict[str, Any]:
         "world_size": trainer.args.world_size,
         "steps": trainer.state.global_step,
         "resumed_from": Path(job["resume_from"]).name if job.get("resume_from") else None,
+        "resumed_from_step": _checkpoint_step(job.get("resume_from")),
         "train_seconds": round(result.metrics.get("train_runtime", 0.0), 1),
     }
+
+
+def _checkpoint_step(path: str | None) -> int | None:
+    tail = Path(path).name.rsplit("-", 1)[-1] if path else ""
+    return int(tail) if tail.isdigit() else None
+
+
+def run_loss(history: list[dict[str, Any]]) -> float | None:
+    """The mean training loss over every logged optimizer step of the whole run, resumes included: each
+    logged loss (the mean over its logging interval) weighted by the steps in that interval, from the log
+    history the checkpoints carry. The Trainer's own ``training_loss`` averages only the steps of the last
+    process, so a resumed run would not compare with an uninterrupted one."""
+    total, steps, last = 0.0, 0, 0
+    for entry in history:
+        if "loss" in entry and "step" in entry and entry["step"] > last:
+            total += entry["loss"] * (entry["step"] - last)
+            steps += entry["step"] - last
+            last = entry["step"]
+    return round(total / steps, 4) if steps else None
+
+
+def quiet_tied_keys(trainer) -> None:
+    """Resuming a tied-embedding model: its checkpoint holds the embedding once, so ``lm_head.weight`` is
+    "missing" and the Trainer warns as if the checkpoint were corrupt. Leave out the missing keys whose
+    parameter is shared with one that was loaded (then tie again); warn about every other one as before."""
+    issue = trainer._issue_warnings_after_load
+
+    def without_tied(load_result):
+        tied = tied_parameter_names(trainer.model)
+        missing = [key for key in load_result.missing_keys if key not in tied]
+        if len(missing) < len(load_result.missing_keys):
+            trainer.model.tie_weights()
+            load_result = load_result._replace(missing_keys=missing)
+        return issue(load_result)
+
+    trainer._issue_warnings_after_load = without_tied
+
+
+def tied_parameter_names(model) -> set[str]:
+    """Names of parameters that are one tensor under several names (``lm_head.weight`` = the embedding)."""
+    names: dict[int, list[str]] = {}
+    for name, parameter in model.named_parameters(remove_duplicate=False):
+        names.setdefault(id(parameter), []).append(name)
+    return {name for group in names.values() if len(group) > 1 for name in group}
+
+
+def job_label(job: dict[str, Any]) -> str:
+    student = job.get("student")
+    return f"sft {student['name']}" if isinstance(student, dict) and "name" in student else "grpo"
+
+
+# On the bar: the current values; on a line also the grad norm and the real-token share.
+_BAR_FIELDS = (
+    ("loss", "loss"),
+    ("reward", "reward"),
+    ("kl", "kl"),
+    ("learning_rate", "lr"),
+    ("tokens_per_second", "tok/s"),
+)
+_LINE_FIELDS = (*_BAR_FIELDS, ("grad_norm", "grad norm"), ("real_token_share", "real tokens"))
+
+
+def _fields(logs: dict[str, Any], fields: tuple[tuple[str, str], ...]) -> str:
+    formats = {"learning_rate": "{:.2e}", "tokens_per_second": "{:,.0f}", "real_token_share": "{:.1%}"}
+    return ", ".join(
+        f"{label} {formats.get(key, '{:.4g}').format(logs[key])}"
+        for key, label in fields
+        if isinstance(logs.get(key), int | float)
+    )
+
+
+def verbose() -> bool:
+    """A compact line per logging step even on a terminal (`--verbose`, DISTILL_VERBOSE=1)."""
+    return os.environ.get("DISTILL_VERBOSE", "0") not in ("", "0")
+
+
+def training_progress(label: str):
+    """One progress bar per training run with the current loss, lr and tokens/s on it (on a terminal); a
+    compact line per logging step with ``verbose()`` or when the output is not a terminal (a log file,
+    Slurm), where a bar would only add carriage returns. Rank 0 only, as transformers' own bar."""
+    from tqdm.auto import tqdm
+    from transformers.trainer_callback import ProgressCallback
+
+    class TrainingProgress(ProgressCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            self.terminal = sys.stderr.isatty()
+            self.lines = verbose() or not self.terminal
+            if state.is_world_process_zero:  # a resumed run starts where its checkpoint left off
+                self.training_bar = tqdm(
+                    total=state.max_steps,
+                    initial=state.global_step,
+                    desc=label,
+                    dynamic_ncols=True,
+                    disable=not self.terminal,
+                )
+            self.current_step = state.global_step
+
+        def on_log(self, args, state, control, logs=None, **kwargs):
+            if (
+                not state.is_world_process_zero
+                or self.training_bar is None
+                or not logs
+                or "train_runtime" in logs
+            ):
+                return
+            if self.terminal:
+                self.training_bar.set_postfix_str(_fields(logs, _BAR_FIELDS))
+            if self.lines:
+                where = f"step {state.global_step:,}/{state.max_steps:,}"
+                tqdm.write(f"[distill] {label} {where}: {_fields(logs, _LINE_FIELDS)}")
+
+    return TrainingProgress()
 
 
 def wrapper_ran(trainer) -> dict[str, str]:

@@ -3,11 +3,16 @@
 The collator is wrapped to count, per batch, the token slots the model computes on and how many of them
 are real; a callback turns the counts into ``tokens_per_second`` (real tokens, summed over ranks) and
 ``real_token_share`` at each logging step, so they reach report_to and the manifest like the loss.
+
+Batches are counted when a training step consumes them, not when they are built: the dataloader builds one
+batch ahead (accelerate looks ahead to flag the last one), so counting at build time credited each interval
+with the next one's tokens and left the last interval of every epoch with none (tokens/s 0, share 0).
 """
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from typing import Any
 
 from transformers import TrainerCallback
@@ -18,19 +23,24 @@ class TokenCounter:
 
     def __init__(self, collator):
         self.collator = collator
-        self.real = 0
+        self.real = 0  # of the batches training steps have consumed
         self.slots = 0
+        self.built: deque[tuple[int, int]] = deque()  # (real, slots) of batches built, not yet consumed
 
     def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
         batch = self.collator(examples)
-        ids = batch["input_ids"]
-        self.slots += ids.numel()
         mask = batch.get("attention_mask")
-        if mask is not None:
-            self.real += int(mask.sum())
-        else:  # padding-free: one flat row, padded only up to pad_to_multiple_of (position id 0 after the end)
-            self.real += sum(len(example["input_ids"]) for example in examples)
+        # Padding-free batches have no mask: one flat row, padded only up to pad_to_multiple_of.
+        real = int(mask.sum()) if mask is not None else sum(len(example["input_ids"]) for example in examples)
+        self.built.append((real, batch["input_ids"].numel()))
         return batch
+
+    def consume(self) -> None:
+        """One micro-batch went through a training step: the oldest batch built (batches are used in order)."""
+        if self.built:
+            real, slots = self.built.popleft()
+            self.real += real
+            self.slots += slots
 
 
 class PackedRowsCollator:
@@ -68,6 +78,14 @@ class ThroughputCallback(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         self.started = time.perf_counter()
         self._last = (self.started, 0, 0)
+        return control
+
+    def on_substep_end(self, args, state, control, **kwargs):  # a micro-batch of gradient accumulation
+        self.counter.consume()
+        return control
+
+    def on_step_end(self, args, state, control, **kwargs):  # the micro-batch that ends an optimizer step
+        self.counter.consume()
         return control
 
     def on_log(self, args, state, control, logs=None, **kwargs):

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from distill.recipe import StudentConfig
-from distill.training import Method, fit, main, on_cpu, shared_trainer_args, what_ran, wrapper_ran
+from distill.training import Method, fit, main, on_cpu, run_loss, shared_trainer_args, what_ran, wrapper_ran
 from student.metrics import PackedRowsCollator, ThroughputCallback, TokenCounter
 
 METRICS_FILE = "train_metrics.json"
@@ -145,7 +145,9 @@ def _summarise(trainer, result, throughput: ThroughputCallback, job: dict[str, A
     return {
         **what_ran(trainer, result, job),
         **wrapper_ran(trainer),
-        "train_loss": round(result.training_loss, 4),
+        # The whole run's loss (resumes included); the Trainer's own covers only this attempt's steps.
+        "train_loss": run_loss(history) or round(result.training_loss, 4),
+        **({"train_loss_this_attempt": round(result.training_loss, 4)} if job.get("resume_from") else {}),
         "first_loss": round(losses[0], 4) if losses else None,
         "last_loss": round(losses[-1], 4) if losses else None,
         "grad_norm_last": next((e["grad_norm"] for e in reversed(history) if "grad_norm" in e), None),

@@ -38,5 +38,10 @@ def table(header: list[str], rows: list[list[str]], numeric: set[int] = frozense
     return f"<table{attrs}><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
+def interval(ci: list[float] | None) -> str:
+    """A 95% interval of shares, in percent; "-" where there is none (one problem: no spread)."""
+    return "-" if not ci else f"{pct(ci[0])} – {pct(ci[1])}"
+
+
 def plain(value: Any) -> str:
     return json.dumps(value, indent=1, sort_keys=True, default=str)

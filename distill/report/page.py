@@ -30,16 +30,17 @@ SECTIONS = ("stages", "generation", "filter", "training", "eval", "release", "co
 
 def render(facts: dict[str, Any]) -> str:
     recipe_prices = ((facts.get("recipe") or {}).get("report") or {}).get("prices")
-    body = [
-        _header(facts),
-        _stages(facts["stages"]),
-        data.generation(facts.get("generation")),
-        data.filter(facts.get("filter")),
-        data.training(facts.get("training") or []),
-        results.eval(facts.get("eval")),
-        results.release(facts.get("release")),
-        results.cost(facts, recipe_prices),
+    drawers = [
+        ("header", lambda: _header(facts)),
+        ("stages", lambda: _stages(facts["stages"])),
+        ("generation", lambda: data.generation(facts.get("generation"))),
+        ("filter", lambda: data.filter(facts.get("filter"))),
+        ("training", lambda: data.training(facts.get("training") or [])),
+        ("eval", lambda: results.eval(facts.get("eval"))),
+        ("release", lambda: results.release(facts.get("release"))),
+        ("cost", lambda: results.cost(facts, recipe_prices)),
     ]
+    body = [_drawn(name, draw) for name, draw in drawers]
     nav = "".join(f'<a href="#{s}">{s}</a>' for s in SECTIONS)
     return (
         '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
@@ -49,6 +50,17 @@ def render(facts: dict[str, Any]) -> str:
         f"<p class=muted>Written by distill from {escape(facts['root'])}/manifest.json and the stage folders; "
         "every number is read from what the stages and trainers recorded.</p></body></html>\n"
     )
+
+
+def _drawn(name: str, draw) -> str:
+    """A section, or where its files hold something unexpected a line saying so: the rest of the page stays."""
+    try:
+        return draw()
+    except Exception as exc:  # one odd file must not cost the whole report
+        return (
+            f'<section id="{name}"><h2>{name.capitalize()}</h2><p class=muted>This section could not be '
+            f"drawn: {escape(type(exc).__name__)}: {escape(str(exc))[:300]}</p></section>"
+        )
 
 
 def _header(facts: dict[str, Any]) -> str:

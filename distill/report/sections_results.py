@@ -7,7 +7,7 @@ from html import escape
 from typing import Any
 
 from distill.report import charts
-from distill.report.cells import fmt, pct, plain, table
+from distill.report.cells import fmt, interval, pct, plain, table
 from distill.report.cost import cost_rows, price_per_point
 
 _COMPARISON = [
@@ -52,14 +52,13 @@ def _scaled(interval: list[float] | None) -> tuple[float, float] | None:
 
 
 def _comparison_row(r: dict[str, Any]) -> list[str]:
-    ci = r.get("ci95") or [None, None]
     pass_at_k = sorted((r.get("pass_at_k") or {}).items(), key=lambda item: int(item[0]))
     return [
         escape(r["model"]),
         escape(r.get("role", "")),
         escape(r["task"]),
         pct(r["pass_at_1"]),
-        f"{pct(ci[0])} – {pct(ci[1])}",
+        interval(r.get("ci95")),
         pct(r.get("maj_at_n")),
         ", ".join(f"pass@{k} {pct(v)}" for k, v in pass_at_k),
         pct(r.get("truncated_share")),
@@ -77,7 +76,7 @@ def _differences(diffs: list[dict[str, Any]]) -> str:
             escape(d["versus"]),
             escape(d["task"]),
             pct(d["difference"]),
-            f"{pct(d['ci95'][0])} – {pct(d['ci95'][1])}",
+            interval(d.get("ci95")),
             "yes" if d.get("significant") else "no",
             fmt(d.get("problems")),
         ]

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from distill.recipe import GRPOTeacherConfig
-from distill.training import Method, fit, main, on_cpu, shared_trainer_args, what_ran
+from distill.training import Method, fit, main, on_cpu, run_loss, shared_trainer_args, what_ran
 from teacher.grpo.rewards import build_reward_funcs
 
 METRICS_FILE = "grpo_metrics.json"
@@ -85,6 +85,7 @@ def _judge_options(job: dict[str, Any], cfg: GRPOTeacherConfig) -> dict[str, dic
 
 def _ran(trainer, result, cfg: GRPOTeacherConfig, job: dict[str, Any]) -> dict[str, Any]:
     metrics = {**summarise(trainer.state.log_history, cfg.rewards), **what_ran(trainer, result, job)}
+    metrics["train_loss"] = run_loss(trainer.state.log_history)  # the whole run's, resumes included
     if "judge" in cfg.rewards:  # calls, cache hits, tokens, unparsed replies and timeouts (this process)
         from teacher.grpo.rewards import judge_usage
 
