@@ -162,8 +162,12 @@ def agreement_and_cache(url: str, traces: list[dict], args, cache_file: Path) ->
         "first_seconds": round(first_s, 1),
         "first_prompt_tokens": first["prompt_tokens"],
         "first_completion_tokens": first["completion_tokens"],
+        "questions": len(items),
+        "unique_questions": first["calls"],  # a question repeated in the batch is asked once
         "rerun_requests": second["calls"],
-        "rerun_cache_hit_rate": round(second["cached"] / len(items), 4) if items else None,
+        "rerun_cache_hit_rate": round(second["cached"] / (second["cached"] + second["calls"]), 4),
+        "replies_without_a_verdict_line": sum("VERDICT:" not in r.reply for r in results),
+        "reply_examples": sorted({r.reply[:80] for r in results})[:5],
         "rerun_seconds": round(rerun_s, 2),
     }
 

@@ -205,3 +205,27 @@ def test_judged_benchmarks_leave_the_eval_fingerprint_alone_until_used(
     other_model = _recipe(tmp_path, tiny_recipe_dict, tiny_model_dir, "http://127.0.0.1:9/v1")
     other_model.judge.model = "judge-2"
     assert eval_fp(judged) != eval_fp(other_model)
+
+
+def test_the_eval_stage_appends_judged_results_and_keeps_the_key_out(
+    tmp_path, tiny_recipe_dict, tiny_model_dir, monkeypatch, capsys
+):
+    from distill.cli import main
+
+    secret = "sk-pairwise-secret-0123456789"
+    monkeypatch.setenv("PAIRWISE_KEY", secret)
+    with ScriptedChatServer(longer_wins) as server:
+        recipe = _recipe(tmp_path, tiny_recipe_dict, tiny_model_dir, server.url).model_dump(mode="json")
+        recipe = {k: v for k, v in recipe.items() if k not in ("data", "teacher", "students", "grpo")}
+        recipe["judge"]["api_key_env"] = "PAIRWISE_KEY"
+        path = tmp_path / "judged.yaml"
+        path.write_text(yaml.safe_dump(recipe, sort_keys=False))
+        assert main(["eval", str(path)]) == 0, capsys.readouterr().err
+        assert server.requests and set(server.auth) == {f"Bearer {secret}"}
+    run_dir = Path(recipe["run_dir"])
+    metrics = json.loads((run_dir / "manifest.json").read_text())["stages"]["eval"]["metrics"]
+    assert metrics["judged"][0]["benchmark"] == "open" and metrics["judge_cost"]["total"]["calls"] >= 3
+    assert "## Judged benchmarks" in (run_dir / "eval" / "comparison.md").read_text()
+    assert json.loads((run_dir / "eval" / "judged.json").read_text())["judged"][0]["student"] == "left"
+    for file in (p for p in run_dir.rglob("*") if p.is_file()):
+        assert secret.encode() not in file.read_bytes(), file
