@@ -56,6 +56,12 @@ def _add_recipe_args(parser: argparse.ArgumentParser) -> None:
     # Also accepted after the subcommand; SUPPRESS keeps an absent flag from hiding `distill --debug CMD`.
     parser.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=_DEBUG_HELP)
     parser.add_argument(
+        "--verbose",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="training: a line per logging step beside the progress bar (always when not a terminal)",
+    )
+    parser.add_argument(
         "overrides",
         nargs="*",
         metavar="key.sub=value",
@@ -263,6 +269,8 @@ def main(argv: list[str] | None = None) -> int:
     # Recorded in the manifest and the model card ("how to reproduce"), secrets redacted there.
     args.command_line = "distill " + shlex.join(sys.argv[1:] if argv is None else argv)
     debug = args.debug or os.environ.get("DISTILL_DEBUG", "0") not in ("", "0")
+    if getattr(args, "verbose", False):  # read by the training processes (distill/training.py), launched too
+        os.environ["DISTILL_VERBOSE"] = "1"
     if not debug:
         _quiet_libraries()
     try:
@@ -327,6 +335,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         comparison = run.root / "eval" / "comparison.md"
         if comparison.exists():
             print(f"\n{comparison}:\n{comparison.read_text()}", flush=True)
+        if (run.root / "report.html").exists():  # the last line: where to look next
+            print(f"report: {run.root / 'report.html'}", flush=True)
     else:
         run_pipeline(
             recipe, only=args.command, force=(args.command,) if args.force else (), command=args.command_line

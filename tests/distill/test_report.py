@@ -124,6 +124,7 @@ def body(table: list[list[str]]) -> dict[str, list[str]]:
 
 def test_the_pipeline_writes_the_report_and_prints_its_path(finished):
     assert f"[distill] report: {finished['root'] / 'report.html'}" in finished["stdout"]
+    assert finished["stdout"].rstrip().splitlines()[-1] == f"report: {finished['root'] / 'report.html'}"
     page = parse(finished["html"])
     assert {"header", *SECTIONS} <= page.ids
     assert finished["html"].count("<svg") >= 8  # finish reasons, lengths, funnel, pass rates, curves, eval
@@ -436,3 +437,12 @@ def test_grpo_teacher_and_two_students(tmp_path, tiny_recipe_dict):
     assert [(row[0], row[2]) for row in per_point[1:]] == points
     cost = body(page.tables["cost-table"])
     assert cost["grpo"][6].startswith("EUR ") and cost["total"][6].startswith("EUR ")
+
+
+@pytest.mark.parametrize("command", ["report", "status"])
+def test_report_commands_have_help(command, capsys):
+    from distill.cli import main
+
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0 and f"usage: distill {command}" in capsys.readouterr().out
