@@ -364,12 +364,17 @@ def read_custom(raw: list[Row], layout: Layout, where: str) -> list[Row]:
 
 
 def check_values(rows: list[Row], where: str, answers: bool = True) -> None:
-    """Every row has a completion string and, when ``answers``, a non-empty answer (numbers become text)."""
+    """Every row has a completion string and, when ``answers``, a non-empty answer (numbers become text);
+    a code row (with ``tests``) needs no answer."""
     for number, row in enumerate(rows, 1):
         answer = row.get("answer")
         if isinstance(answer, int | float) and not isinstance(answer, bool):
             row["answer"] = str(answer)  # AMC-style numeric answers: the verifier compares them as numbers
-        elif answers and (not isinstance(answer, str) or not answer.strip()):
+        elif (
+            answers
+            and row.get("tests") in (None, "", [], {})
+            and (not isinstance(answer, str) or not answer.strip())
+        ):
             raise DistillError(
                 f"{where}: row {number}: answer must be a non-empty string or number, got "
                 f"{answer!r:.40}; fix the data or map another column with filter.columns.answer"

@@ -375,3 +375,36 @@ def test_code_sets_map_their_test_cases(tmp_path):
     custom, _ = _read(tmp_path, [{**thoughts, "completion": sums}])  # custom: no answer column needed
     _, kept, report = filter_traces(traces + custom, FilterConfig(dedup={"exact": False, "near": False}))
     assert len(kept) == 2 and report["code"]["reasons"] == {"passed": 2, "failed": 1}
+
+
+def test_generated_traces_take_the_tests_of_their_prompts(tmp_path):
+    from distill.recipe import FilterConfig
+    from distill.records import write_parquet
+    from teacher.filter.stage import filter_traces, read_traces
+    from teacher.prompts import build_prompts
+
+    prompts = build_prompts(
+        [
+            {"id": "c1", "problem": "write add", "tests": ADD_TESTS, "entry_point": "add"},
+            {"id": "m1", "problem": "2+2?", "answer": "4"},
+        ],
+        where="t",
+        id_column="id",
+        problem_column="problem",
+        answer_column="answer",
+    )
+    write_parquet(prompts, tmp_path / "prompts.parquet")
+    shard = [
+        {**_trace("c1", 0, RIGHT, None), "answer": ""},
+        {**_trace("c1", 1, WRONG, None), "answer": ""},
+        {**_trace("m1", 0, "\\boxed{4}", None), "answer": "4"},
+    ]
+    write_parquet(
+        [{k: v for k, v in row.items() if k not in ("tests", "entry_point")} for row in shard],
+        tmp_path / "shard-00000.parquet",
+    )
+    rows, _ = read_traces(tmp_path, FilterConfig())
+    assert rows[0]["entry_point"] == "add" and "tests" not in rows[2]
+    _, kept, report = filter_traces(rows, FilterConfig(dedup={"exact": False, "near": False}))
+    assert [(r["prompt_id"], r["sample_idx"]) for r in kept] == [("c1", 0), ("m1", 0)]
+    assert report["code"]["rows"] == 2 and report["verification"]["reasons"]["fast-path"] == 1
