@@ -62,26 +62,62 @@ def filter(rep: dict[str, Any] | None) -> str:
         charts.columns("pass rate per prompt", [(h["range"], h["prompts"]) for h in histogram], "pass rate")
     )
     parts = [f"<div class=figs>{parts[0]}{''.join(f for f in figs if f)}</div>"]
-    lengths = rep.get("lengths") or {}
-    if lengths.get("before"):
-        stats = ("rows", "min", "p50", "mean", "p90", "max")
-        rows = [
-            [when, *(fmt(lengths[when].get(k)) for k in stats)]
-            for when in ("before", "after")
-            if lengths.get(when)
-        ]
-        parts.append(
-            f"<h3>lengths ({escape(str(lengths.get('unit', '')))})</h3>"
-            + table(["", *stats], rows, set(range(1, 7)))
-        )
-    for key in ("decontamination", "source"):
+    parts += [_lengths(rep.get("lengths") or {}), _verification(rep.get("verification") or {})]
+    parts.append(_contamination(rep.get("contamination")))
+    for key in ("source", "judge", "code"):  # a published trace set's origin; judge and code verdicts
         if rep.get(key):
-            parts.append(f"<h3>{key}</h3><pre>{escape(plain(rep[key]))}</pre>")
+            parts.append(f"<details><summary>{key}</summary><pre>{escape(plain(rep[key]))}</pre></details>")
     if rep.get("pass_rate") is not None:
         parts.append(f"<p>pass rate of the traces: {pct(rep['pass_rate'])}%</p>")
     for note in rep.get("notes") or []:
         parts.append(f"<p class=muted>{escape(str(note))}</p>")
     return f'<section id="filter"><h2>Filter</h2>{"".join(parts)}</section>'
+
+
+def _lengths(lengths: dict[str, Any]) -> str:
+    if not lengths.get("before"):
+        return ""
+    stats = ("rows", "min", "p50", "mean", "p90", "max")
+    rows = [
+        [when, *(fmt(lengths[when].get(k)) for k in stats)]
+        for when in ("before", "after")
+        if lengths.get(when)
+    ]
+    unit = escape(str(lengths.get("unit", "")))
+    return f"<h3>lengths ({unit}), before and after the filter</h3>" + table(
+        ["", *stats], rows, set(range(1, 7))
+    )
+
+
+def _verification(verification: dict[str, Any]) -> str:
+    reasons = verification.get("reasons") or {}
+    if not reasons:
+        return ""
+    rows = [[escape(reason), fmt(count)] for reason, count in reasons.items()]
+    note = f"{fmt(verification.get('seconds'))} s, {fmt(verification.get('workers'))} workers"
+    return f"<h3>verdicts <span class=muted>({note})</span></h3>" + table(["reason", "rows"], rows, {1})
+
+
+def _contamination(found: dict[str, Any] | None) -> str:
+    if not found:
+        return ""
+    removed = found.get("rows_removed_by_benchmark") or {}
+    rows = [
+        [escape(name), fmt(size), fmt(removed.get(name, 0))]
+        for name, size in (found.get("benchmarks") or {}).items()
+    ]
+    parts = [
+        f"<h3>decontamination <span class=muted>({fmt(found.get('ngram'))}-grams; "
+        f"{fmt(found.get('prompts_removed'))} prompts removed)</span></h3>",
+        table(["benchmark", "benchmark size", "rows removed"], rows, {1, 2}, ' id="contamination"'),
+    ]
+    examples = [
+        [escape(e["prompt_id"]), escape(e["matched"]), escape(e["problem"])]
+        for e in found.get("examples") or []
+    ]
+    if examples:
+        parts.append(table(["prompt", "matched", "problem"], examples))
+    return "".join(parts)
 
 
 _CURVES = (

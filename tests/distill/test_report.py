@@ -446,3 +446,56 @@ def test_report_commands_have_help(command, capsys):
     with pytest.raises(SystemExit) as info:
         main([command, "--help"])
     assert info.value.code == 0 and f"usage: distill {command}" in capsys.readouterr().out
+
+
+def test_chunked_fleet_generation_and_decontamination(tmp_path, tiny_recipe_dict):
+    """Per-chunk and per-endpoint counts (as the merge records them) and the decontamination hits per
+    benchmark (as filter/report.json holds them) are on the page as recorded."""
+    recipe, run = _tiny_run(tmp_path, tiny_recipe_dict)
+    chunks = {
+        "0/2": {"state": "done", "host": "node-a", "requested_prompts": 2, "attempts": 1, "new_samples": 4},
+        "1/2": {"state": "done", "host": "node-b", "requested_prompts": 2, "attempts": 2, "new_samples": 4},
+    }
+    endpoints = {
+        "http://127.0.0.1:8001/v1": {"requests": 5, "retries": 1},
+        "http://127.0.0.1:8002/v1": {"requests": 3},
+    }
+    work = run.begin("generate", planned(recipe)[0].fingerprint, run.root / "generate")
+    _write_rows(work / "shard-00000.parquet", 8)
+    metrics = {"prompts": 4, "samples": 8, "completion_tokens": 40, "chunks": chunks, "endpoints": endpoints}
+    run.finish("generate", [work / "shard-00000.parquet"], metrics)
+    work = run.begin(
+        "filter",
+        planned(recipe)[1].fingerprint,
+        run.root / "filter",
+        {"generate": run.completion_id("generate")},
+    )
+    contamination = {
+        "benchmarks": {"math500": 500, "aime24": 30},
+        "ngram": 8,
+        "fuzzy": False,
+        "rows_removed_by_benchmark": {"math500": 3},
+        "prompts_removed": 2,
+        "examples": [{"prompt_id": "p7", "matched": "math500#12", "problem": "What is 1 + 1?"}],
+    }
+    funnel = [{"filter": "contaminated", "rows_in": 8, "removed": 3, "rows_out": 5, "seconds": 0.01}]
+    report = {"funnel": funnel, "contamination": contamination, "verification": {"reasons": {"no answer": 8}}}
+    (work / "report.json").write_text(json.dumps(report))
+    run.finish("filter", [work / "report.json"], {"rows_in": 8, "rows_out": 5})
+    page = parse(write_report(recipe).read_text())
+    per_chunk = body(next(t for t in page.tables.values() if t[1][0] == "0/2"))
+    header = next(t for t in page.tables.values() if t[1][0] == "0/2")[0]
+    for chunk, status in chunks.items():
+        assert {header[i]: cell for i, cell in enumerate(per_chunk[chunk])}["new_samples"] == fmt(
+            status["new_samples"]
+        )
+        assert status["host"] in per_chunk[chunk]
+    per_endpoint = body(next(t for t in page.tables.values() if t[1][0].startswith("http://127.0.0.1:8001")))
+    assert per_endpoint["http://127.0.0.1:8001/v1"][1:] == ["5", "1"] and per_endpoint[
+        "http://127.0.0.1:8002/v1"
+    ][1:] == ["3", "-"]  # columns: requests, retries
+    assert body(page.tables["contamination"]) == {
+        "math500": ["math500", "500", "3"],
+        "aime24": ["aime24", "30", "0"],
+    }
+    assert body(page.tables["funnel"])["contaminated"][1:4] == ["8", "3", "5"]
