@@ -4,7 +4,8 @@
 - ``pool``: ``verify_many``, batches over worker processes with a hard per-item deadline.
 - ``code``: programs from answers run against tests (``verify_code``, ``verify_code_many``), in
 - ``sandbox``: the runner interface, the local runner (process group, limits, own user id, network
-  namespace) and ``run_many``.
+  namespace) and ``run_many``; ``sandbox_driver`` is the program-side half, ``sandbox_io`` the parent's
+  reading of one run (caps, deadline, reaping).
 
 New domains (code, ...) join here as sibling modules; callers import from ``distill.verify``.
 """

@@ -33,9 +33,7 @@ import math
 import os
 import pathlib
 import secrets
-import selectors
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -44,6 +42,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
+
+from distill.verify.sandbox_io import Pump, kill_all, kill_group, kill_user
 
 _DRIVER = (pathlib.Path(__file__).with_name("sandbox_driver.py")).read_text()
 _UID_BASE = 2_000_000 + (os.getpid() % 10_000) * 1_000  # ids of no real user; distinct per parent process
@@ -197,23 +197,6 @@ class _UserIds:
 _UIDS = _UserIds()
 
 
-def _kill_user(uid: int) -> None:
-    """SIGKILL every process owned by ``uid`` (children that left the process group with setsid)."""
-    for _ in range(3):
-        found = False
-        for entry in os.scandir("/proc"):
-            if not entry.name.isdigit():
-                continue
-            try:
-                if entry.stat().st_uid == uid:
-                    os.kill(int(entry.name), signal.SIGKILL)
-                    found = True
-            except OSError:
-                continue
-        if not found:
-            return
-
-
 class LocalRunner:
     """Runs Python programs on this machine, each in its own process group, user id and network namespace."""
 
@@ -242,7 +225,7 @@ class LocalRunner:
             return self._spawn(job, workdir, uid)
         finally:
             if uid is not None:
-                _kill_user(uid)
+                kill_user(uid)
                 _UIDS.release(uid)
             shutil.rmtree(workdir, ignore_errors=True)
 
@@ -286,10 +269,10 @@ class LocalRunner:
         finally:
             os.close(write_fd)
         try:
-            reap = functools.partial(_kill_all, proc, uid)
-            streams, timed_out, overflow = _communicate(proc, data, read_fd, job.limits, reap)
+            pump = Pump(proc, data, read_fd, job.limits.output_bytes, functools.partial(kill_all, proc, uid))
+            streams, timed_out, overflow = pump.run(job.limits.wall_seconds)
         finally:
-            _kill_group(proc)
+            kill_group(proc)
             proc.wait()
             os.close(read_fd)
             for pipe in (proc.stdin, proc.stdout, proc.stderr):
@@ -313,86 +296,6 @@ class LocalRunner:
             timed_out=timed_out,
             overflow=overflow,
         )
-
-
-def _kill_group(proc: subprocess.Popen) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(proc.pid, signal.SIGKILL)
-
-
-def _kill_all(proc: subprocess.Popen, uid: int | None) -> None:
-    _kill_group(proc)
-    if uid is not None:  # children that left the group (setsid) still hold the pipes: end them now
-        _kill_user(uid)
-
-
-def _communicate(proc: subprocess.Popen, data: bytes, result_fd: int, limits: Limits, reap):
-    """Feed stdin, read the three outputs up to their caps, until all close or the deadline passes."""
-    deadline = time.monotonic() + limits.wall_seconds
-    sel = selectors.DefaultSelector()
-    pidfd = os.pidfd_open(proc.pid)
-    sel.register(pidfd, selectors.EVENT_READ, "exit")
-    buffers: dict[str, bytearray] = {}
-    for name, fd in (
-        ("stdout", proc.stdout.fileno()),
-        ("stderr", proc.stderr.fileno()),
-        ("result", result_fd),
-    ):
-        os.set_blocking(fd, False)
-        sel.register(fd, selectors.EVENT_READ, name)
-        buffers[name] = bytearray()
-    stdin_fd = proc.stdin.fileno()
-    os.set_blocking(stdin_fd, False)
-    sel.register(stdin_fd, selectors.EVENT_WRITE, "stdin")
-    view, timed_out, overflow, exited_at = memoryview(data), False, "", None
-    try:
-        while len(sel.get_map()) > (0 if exited_at is None else 1):
-            now = time.monotonic()
-            if now >= deadline or (exited_at is not None and now > exited_at + 1.0):
-                timed_out = exited_at is None
-                break
-            for key, _ in sel.select(timeout=deadline - now):
-                name = key.data
-                if name == "exit":
-                    sel.unregister(pidfd)
-                    exited_at = time.monotonic()
-                    reap()  # children left behind go with it; their pipe ends close
-                elif name == "stdin":
-                    try:
-                        written = os.write(stdin_fd, view[:65536])
-                    except (BrokenPipeError, BlockingIOError, OSError):
-                        written = len(view)
-                    view = view[written:]
-                    if not len(view):
-                        sel.unregister(stdin_fd)
-                        proc.stdin.close()
-                else:
-                    chunk = _read(key.fd)
-                    if chunk is None:  # spurious wake-up
-                        continue
-                    if not chunk:
-                        sel.unregister(key.fd)
-                        continue
-                    buffer = buffers[name]
-                    room = limits.output_bytes - len(buffer)
-                    buffer += chunk[:room]
-                    if len(chunk) > room:
-                        overflow = name
-                        _kill_group(proc)
-                        return buffers, False, overflow
-    finally:
-        sel.close()
-        os.close(pidfd)
-    return buffers, timed_out, overflow
-
-
-def _read(fd: int) -> bytes | None:
-    try:
-        return os.read(fd, 65536)
-    except BlockingIOError:
-        return None
-    except OSError:
-        return b""
 
 
 def run_many(jobs: list[Job], runner: Runner | None = None, workers: int | None = None) -> list[RunResult]:

@@ -1,0 +1,132 @@
+"""The parent's side of one sandboxed run: feed stdin, read the outputs up to a cap, end every process.
+
+``Pump`` waits on the process's pipes and on its exit (a pidfd, or polling where there is none) until the
+pipes close, the wall deadline passes, or an output passes its cap. When the program exits, its process group
+and every process of its user id are killed at once, so children it left behind cannot hold the pipes open.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import selectors
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+
+
+def kill_group(proc: subprocess.Popen) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def kill_user(uid: int) -> None:
+    """SIGKILL every process owned by ``uid`` (children that left the process group with setsid)."""
+    for _ in range(3):
+        found = False
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                if entry.stat().st_uid == uid:
+                    os.kill(int(entry.name), signal.SIGKILL)
+                    found = True
+            except OSError:
+                continue
+        if not found:
+            return
+
+
+def kill_all(proc: subprocess.Popen, uid: int | None) -> None:
+    kill_group(proc)
+    if uid is not None:  # children that left the group (setsid) still hold the pipes: end them now
+        kill_user(uid)
+
+
+class Pump:
+    """Feeds ``data`` to the process's stdin and reads stdout, stderr and the result pipe (``cap`` each)."""
+
+    def __init__(
+        self, proc: subprocess.Popen, data: bytes, result_fd: int, cap: int, reap: Callable[[], None]
+    ):
+        self.proc, self.cap, self.reap = proc, cap, reap
+        self.sel = selectors.DefaultSelector()
+        self.buffers: dict[str, bytearray] = {}
+        self.view = memoryview(data)
+        self.exited_at: float | None = None
+        self.overflow = ""
+        try:  # readable when the process exits (Linux >= 5.3); else it is polled every 20 ms
+            self.pidfd: int | None = os.pidfd_open(proc.pid)
+            self.sel.register(self.pidfd, selectors.EVENT_READ, "exit")
+        except (AttributeError, OSError):
+            self.pidfd = None
+        for name, fd in (
+            ("stdout", proc.stdout.fileno()),
+            ("stderr", proc.stderr.fileno()),
+            ("result", result_fd),
+        ):
+            os.set_blocking(fd, False)
+            self.sel.register(fd, selectors.EVENT_READ, name)
+            self.buffers[name] = bytearray()
+        os.set_blocking(proc.stdin.fileno(), False)
+        self.sel.register(proc.stdin.fileno(), selectors.EVENT_WRITE, "stdin")
+
+    def run(self, wall_seconds: float) -> tuple[dict[str, bytearray], bool, str]:
+        """(outputs, timed out, which output passed its cap or "")."""
+        deadline = time.monotonic() + wall_seconds
+        try:
+            while self.sel.get_map() or (self.pidfd is None and self.exited_at is None):
+                now = time.monotonic()
+                if now >= deadline or (self.exited_at is not None and now > self.exited_at + 1.0):
+                    return self.buffers, self.exited_at is None, ""
+                if self.pidfd is None and self.exited_at is None and self.proc.poll() is not None:
+                    self._exited()
+                polling = self.pidfd is None and self.exited_at is None
+                for key, _ in self.sel.select(
+                    timeout=min(deadline - now, 0.02) if polling else deadline - now
+                ):
+                    if self._handle(key):
+                        return self.buffers, False, self.overflow
+        finally:
+            self.sel.close()
+            if self.pidfd is not None:
+                os.close(self.pidfd)
+        return self.buffers, False, ""
+
+    def _exited(self) -> None:
+        self.exited_at = time.monotonic()
+        self.reap()
+
+    def _handle(self, key: selectors.SelectorKey) -> bool:
+        """Serve one ready descriptor; True when an output passed its cap (the group is then killed)."""
+        if key.data == "exit":
+            self.sel.unregister(key.fd)
+            self._exited()
+        elif key.data == "stdin":
+            try:
+                written = os.write(key.fd, self.view[:65536])
+            except OSError:  # the program closed its stdin or ended: the rest is not wanted
+                written = len(self.view)
+            self.view = self.view[written:]
+            if not len(self.view):
+                self.sel.unregister(key.fd)
+                self.proc.stdin.close()
+        else:
+            try:
+                chunk = os.read(key.fd, 65536)
+            except BlockingIOError:
+                return False
+            except OSError:
+                chunk = b""
+            if not chunk:
+                self.sel.unregister(key.fd)
+                return False
+            buffer = self.buffers[key.data]
+            room = self.cap - len(buffer)
+            buffer += chunk[:room]
+            if len(chunk) > room:
+                self.overflow = key.data
+                kill_group(self.proc)
+                return True
+        return False
