@@ -30,22 +30,36 @@ def write_report(root: Path, planned: list[Planned] | None = None, since: float 
 
 
 def hardware() -> dict[str, object]:
-    """This machine, as the manifest records it for the report: CPU, cores, memory and accelerators (read
-    from torch only when the run already imported it, so recording it costs nothing). No host name: the
-    page may be published."""
-    import sys
-
+    """This machine, as the manifest records it for the report: CPU, cores, memory and accelerators. No
+    host name: the page may be published."""
     info: dict[str, object] = {"cpu": platform.processor() or platform.machine()}
     info["cpu cores"] = os.cpu_count() or 0
     with contextlib.suppress(ValueError, OSError, AttributeError):
         info["memory GiB"] = round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1)
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.cuda.is_available():
-        names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
-        info["accelerators"] = f"{len(names)} x {names[0]}" if names else 0
-    else:
-        info["accelerators"] = "none seen by this process"
+    info["accelerators"] = _accelerators() or "none found"
     return info
+
+
+def _accelerators() -> str | None:
+    """NVIDIA GPUs as nvidia-smi lists them, else what an already imported torch sees (no import here)."""
+    import shutil
+    import subprocess
+    import sys
+
+    smi = shutil.which("nvidia-smi")
+    names: list[str] = []
+    if smi:
+        with contextlib.suppress(OSError, subprocess.SubprocessError):
+            query = [smi, "--query-gpu=name", "--format=csv,noheader"]
+            names = [
+                n.strip()
+                for n in subprocess.run(query, capture_output=True, text=True, timeout=10).stdout.splitlines()
+                if n.strip()
+            ]
+    torch = sys.modules.get("torch")
+    if not names and torch is not None and torch.cuda.is_available():
+        names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]
+    return f"{len(names)} x {names[0]}" if names else None
 
 
 __all__ = ["REPORT_FILE", "Planned", "collect", "hardware", "render", "write_report"]

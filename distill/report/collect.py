@@ -226,6 +226,9 @@ def _training(root: Path, row: dict[str, Any]) -> dict[str, Any]:
             if state and state.get("log_history"):
                 history, source = state["log_history"], "checkpoints/*/trainer_state.json"
                 break
+    if not history:  # killed before its first checkpoint, or a method that only logs to TensorBoard
+        history = tensorboard_history([folder, *sorted(folder.parent.glob(f"{folder.name}.partial-*"))])
+        source = "TensorBoard events"
     return {
         "name": row["name"],
         "family": row["family"],
@@ -233,6 +236,31 @@ def _training(root: Path, row: dict[str, Any]) -> dict[str, Any]:
         "source": source if history else None,
         "resumed_from": (row.get("metrics") or {}).get("resumed_from"),
     }
+
+
+def tensorboard_history(folders: list[Path]) -> list[dict[str, Any]]:
+    """The scalars transformers' TensorBoard callback wrote (``train/loss`` ...), as log-history entries
+    (``{"step": 3, "loss": ...}``; float32, as TensorBoard stores them). Empty without tensorboard."""
+    files = sorted(f for folder in folders for f in folder.rglob("events.out.tfevents.*"))
+    if not files:
+        return []
+    try:
+        from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    except ImportError:
+        return []
+    by_step: dict[int, dict[str, Any]] = {}
+    summary: dict[str, Any] = {}  # the end-of-training entry (train_runtime, train_loss ...) on its own
+    for path in files:
+        events = EventAccumulator(str(path), size_guidance={"scalars": 0})
+        events.Reload()
+        for tag in events.Tags().get("scalars", []):
+            key = tag.removeprefix("train/")
+            for scalar in events.Scalars(tag):
+                if key.startswith("train_") or key == "total_flos":
+                    summary.update({"step": scalar.step, key: scalar.value})
+                else:
+                    by_step.setdefault(scalar.step, {"step": scalar.step})[key] = scalar.value
+    return [by_step[step] for step in sorted(by_step)] + ([summary] if summary else [])
 
 
 def _eval(root: Path) -> dict[str, Any] | None:

@@ -499,3 +499,21 @@ def test_chunked_fleet_generation_and_decontamination(tmp_path, tiny_recipe_dict
         "aime24": ["aime24", "30", "0"],
     }
     assert body(page.tables["funnel"])["contaminated"][1:4] == ["8", "3", "5"]
+
+
+def test_training_curves_from_tensorboard_when_no_history_was_written(finished, tmp_path):
+    """A run killed before its first checkpoint has only TensorBoard events: the curves come from those."""
+    from distill.report.collect import _training
+
+    student = next(p for p in (finished["root"] / "students").iterdir() if p.is_dir())
+    logged = json.loads((student / "train_metrics.json").read_text())["log_history"]
+    copy = tmp_path / "students" / student.name
+    shutil.copytree(student, copy, ignore=shutil.ignore_patterns("train_metrics.json", "final"))
+    assert not list(copy.glob("checkpoints/checkpoint-*"))  # no trainer_state.json either
+    found = _training(
+        tmp_path, {"name": f"sft:{student.name}", "family": "sft", "folder": f"students/{student.name}"}
+    )
+    assert found["source"] == "TensorBoard events"
+    steps = [e for e in found["history"] if "loss" in e]
+    assert [e["step"] for e in steps] == [e["step"] for e in logged if "loss" in e]
+    assert [e["loss"] for e in steps] == pytest.approx([e["loss"] for e in logged if "loss" in e], rel=1e-6)
