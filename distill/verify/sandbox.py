@@ -233,26 +233,9 @@ class LocalRunner:
         iso = self.isolation
         read_fd, write_fd = os.pipe()
         nonce = secrets.token_hex(16)
-        payload = {
-            "nonce": nonce,
-            "result_fd": write_fd,
-            "mode": job.mode,
-            "source": job.source,
-            "tests": job.tests,
-            "entry_point": job.entry_point,
-            "call_check": job.call_check,
-            "limits": job.limits.for_driver(),
-        }
-        data = marshal.dumps(payload, 2)  # version 2: plain types, read by any Python 3 the sandbox runs
-        data = len(data).to_bytes(8, "big") + data + (job.stdin if job.mode == "stdio" else b"")
         env = {"PATH": "/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8"}
-        cmd = [p.replace("{uid}", str(uid)) for p in iso.prefix] + [
-            iso.python,
-            "-I",
-            "-S",
-            "-c",
-            driver_command(iso.python),
-        ]
+        cmd = [p.replace("{uid}", str(uid)) for p in iso.prefix]
+        cmd += [iso.python, "-I", "-S", "-c", driver_command(iso.python)]
         drop = {"user": uid, "group": uid, "extra_groups": []} if uid is not None and not iso.prefix else {}
         try:
             proc = subprocess.Popen(
@@ -269,6 +252,7 @@ class LocalRunner:
         finally:
             os.close(write_fd)
         try:
+            data = _payload(job, nonce, write_fd)
             pump = Pump(proc, data, read_fd, job.limits.output_bytes, functools.partial(kill_all, proc, uid))
             streams, timed_out, overflow = pump.run(job.limits.wall_seconds)
         finally:
@@ -278,24 +262,45 @@ class LocalRunner:
             for pipe in (proc.stdin, proc.stdout, proc.stderr):
                 with contextlib.suppress(OSError):
                     pipe.close()
-        events = []
-        for line in streams["result"].decode("utf-8", "replace").splitlines():
-            if not line.startswith(nonce + "\t"):  # anything the program wrote itself
-                continue
-            try:
-                event = ast.literal_eval(line[len(nonce) + 1 :])
-            except (ValueError, SyntaxError, RecursionError, MemoryError):
-                continue
-            if isinstance(event, dict):
-                events.append(event)
         return RunResult(
-            events=events,
+            events=_events(streams["result"], nonce),
             stdout=bytes(streams["stdout"]),
             stderr=bytes(streams["stderr"]),
             returncode=proc.returncode,
             timed_out=timed_out,
             overflow=overflow,
         )
+
+
+def _payload(job: Job, nonce: str, result_fd: int) -> bytes:
+    """What the driver reads from stdin: length, the marshalled job, then the program's own input."""
+    job_fields = {
+        "nonce": nonce,
+        "result_fd": result_fd,  # the same number in the child (pass_fds)
+        "mode": job.mode,
+        "source": job.source,
+        "tests": job.tests,
+        "entry_point": job.entry_point,
+        "call_check": job.call_check,
+        "limits": job.limits.for_driver(),
+    }
+    data = marshal.dumps(job_fields, 2)  # version 2: plain types, read by any Python 3 the sandbox runs
+    return len(data).to_bytes(8, "big") + data + (job.stdin if job.mode == "stdio" else b"")
+
+
+def _events(raw: bytes, nonce: str) -> list[dict]:
+    """The driver's reports: lines starting with the run's nonce; anything the program wrote is ignored."""
+    events = []
+    for line in raw.decode("utf-8", "replace").splitlines():
+        if not line.startswith(nonce + "\t"):
+            continue
+        try:
+            event = ast.literal_eval(line[len(nonce) + 1 :])
+        except (ValueError, SyntaxError, RecursionError, MemoryError):
+            continue
+        if isinstance(event, dict):
+            events.append(event)
+    return events
 
 
 def run_many(jobs: list[Job], runner: Runner | None = None, workers: int | None = None) -> list[RunResult]:
