@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from suite import REPO
 
 from distill.pipeline import planned, write_report
 from distill.recipe import load_recipe
+from distill.report import write_report as write_page
 from distill.report.charts import short
 from distill.report.page import SECTIONS, fmt, pct
 from distill.report.status import status_table
@@ -259,6 +261,9 @@ def test_a_failed_run(tmp_path, tiny_recipe_dict):
     assert 'class="state s-failed">failed' in html  # the header's overall state
     text, code = status_table(recipe.run_path(), planned(recipe))
     assert code == 1 and "no column 'completion'" in text
+    # A later invocation that found generate up to date: skipped, with its numbers still shown.
+    later = parse(write_page(recipe.run_path(), planned(recipe), since=time.time() + 5).read_text())
+    assert body(later.tables["stage-table"])["generate"][1:3] == ["skipped", "up to date, skipped this run"]
 
 
 def test_a_half_finished_generate(tmp_path, tiny_recipe_dict):
