@@ -227,7 +227,7 @@ def test_a_missing_teacher_is_refused(tiny_recipe, tiny_recipe_dict, capsys, tmp
 
 
 def test_a_served_teacher_has_no_logits(tiny_recipe, tiny_recipe_dict, capsys):
-    tiny_recipe_dict["teacher"].update(backend="openai", base_url="http://127.0.0.1:9/v1")
+    tiny_recipe_dict["teacher"].update(backend="openai", openai={"base_url": "http://127.0.0.1:9/v1"})
     tiny_recipe_dict["students"][0].update(method="on_policy")
     _refused(tiny_recipe, tiny_recipe_dict, capsys, "students.0.distill_from", "backend openai")
 
