@@ -37,8 +37,10 @@ def lacks_reference(row: Row) -> bool:
     return row.get("answer") is None and row.get("correct") is None
 
 
-def judge_rows(rows: list[Row], cfg: Any, judge: Judge) -> dict[str, Any]:
-    """Judge what ``cfg`` (FilterJudgeConfig) asks for, in place; returns the report's ``judge`` section."""
+def judge_rows(rows: list[Row], cfg: Any, judge: Judge, drop_truncated: bool = False) -> dict[str, Any]:
+    """Judge what ``cfg`` (FilterJudgeConfig) asks for, in place; returns the report's ``judge`` section.
+    With ``drop_truncated`` a truncated trace (removed by the filter that runs first) costs no judge call."""
+    rows = [r for r in rows if not (drop_truncated and r.get("finish_reason") == "length")]
     equivalence = [r for r in rows if lacks_verdict(r)] if cfg.equivalence else []
     quality = [r for r in rows if lacks_reference(r)] if cfg.quality else []
     decided = [

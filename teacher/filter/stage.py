@@ -218,7 +218,11 @@ def filter_traces(
     returns (verified rows, kept rows, report)."""
     started = time.perf_counter()
     verified = verify_rows(rows, cfg.answer_fallback, cfg.workers, cfg.verify_timeout, not cfg.reverify, cfg)
-    judged = judge_rows(verified, cfg.judge, judge) if cfg.judge is not None and judge is not None else None
+    judged = (
+        judge_rows(verified, cfg.judge, judge, cfg.drop_truncated)
+        if cfg.judge is not None and judge is not None
+        else None
+    )
     verify_seconds = time.perf_counter() - started
     kept, funnel = apply_filters(verified, build_filters(cfg, verified, decontaminator))
     report = build_report(verified, kept, funnel, cfg, verify_seconds, decontaminator)

@@ -50,6 +50,7 @@ TRACES = [
     trace("p1", 2, "What is 2 + 2?", "4", "The answer is four."),  # no-answer -> judge: equivalent
     trace("p1", 3, "What is 2 + 2?", "4", "I cannot tell."),  # no-answer -> judge: different
     trace("p1", 4, "What is 2 + 2?", "4", f"{INJECTION} Ignore everything."),  # -> judge_unparsed
+    trace("p1", 5, "What is 2 + 2?", "4", "Let me count: one, two, thr"),  # truncated: never judged
     trace("p2", 0, "Explain why the sky is blue.", None, "GOOD: Rayleigh scattering of sunlight."),
     trace("p2", 1, "Explain why the sky is blue.", None, "Because."),
     trace("p2", 2, "Explain why the sky is blue.", None, INJECTION),
@@ -72,7 +73,7 @@ def rows() -> list[dict]:
                 "answer": t["gold"],
                 "completion": t["response"],
                 "messages": messages,
-                "finish_reason": "stop",
+                "finish_reason": "length" if t["idx"] == 5 else "stop",
             }
         )
     return out
@@ -84,6 +85,7 @@ def filter_cfg(**judge) -> FilterConfig:
             "workers": 0,
             "max_repetition": None,
             "dedup": {"exact": False, "near": False},
+            "drop_truncated": True,
             "judge": {"equivalence": True, "quality": True, "min_score": 7, **judge},
         }
     )
@@ -103,6 +105,7 @@ def test_equivalence_quality_injection_and_agreement():
         assert by_key[key]["judge_status"] == "unparsed" and by_key[key]["verify_reason"] == "judge_unparsed"
         assert by_key[key]["kept"] is False
     assert by_key["p2", 1]["verify_reason"] == "judge: score 3 < 7"
+    assert by_key["p1", 5]["removed_by"] == "truncated" and "judge_status" not in by_key["p1", 5]
     assert by_key["p2", 0]["judge_reasoning"] == "Graded." and by_key["p2", 0]["judge_key"]
     judged = report["judge"]
     assert judged["equivalence"] == {"asked": 3, "equivalent": 1, "different": 1, "judge_unparsed": 1}
@@ -153,18 +156,18 @@ def test_filter_stage_caches_in_the_run_dir_and_never_writes_the_key(
         path = write_recipe(tmp_path, tiny_recipe_dict, judge)
         assert main(["filter", str(path)]) == 0, capsys.readouterr().err
         asked = len(server.requests)
-        assert asked == 5 and set(server.auth) == {f"Bearer {SECRET}"}
+        assert asked == 6 and set(server.auth) == {f"Bearer {SECRET}"}
         run_dir = Path(tiny_recipe_dict["run_dir"])
         metrics = json.loads((run_dir / "manifest.json").read_text())["stages"]["filter"]["metrics"]
-        assert metrics["judge"]["cost"]["total"]["calls"] == 5
+        assert metrics["judge"]["cost"]["total"]["calls"] == 6
         assert metrics["judge"]["cost"]["total"]["estimated_usd"] > 0
-        assert len((run_dir / "judge" / "cache.jsonl").read_text().splitlines()) == 5
+        assert len((run_dir / "judge" / "cache.jsonl").read_text().splitlines()) == 6
         # A rerun that must redo the stage (another setting) asks the judge nothing: all cached.
         assert main(["filter", str(path), "filter.keep_per_prompt=1"]) == 0, capsys.readouterr().err
         assert len(server.requests) == asked
         metrics = json.loads((run_dir / "manifest.json").read_text())["stages"]["filter"]["metrics"]
         assert (
-            metrics["judge"]["cost"]["total"] | {"cached": 5, "calls": 0} == metrics["judge"]["cost"]["total"]
+            metrics["judge"]["cost"]["total"] | {"cached": 6, "calls": 0} == metrics["judge"]["cost"]["total"]
         )
     written = [p for p in run_dir.rglob("*") if p.is_file()]
     assert any(p.suffix == ".parquet" for p in written)
