@@ -77,8 +77,10 @@ def test_replies_are_cached_in_the_run(tmp_path):
 
 
 def test_grpo_trains_with_the_judge_reward_beside_accuracy(
-    tmp_path, tiny_recipe_dict, tiny_model_dir, capsys
+    tmp_path, tiny_recipe_dict, tiny_model_dir, capsys, monkeypatch
 ):
+    secret = "sk-reward-secret-0123456789"
+    monkeypatch.setenv("REWARD_JUDGE_KEY", secret)
     with ScriptedChatServer(rubric) as server:
         tiny_recipe_dict["grpo"] = {
             "model": "tiny-random-llama",
@@ -92,7 +94,12 @@ def test_grpo_trains_with_the_judge_reward_beside_accuracy(
             "max_prompt_length": 128,
             "report_to": [],
         }
-        tiny_recipe_dict["judge"] = {"model": "judge", "base_url": server.url, "retry_backoff": 0.01}
+        tiny_recipe_dict["judge"] = {
+            "model": "judge",
+            "base_url": server.url,
+            "retry_backoff": 0.01,
+            "api_key_env": "REWARD_JUDGE_KEY",
+        }
         path = tmp_path / "grpo.yaml"
         path.write_text(yaml.safe_dump(tiny_recipe_dict, sort_keys=False))
         assert main(["grpo", str(path)]) == 0, capsys.readouterr().err
@@ -103,6 +110,11 @@ def test_grpo_trains_with_the_judge_reward_beside_accuracy(
     assert metrics["judge"]["total"]["calls"] + metrics["judge"]["total"]["cached"] == asked
     assert "reward_judge" in json.dumps(metrics)
     assert len((run_dir / "judge" / "cache.jsonl").read_text().splitlines()) == asked
+    assert set(server.auth) == {f"Bearer {secret}"}
+    for file in (
+        p for p in run_dir.rglob("*") if p.is_file()
+    ):  # the job file carries the variable's name only
+        assert secret.encode() not in file.read_bytes(), file
 
 
 def test_the_judge_reward_without_a_judge_section_is_refused_before_training(
