@@ -79,7 +79,7 @@ class GRPOTeacherConfig(Section):
     rewards: list[str] = Field(
         default_factory=lambda: ["accuracy", "format"],
         description="Reward functions (teacher/grpo/rewards.py): accuracy, format, cosine, repetition, code "
-        "(share of the prompt's tests passed).",
+        "(share of the prompt's tests passed), judge (the recipe's judge's rubric score, 0-1).",
     )
     reward_weights: list[float] | None = Field(
         None, description="One weight per reward, in the same order (default: all 1.0)."
