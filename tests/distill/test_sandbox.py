@@ -32,14 +32,26 @@ def _alive(pid: int) -> bool:
     return state.split()[1] not in ("Z", "X")  # a zombie waiting for init to reap it is dead
 
 
-def test_isolation_is_detected_and_recorded():
-    result = LocalRunner().run(stdio("print('hi')"))
+@pytest.fixture(params=["local", "forkserver"], scope="module")
+def runner(request):
+    """Every test runs on both local runners: an interpreter start per program, or a fork server."""
+    if request.param == "local":
+        return LocalRunner()
+    if not ISO.own_user:
+        pytest.skip("the fork server needs root (a user id per run)")
+    from distill.verify.sandbox_forkserver import ForkServerRunner
+
+    return ForkServerRunner()
+
+
+def test_isolation_is_detected_and_recorded(runner):
+    result = runner.run(stdio("print('hi')"))
     assert result.stdout == b"hi\n"
     assert result.network_isolated is ISO.network
     assert ISO.note  # the log line says which protections are on
 
 
-def test_hostile_programs_each_get_a_verdict_and_the_pool_survives(tmp_path, monkeypatch):
+def test_hostile_programs_each_get_a_verdict_and_the_pool_survives(tmp_path, monkeypatch, runner):
     monkeypatch.setenv("HF_TOKEN", "hf_FAKE_TOKEN_must_not_leak")
     outside = tmp_path / "outside.txt"
     os.chmod(tmp_path, 0o700)
@@ -83,7 +95,7 @@ def test_hostile_programs_each_get_a_verdict_and_the_pool_survives(tmp_path, mon
         "file_too_big": stdio("open('big', 'wb').write(b'x' * (64 << 20))\n"),
     }
     names = list(jobs)
-    results = dict(zip(names, run_many(list(jobs.values()), workers=2), strict=False))
+    results = dict(zip(names, run_many(list(jobs.values()), runner, workers=2), strict=False))
     server.close()
     for name, result in results.items():
         assert not result.error, (name, result.error)
@@ -108,26 +120,28 @@ def test_hostile_programs_each_get_a_verdict_and_the_pool_survives(tmp_path, mon
         assert not outside.exists()
         assert "PermissionError" in results["write_outside"].events[-1]["error"]
     # the pool still runs programs, and verdicts still come out right
-    ok = check_program("def f(x):\n    return x + 1\n", CodeProblem(["assert f(1) == 2"], "f", limits=FAST))
+    ok = check_program(
+        "def f(x):\n    return x + 1\n", CodeProblem(["assert f(1) == 2"], "f", limits=FAST), runner
+    )
     assert ok.reason == "passed"
 
 
 @needs_own_user
-def test_killing_the_parent_or_everything_is_refused():
+def test_killing_the_parent_or_everything_is_refused(runner):
     me = os.getpid()
     jobs = [
         stdio("import os, signal\nos.kill(os.getppid(), signal.SIGKILL)\n"),
         stdio(f"import os, signal\nos.kill({me}, signal.SIGKILL)\n"),
         stdio("import os, signal\nos.kill(-1, signal.SIGKILL)\nprint('still here')"),  # all it may: none
     ]
-    results = run_many(jobs, workers=3)
+    results = run_many(jobs, runner, workers=3)
     assert os.getpid() == me  # we are alive to check
     assert "PermissionError" in results[0].events[-1]["error"]
     assert "PermissionError" in results[1].events[-1]["error"]
     assert results[2].stdout == b"still here\n"  # kill(-1) spares the caller; nothing else was its own
 
 
-def test_children_left_behind_are_reaped():
+def test_children_left_behind_are_reaped(runner):
     source = """
     import os, sys, time
     for escape in (False, True):
@@ -139,7 +153,7 @@ def test_children_left_behind_are_reaped():
             os._exit(0)
         print(pid, flush=True)
     """
-    result = LocalRunner().run(stdio(source))
+    result = runner.run(stdio(source))
     assert not result.timed_out and result.seconds < FAST.wall_seconds  # it ended with the program
     pids = [int(p) for p in result.stdout.split()]
     assert len(pids) == 2
@@ -149,13 +163,14 @@ def test_children_left_behind_are_reaped():
         assert not _alive(pids[1])
 
 
-def test_wall_deadline_kills_a_sleeper_and_a_spinner():
-    results = run_many([stdio("import time\ntime.sleep(30)"), stdio("while True:\n    pass\n")], workers=2)
+def test_wall_deadline_kills_a_sleeper_and_a_spinner(runner):
+    jobs = [stdio("import time\ntime.sleep(30)"), stdio("while True:\n    pass\n")]
+    results = run_many(jobs, runner, workers=2)
     for result in results:
         assert result.timed_out and result.seconds < FAST.wall_seconds + 1.5
 
 
-def test_the_program_cannot_forge_its_report():
+def test_the_program_cannot_forge_its_report(runner):
     # writes a report line on the result pipe without the nonce, then exits early: no passed verdict
     forger = """
     import os, json
@@ -167,7 +182,7 @@ def test_the_program_cannot_forge_its_report():
             pass
     os._exit(0)
     """
-    verdict = check_program(textwrap.dedent(forger), CodeProblem(["assert False"], limits=FAST))
+    verdict = check_program(textwrap.dedent(forger), CodeProblem(["assert False"], limits=FAST), runner)
     assert verdict.reason.startswith("runtime_error: exited (code 0)")
     assert not verdict.correct
 
