@@ -18,7 +18,7 @@ import traceback
 
 from pydantic import ValidationError
 
-from distill import __version__, cli_recipes
+from distill import __version__, cli_inspect, cli_recipes
 from distill.cli_scale import add_scale_args, run_scale, scale_mode
 from distill.errors import DistillError, is_bad_input, library_error_line
 from distill.install_check import shadowed_package
@@ -313,11 +313,11 @@ def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "validate":
         return cli_recipes.validate(recipe, args)
     if args.command == "filter" and args.dry_run:
-        return _preview_traces(recipe)
+        return cli_inspect.preview_traces(recipe)
     if args.command == "plan":
-        return _print_plan(recipe)
+        return cli_inspect.print_plan(recipe)
     if args.command in ("report", "status"):
-        return _report_or_status(recipe, args.command)
+        return cli_inspect.report_or_status(recipe, args.command)
     if args.command == "sft":
         _apply_launch_args(recipe, args)
         if args.slurm:
@@ -342,69 +342,6 @@ def _dispatch(args: argparse.Namespace) -> int:
             recipe, only=args.command, force=(args.command,) if args.force else (), command=args.command_line
         )
     return 0
-
-
-def _report_or_status(recipe, command: str) -> int:
-    from distill.pipeline import planned, write_report
-
-    if command == "status":
-        from distill.report.status import status_table
-
-        text, code = status_table(recipe.run_path(), planned(recipe))
-        print(text)
-        return code
-    if write_report(recipe, record_hardware=False) is None:
-        raise DistillError(
-            f"{recipe.run_path()}: no run there yet (no manifest.json); start one with `distill run`"
-        )
-    return 0
-
-
-def _preview_traces(recipe) -> int:
-    """`distill filter --dry-run`: how the source is read, on its first rows; nothing is written."""
-    from teacher.filter.stage import read_traces
-    from teacher.filter.trace_source import PREVIEW_ROWS, preview, source_kind
-
-    cfg = recipe.filter
-    if not cfg.traces:
-        raise DistillError("--dry-run previews external traces: give --traces SOURCE (or set filter.traces)")
-    # A Hub set is streamed for a few rows unless --limit asks for more; a local source is read whole.
-    limit = cfg.limit or (PREVIEW_ROWS if source_kind(cfg.traces) == "hub" else None)
-    rows, info = read_traces(cfg.traces, cfg, limit)
-    if info is None:
-        print(f"{cfg.traces}: a generate stage folder, {len(rows)} traces")
-        return 0
-    print(preview(rows, info))
-    return 0
-
-
-def _print_plan(recipe) -> int:
-    from student.plan import render_plan
-    from student.plan_teacher import teacher_model
-
-    if recipe.grpo is not None:
-        print(_grpo_plan(recipe.grpo, render_plan) + ("\n" if recipe.students else ""))
-    for index, student in enumerate(recipe.students):
-        try:
-            table = render_plan(student, teacher_ref=teacher_model(recipe, student))
-        except DistillError as exc:
-            table = f"student {student.name}: no estimate ({exc})"
-        print(("\n" if index else "") + table)
-    return 0
-
-
-def _grpo_plan(grpo, render_plan) -> str:
-    """The GRPO policy's training memory (the students' planner) and what GRPO adds on top of it."""
-    try:
-        table = render_plan(grpo.policy_shape())
-    except DistillError as exc:
-        return f"grpo teacher: no estimate ({exc})"
-    extra = []
-    if grpo.generation == "vllm-colocate":
-        extra.append(f"vLLM (colocated) takes {grpo.vllm_gpu_memory_utilization:.0%} of each GPU on top")
-    if grpo.beta > 0:
-        extra.append("beta > 0 loads a frozen reference copy of the weights (add the weights column again)")
-    return table + "".join(f"\n  grpo: {line}" for line in extra)
 
 
 if __name__ == "__main__":

@@ -62,6 +62,21 @@ def end_of_turn_token(tokenizer) -> str:
     )
 
 
+def load_student_tokenizer(model_path: str):
+    """The student's tokenizer, which must have a chat template, with its end-of-turn token as eos; returns
+    (tokenizer, eos, model config with that eos). Every training method starts here, so all of them train on
+    the same turns."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    if not tokenizer.chat_template:
+        raise DistillError(
+            f"student model {model_path}: its tokenizer has no chat template; give one that has"
+        )
+    model_config = AutoConfig.from_pretrained(model_path)
+    return tokenizer, align_eos(tokenizer, model_config), model_config
+
+
 def align_eos(tokenizer, model_config=None, generation_config=None) -> str:
     """Make the end-of-turn token the tokenizer's eos (and a stop token of the saved generation config).
 

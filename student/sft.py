@@ -76,18 +76,10 @@ def prepare_job(model_path: str, train_file: Path, out_dir: Path, cfg: StudentCo
     data_file = out_dir / DATA_FILE
     if data_file.exists() and (out_dir / TOKENS_FILE).exists():
         return json.loads(data_file.read_text())
-    from transformers import AutoConfig, AutoTokenizer
-
-    from student.data import align_eos, save_tokenized, tokenize_rows
+    from student.data import load_student_tokenizer, save_tokenized, tokenize_rows
 
     started = time.time()
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    if not tokenizer.chat_template:
-        raise DistillError(
-            f"student model {model_path}: its tokenizer has no chat template; give one that has"
-        )
-    model_config = AutoConfig.from_pretrained(model_path)
-    eos = align_eos(tokenizer, model_config)
+    tokenizer, eos, model_config = load_student_tokenizer(model_path)
     rows = read_rows(train_file)
     data = tokenize_rows(rows, tokenizer, cfg.max_length, cfg.too_long, where=str(train_file))
     stats = data.stats(cfg.max_length)

@@ -32,18 +32,10 @@ def prepare_prompts(model_path: str, train_file: Path, out_dir: Path, cfg: Stude
     data_file = out_dir / DATA_FILE
     if data_file.exists() and (out_dir / PROMPTS_FILE).exists():
         return json.loads(data_file.read_text())
-    from transformers import AutoConfig, AutoTokenizer
-
-    from student.data import align_eos
+    from student.data import load_student_tokenizer
 
     started = time.time()
-    tokenizer = AutoTokenizer.from_pretrained(model_path)
-    if not tokenizer.chat_template:
-        raise DistillError(
-            f"student model {model_path}: its tokenizer has no chat template; give one that has"
-        )
-    model_config = AutoConfig.from_pretrained(model_path)
-    eos = align_eos(tokenizer, model_config)
+    tokenizer, eos, _ = load_student_tokenizer(model_path)
     tokenizer.padding_side = "left"  # DistillationTrainer generates from left-padded prompts
     if tokenizer.pad_token is None:
         tokenizer.pad_token = eos
