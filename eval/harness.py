@@ -103,23 +103,28 @@ def run_lm_eval(target: EvalTarget, cfg, tasks: list[str], on_gpu: bool) -> dict
         tasks=load_tasks(
             tasks, {t: cfg.n_for(t) for t in tasks}, cfg.data_dir, cfg.seed, cfg.prompt, cfg.generation_prefix
         ),
-        batch_size="auto" if target.backend == "vllm" else cfg.batch_size,
         limit=cfg.limit,
-        gen_kwargs={
+        **generation_settings(target, cfg, cfg.max_tokens),
+    )
+
+
+def generation_settings(target: EvalTarget, cfg, max_tokens: int) -> dict[str, Any]:
+    """The ``simple_evaluate`` arguments every row's run shares: sampling, chat template, seeds, samples."""
+    seeds = ("random_seed", "numpy_random_seed", "torch_random_seed", "fewshot_random_seed")
+    return {
+        "batch_size": "auto" if target.backend == "vllm" else cfg.batch_size,
+        "gen_kwargs": {
             "do_sample": cfg.temperature > 0,
             "temperature": cfg.temperature,
             "top_p": cfg.top_p,
-            "max_gen_toks": cfg.max_tokens,
+            "max_gen_toks": max_tokens,
         },
-        apply_chat_template=True,
-        system_instruction=cfg.system_prompt,
-        log_samples=True,
-        random_seed=cfg.seed,
-        numpy_random_seed=cfg.seed,
-        torch_random_seed=cfg.seed,
-        fewshot_random_seed=cfg.seed,
-        bootstrap_iters=0,  # intervals come from eval/stats.py over problems
-    )
+        "apply_chat_template": True,
+        "system_instruction": cfg.system_prompt,
+        "log_samples": True,
+        **dict.fromkeys(seeds, cfg.seed),
+        "bootstrap_iters": 0,  # intervals come from eval/stats.py over problems
+    }
 
 
 def evaluate_target(target: EvalTarget, cfg, out_dir: Path, on_gpu: bool) -> dict[str, Any]:

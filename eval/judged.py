@@ -20,6 +20,7 @@ import yaml
 from distill.errors import DistillError
 from distill.records import read_rows
 from eval.backends import EvalTarget, lm_eval_model
+from eval.harness import generation_settings
 from eval.pairwise import ask_both_orders, judged_markdown, summarize
 
 _PROMPT_COLUMNS = ("prompt", "instruction", "problem", "question")
@@ -75,20 +76,7 @@ def generate_answers(
             model_args=model_args,
             tasks=[task],
             task_manager=manager,
-            batch_size="auto" if target.backend == "vllm" else cfg.batch_size,
-            gen_kwargs={
-                "do_sample": cfg.temperature > 0,
-                "temperature": cfg.temperature,
-                "top_p": cfg.top_p,
-                "max_gen_toks": bench.max_tokens,
-            },
-            apply_chat_template=True,
-            system_instruction=cfg.system_prompt,
-            log_samples=True,
-            random_seed=cfg.seed,
-            numpy_random_seed=cfg.seed,
-            torch_random_seed=cfg.seed,
-            bootstrap_iters=0,
+            **generation_settings(target, cfg, bench.max_tokens),
         )
     answers = {}
     for sample in results["samples"][task]:
