@@ -46,7 +46,10 @@ from typing import Protocol
 from distill.verify.sandbox_io import Pump, kill_all, kill_group, kill_user
 
 _DRIVER = (pathlib.Path(__file__).with_name("sandbox_driver.py")).read_text()
-_UID_BASE = 2_000_000 + (os.getpid() % 10_000) * 1_000  # ids of no real user; distinct per parent process
+# User ids of no real user: a range of a million per parent process (by pid), each run a new one, so no two
+# runs share an id while a zombie of the first (still counted by RLIMIT_NPROC) waits for init to reap it.
+_UID_SPAN = 1_000_000
+_UID_BASE = 100_000_000 + (os.getpid() % 4_000) * _UID_SPAN
 
 
 @dataclass(frozen=True)
@@ -175,23 +178,16 @@ def isolation(network: bool = True) -> Isolation:
 
 
 class _UserIds:
-    """Hands out user ids, one per running program, reused after the run's processes are all gone."""
+    """Hands out user ids, a new one per run, cycling through this process's range."""
 
     def __init__(self) -> None:
-        self._free: list[int] = []
-        self._next = _UID_BASE + 1
+        self._next = 0
         self._lock = threading.Lock()
 
     def acquire(self) -> int:
         with self._lock:
-            if self._free:
-                return self._free.pop()
-            self._next += 1
-            return self._next - 1
-
-    def release(self, uid: int) -> None:
-        with self._lock:
-            self._free.append(uid)
+            self._next = self._next % (_UID_SPAN - 1) + 1
+            return _UID_BASE + self._next
 
 
 _UIDS = _UserIds()
@@ -226,7 +222,6 @@ class LocalRunner:
         finally:
             if uid is not None:
                 kill_user(uid)
-                _UIDS.release(uid)
             shutil.rmtree(workdir, ignore_errors=True)
 
     def _spawn(self, job: Job, workdir: str, uid: int | None) -> RunResult:

@@ -90,6 +90,7 @@ class _Server:
             text=True,
         )
         theirs.close()
+        self.sock.settimeout(60)  # a server that stops answering is replaced, never waited on forever
         self.proc.stdin.write(_DRIVER)
         self.proc.stdin.close()
 
@@ -107,6 +108,11 @@ class _Server:
     def alive(self) -> bool:
         return self.proc.poll() is None
 
+    def close(self) -> None:
+        self.sock.close()
+        self.proc.kill()
+        self.proc.wait()
+
 
 class _Child:
     """What ``Pump`` and ``kill_group`` need of a process: pid, poll(), and the parent's pipe ends."""
@@ -116,7 +122,14 @@ class _Child:
         self.returncode: int | None = None
 
     def poll(self) -> int | None:
-        return self.returncode
+        """Not None once the process is gone (the server reaps it at once); used where there is no pidfd."""
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return 0
+        except PermissionError:
+            pass
+        return None
 
 
 class ForkServerRunner(LocalRunner):
@@ -151,6 +164,11 @@ class ForkServerRunner(LocalRunner):
         server = self._acquire()
         try:
             pid = server.start(request, child_ends)
+        except BaseException:
+            server.close()
+            for fd in (pipes[0][1], pipes[1][0], pipes[2][0], pipes[3][0]):
+                os.close(fd)
+            raise
         finally:
             for fd in child_ends:
                 os.close(fd)
@@ -169,12 +187,16 @@ class ForkServerRunner(LocalRunner):
         finally:
             kill_group(child)
             kill_user(uid)
-            status = server.status()  # the server has reaped it
-            self._release(server)
             os.close(pipes[3][0])
             for pipe in (child.stdin, child.stdout, child.stderr):
                 with contextlib.suppress(OSError):
                     pipe.close()
+            try:
+                status = server.status()  # the server has reaped it
+            except (OSError, EOFError, ValueError):
+                server.close()  # out of step or gone: the next run starts a new one
+                raise
+        self._release(server)
         code = os.waitstatus_to_exitcode(status)
         return RunResult(
             _events(streams["result"], nonce),

@@ -21,21 +21,31 @@ def kill_group(proc: subprocess.Popen) -> None:
         os.killpg(proc.pid, signal.SIGKILL)
 
 
-def kill_user(uid: int) -> None:
-    """SIGKILL every process owned by ``uid`` (children that left the process group with setsid)."""
-    for _ in range(3):
-        found = False
+def kill_user(uid: int, wait: float = 2.0) -> bool:
+    """SIGKILL every process owned by ``uid`` (children that left the process group with setsid), pass after
+    pass (a fork bomb forks between passes) until only zombies are left (init reaps them; the id is not
+    handed out again meanwhile). False if a live one remains after ``wait`` seconds."""
+    deadline = time.monotonic() + wait
+    while True:
+        alive = False
         for entry in os.scandir("/proc"):
             if not entry.name.isdigit():
                 continue
             try:
-                if entry.stat().st_uid == uid:
-                    os.kill(int(entry.name), signal.SIGKILL)
-                    found = True
-            except OSError:
+                if entry.stat().st_uid != uid:
+                    continue
+                with open(f"/proc/{entry.name}/stat", "rb") as stat:
+                    if stat.read().rsplit(b")", 1)[1].split()[0] in (b"Z", b"X"):
+                        continue
+                os.kill(int(entry.name), signal.SIGKILL)
+                alive = True
+            except (OSError, IndexError):
                 continue
-        if not found:
-            return
+        if not alive:
+            return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.001)
 
 
 def kill_all(proc: subprocess.Popen, uid: int | None) -> None:

@@ -44,6 +44,13 @@ def runner(request):
     return ForkServerRunner()
 
 
+def _owned_by_us(entry, base: int, span: int) -> bool:
+    try:
+        return base <= entry.stat().st_uid < base + span
+    except OSError:
+        return False
+
+
 def test_isolation_is_detected_and_recorded(runner):
     result = runner.run(stdio("print('hi')"))
     assert result.stdout == b"hi\n"
@@ -119,6 +126,14 @@ def test_hostile_programs_each_get_a_verdict_and_the_pool_survives(tmp_path, mon
     if ISO.own_user:
         assert not outside.exists()
         assert "PermissionError" in results["write_outside"].events[-1]["error"]
+    from distill.verify.sandbox import _UID_BASE, _UID_SPAN
+
+    left = [
+        e.name
+        for e in os.scandir("/proc")
+        if e.name.isdigit() and _owned_by_us(e, _UID_BASE, _UID_SPAN) and _alive(int(e.name))
+    ]
+    assert not left, left  # the fork bomb's processes are all gone
     # the pool still runs programs, and verdicts still come out right
     ok = check_program(
         "def f(x):\n    return x + 1\n", CodeProblem(["assert f(1) == 2"], "f", limits=FAST), runner
@@ -192,3 +207,16 @@ def test_without_pidfd_the_exit_is_polled(monkeypatch):
     result = LocalRunner().run(stdio("import sys\nsys.stdout.write('y' * 200000)\n"))
     assert result.stdout == b"y" * 200000 and not result.timed_out
     assert LocalRunner().run(stdio("while True:\n    pass\n")).timed_out
+
+
+@needs_own_user
+def test_a_dead_fork_server_is_replaced():
+    from distill.verify.sandbox_forkserver import ForkServerRunner
+
+    runner = ForkServerRunner()
+    assert runner.run(stdio("print(1)")).stdout == b"1\n"
+    (server,) = runner._idle
+    server.proc.kill()
+    server.proc.wait()
+    assert runner.run(stdio("print(2)")).stdout == b"2\n"  # a new server started
+    assert runner._idle and runner._idle[0] is not server
