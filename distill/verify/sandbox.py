@@ -13,11 +13,14 @@ returns what happened. Every limit is here, in ``Limits``. The local runner star
   set by the driver before the program's first line; not ``preexec_fn``, which is unsafe in the threaded
   pool), a wall deadline, and caps on stdout, stderr and the result pipe (the group is killed at a cap);
 - stdin: the test input only (stdin/stdout tests) or /dev/null;
-- as root: a user id of its own per running program (so ``RLIMIT_NPROC`` binds, the parent's files and
-  ``/proc/<pid>/environ`` are out of reach and it cannot signal the parent), and a network namespace of its
-  own (``unshare -n``: no interface is up, connections fail). Without root, a user+network namespace
-  (``unshare -rn``) where the kernel allows it, else no network isolation; ``isolation()`` says which, and
-  every ``RunResult`` records it.
+- as root: a new user id per run (so ``RLIMIT_NPROC`` binds, files only you can read and
+  ``/proc/<pid>/environ`` are out of reach and it cannot signal your processes; every process of that id is
+  killed afterwards, even one that left the group), and a network namespace of its own (``unshare -n``: no
+  interface is up, connections fail). Without root, a user+network namespace (``unshare -rn``) where the
+  kernel allows it, else no network isolation; ``isolation()`` says which, and every ``RunResult`` records it.
+
+``distill.verify.sandbox_forkserver.ForkServerRunner`` (the default as root, see ``code.default_runner``)
+gives the same guarantees with a fork of a pre-started sandbox interpreter instead of an interpreter start.
 
 What it does not protect against is listed in the README ("Code"). For untrusted code at scale use a
 container or VM runner (bubblewrap, gVisor, Firecracker, a remote sandbox) behind the same ``Runner``.
