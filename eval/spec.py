@@ -12,7 +12,8 @@ from distill.stages import PreflightReport, Stage, StageResult, StageSpec
 
 def plan(recipe: Recipe) -> list[StageSpec]:
     section = recipe.section("eval")
-    if not section.get("judged"):  # no judged benchmark: the fingerprint of a recipe written before they existed
+    # No judged benchmark: the fingerprint of a recipe written before they existed.
+    if not section.get("judged"):
         section.pop("judged", None)
     config = {
         "eval": section,

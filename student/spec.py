@@ -38,7 +38,8 @@ def student_config(recipe: Recipe, student: StudentConfig) -> dict:
     defaults (and without the options of the methods it does not use), plus the teacher it distils from."""
     config = runtime_free(student)
     defaults = runtime_free(StudentConfig(name=student.name, model=student.model))
-    unused = ({"on_policy", "kd"} - {student.method}) | ({"distill_from"} if student.method == "sft" else set())
+    sft_only = {"distill_from"} if student.method == "sft" else set()
+    unused = ({"on_policy", "kd"} - {student.method}) | sft_only
     for key in _METHOD_FIELDS:
         if key in unused or config[key] == defaults[key]:
             config.pop(key)
