@@ -11,7 +11,47 @@ import pytest
 from eval.harness import problem_results, problem_votes, read_samples, write_samples
 from eval.tasks import utils
 
-WORDS = ["so", "the", "sum", "of", "the", "digits", "is", "then", "we", "carry", "one", "and", "add", "the", "tens", "which", "gives", "us", "wait", "let", "me", "check", "again", "because", "the", "units", "place", "was", "seven", "plus", "eight", "fifteen", "write", "five", "carry", "one", "hence", "therefore", "total"]
+WORDS = [
+    "so",
+    "the",
+    "sum",
+    "of",
+    "the",
+    "digits",
+    "is",
+    "then",
+    "we",
+    "carry",
+    "one",
+    "and",
+    "add",
+    "the",
+    "tens",
+    "which",
+    "gives",
+    "us",
+    "wait",
+    "let",
+    "me",
+    "check",
+    "again",
+    "because",
+    "the",
+    "units",
+    "place",
+    "was",
+    "seven",
+    "plus",
+    "eight",
+    "fifteen",
+    "write",
+    "five",
+    "carry",
+    "one",
+    "hence",
+    "therefore",
+    "total",
+]
 
 
 def long_answer_log(problems: int = 8, n: int = 16, words: int = 1500) -> list[dict]:
