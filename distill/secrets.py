@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from distill.errors import DistillError
+
 _SECRET_VARIABLES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN")
 
 
@@ -40,3 +42,14 @@ def redact(text: str, secrets: list[str] | None = None) -> str:
     for value in secret_values() if secrets is None else secrets:
         text = text.replace(value, "***")
     return text
+
+
+def key_from_env(env_name: str, field: str) -> str:
+    """The API key in the environment variable a recipe names (``field``: where it names it); one line when
+    it is unset. The key is sent as a header and never written (see ``secret_values``)."""
+    value = os.environ.get(env_name, "").strip()
+    if not value:
+        raise DistillError(
+            f"{field} is {env_name!r}, but that environment variable is not set or empty; export it before running"
+        )
+    return value

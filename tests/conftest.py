@@ -25,27 +25,13 @@ os.environ["DISTILL_CACHE"] = os.environ.get("DISTILL_TEST_CACHE") or _SESSION_C
 if _SESSION_CACHE:
     atexit.register(shutil.rmtree, _SESSION_CACHE, ignore_errors=True)
 
-from suite import REPO  # noqa: E402  (after the environment above, which the helpers' imports read)
+from suite import tiny_recipe_data  # noqa: E402  (after the environment above, which the helpers' imports read)
 
 
 @pytest.fixture
 def tiny_recipe_dict(tmp_path: Path) -> dict:
     """The quickstart recipe shrunk to the tiny random model and a handful of rows (runs in seconds)."""
-    recipe = yaml.safe_load((REPO / "recipes" / "quickstart.yaml").read_text())
-    recipe["run_dir"] = str(tmp_path / "run")
-    recipe["data"].update(source=str(REPO / "recipes" / "data" / "addition_train.jsonl"), limit=4)
-    recipe["teacher"].update(
-        model="tiny-random-llama",
-        samples_per_prompt=2,
-        batch_size=8,
-        sampling={"temperature": 0.8, "top_p": 0.95, "max_tokens": 6, "seed": 0},
-    )
-    # A random model is never right: keep every trace so the later stages have data.
-    recipe["filter"].update(correctness=False, drop_truncated=False, keep_per_prompt=None)
-    recipe["students"][0].update(model="tiny-random-llama", epochs=1, batch_size=4)
-    recipe["eval"].update(limit=2, samples_per_problem=2, max_tokens=6, batch_size=8)
-    recipe["release"]["gate"]["require_beats_teacher"] = False
-    return recipe
+    return tiny_recipe_data(tmp_path / "run")
 
 
 @pytest.fixture

@@ -7,6 +7,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -68,3 +70,36 @@ def hangs_past_alarms(gold, predicted):
         signal.signal(signal.SIGALRM, signal.SIG_IGN)
         time.sleep(600)
     return gold == predicted, "fast-path"
+
+
+def tiny_recipe_data(run_dir: Path) -> dict:
+    """The quickstart recipe shrunk to the tiny random model and a handful of rows (runs in seconds)."""
+    import yaml
+
+    recipe = yaml.safe_load((REPO / "recipes" / "quickstart.yaml").read_text())
+    recipe["run_dir"] = str(run_dir)
+    recipe["data"].update(source=str(REPO / "recipes" / "data" / "addition_train.jsonl"), limit=4)
+    recipe["teacher"].update(
+        model="tiny-random-llama",
+        samples_per_prompt=2,
+        batch_size=8,
+        sampling={"temperature": 0.8, "top_p": 0.95, "max_tokens": 6, "seed": 0},
+    )
+    # A random model is never right: keep every trace so the later stages have data.
+    recipe["filter"].update(correctness=False, drop_truncated=False, keep_per_prompt=None)
+    recipe["students"][0].update(model="tiny-random-llama", epochs=1, batch_size=4)
+    recipe["eval"].update(limit=2, samples_per_problem=2, max_tokens=6, batch_size=8)
+    recipe["release"]["gate"]["require_beats_teacher"] = False
+    return recipe
+
+
+def run_distill(*args, cwd=None, env=None) -> subprocess.CompletedProcess:
+    """`python -m distill.cli ARGS` in a subprocess, output captured (10 min at most)."""
+    return subprocess.run(
+        [sys.executable, "-m", "distill.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=600,
+        env=env,
+    )

@@ -3,23 +3,12 @@
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 from huggingface_hub import ModelCard
+from suite import run_distill
 
 from tests.hub_server import StandInHub
-
-
-def distill(*args, cwd=None, env=None):
-    return subprocess.run(
-        [sys.executable, "-m", "distill.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=600,
-        env=env,
-    )
 
 
 def test_tiny_pipeline_runs_then_skips_then_forces(tiny_recipe, tiny_recipe_dict, monkeypatch):
@@ -27,7 +16,7 @@ def test_tiny_pipeline_runs_then_skips_then_forces(tiny_recipe, tiny_recipe_dict
     monkeypatch.setenv("HF_TOKEN", secret)
     monkeypatch.setenv("OPENAI_API_KEY", secret)
     run_dir = tiny_recipe_dict["run_dir"]
-    first = distill("run", tiny_recipe)
+    first = run_distill("run", tiny_recipe)
     assert first.returncode == 0, first.stderr[-3000:]
     manifest = json.loads(Path(run_dir, "manifest.json").read_text())
     stages = manifest["stages"]
@@ -40,11 +29,11 @@ def test_tiny_pipeline_runs_then_skips_then_forces(tiny_recipe, tiny_recipe_dict
     assert "model-index" in card and "## Lineage" in card
     assert (release / "model.safetensors").stat().st_size > 0
 
-    second = distill("run", tiny_recipe)
+    second = run_distill("run", tiny_recipe)
     assert second.returncode == 0
     assert second.stdout.count("up to date, skipped") == 5
 
-    forced = distill("run", tiny_recipe, "--force", "eval")
+    forced = run_distill("run", tiny_recipe, "--force", "eval")
     assert forced.returncode == 0
     assert "eval: running" in forced.stdout and "generate: up to date" in forced.stdout
     assert "publish: running" in forced.stdout  # downstream of a rerun stage reruns too
@@ -54,7 +43,9 @@ def test_tiny_pipeline_runs_then_skips_then_forces(tiny_recipe, tiny_recipe_dict
     with StandInHub(tokens={secret: {"name": "alice", "orgs": []}}) as hub:
         env = {k: v for k, v in os.environ.items() if k != "HF_HUB_OFFLINE"}
         env.update(HF_ENDPOINT=hub.endpoint, HF_HUB_DISABLE_XET="1")
-        pushed = distill("publish", tiny_recipe, "release.namespace=alice", "release.dry_run=false", env=env)
+        pushed = run_distill(
+            "publish", tiny_recipe, "release.namespace=alice", "release.dry_run=false", env=env
+        )
         assert pushed.returncode == 0, pushed.stderr[-3000:]
         card = ModelCard(hub.files(f"alice/{student}")["README.md"].decode())
         assert card.data.eval_results[0].dataset_name == "addition_heldout"
@@ -68,7 +59,7 @@ def test_tiny_pipeline_runs_then_skips_then_forces(tiny_recipe, tiny_recipe_dict
 
 
 def test_stage_needing_missing_upstream_fails_cleanly(tiny_recipe):
-    result = distill("sft", tiny_recipe)
+    result = run_distill("sft", tiny_recipe)
     assert result.returncode == 2
     assert "needs filter first" in result.stderr and "Traceback" not in result.stderr
 

@@ -12,7 +12,6 @@ ever sent in the Authorization header.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
 from collections.abc import Iterable
@@ -36,6 +35,7 @@ from distill.judge.cache import JudgeCache, call_key
 from distill.judge.cost import JudgeUsage, total_report
 from distill.judge.parse import parse_reply
 from distill.judge.templates import Template, load_template
+from distill.secrets import key_from_env
 
 
 @dataclass(frozen=True)
@@ -220,13 +220,7 @@ class Judge:
 
 
 def judge_key(env_name: str) -> str:
-    value = os.environ.get(env_name, "").strip()
-    if not value:
-        raise DistillError(
-            f"judge.api_key_env is {env_name!r}, but that environment variable is not set or empty; "
-            "export it before running"
-        )
-    return value
+    return key_from_env(env_name, "judge.api_key_env")
 
 
 def _count(value: Any) -> int:

@@ -14,7 +14,6 @@ the Authorization header.
 from __future__ import annotations
 
 import asyncio
-import os
 import queue
 import sys
 import threading
@@ -31,6 +30,7 @@ from distill.endpoints import Endpoint, EndpointPool, backoff_seconds, retryable
 from distill.endpoints import error_message as _error_message
 from distill.endpoints import retry_after as _retry_after
 from distill.errors import DistillError, first_line
+from distill.secrets import key_from_env
 from teacher.backends.base import GenerationRequest, GenerationResult, SamplingSpec
 
 _DONE = object()
@@ -279,13 +279,7 @@ class _Run:
 
 
 def api_key(env_name: str) -> str:
-    value = os.environ.get(env_name, "").strip()
-    if not value:
-        raise DistillError(
-            f"teacher.openai.api_key_env is {env_name!r}, but that environment variable is not set "
-            "or empty; export it before running"
-        )
-    return value
+    return key_from_env(env_name, "teacher.openai.api_key_env")
 
 
 def parse_completion(response: httpx.Response, request: GenerationRequest) -> GenerationResult:

@@ -9,14 +9,13 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
 import yaml
-from suite import REPO
+from suite import run_distill, tiny_recipe_data
 
 from distill.pipeline import planned, write_report
 from distill.recipe import load_recipe
@@ -29,35 +28,6 @@ from distill.runs import Run
 SECRET = "hf_REPORTsecret0123456789"
 
 
-def distill(*args, cwd=None, env=None):
-    return subprocess.run(
-        [sys.executable, "-m", "distill.cli", *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=cwd,
-        timeout=600,
-        env=env,
-    )
-
-
-def tiny_recipe_data(run_dir: Path) -> dict:
-    """conftest's tiny_recipe_dict, for a module-scoped run (the fixture is per test)."""
-    recipe = yaml.safe_load((REPO / "recipes" / "quickstart.yaml").read_text())
-    recipe["run_dir"] = str(run_dir)
-    recipe["data"].update(source=str(REPO / "recipes" / "data" / "addition_train.jsonl"), limit=4)
-    recipe["teacher"].update(
-        model="tiny-random-llama",
-        samples_per_prompt=2,
-        batch_size=8,
-        sampling={"temperature": 0.8, "top_p": 0.95, "max_tokens": 6, "seed": 0},
-    )
-    recipe["filter"].update(correctness=False, drop_truncated=False, keep_per_prompt=None)
-    recipe["students"][0].update(model="tiny-random-llama", epochs=1, batch_size=4)
-    recipe["eval"].update(limit=2, samples_per_problem=2, max_tokens=6, batch_size=8)
-    recipe["release"]["gate"]["require_beats_teacher"] = False
-    return recipe
-
-
 @pytest.fixture(scope="module")
 def finished(tmp_path_factory) -> dict:
     """The tiny pipeline run once through `distill run`, with secrets in the environment."""
@@ -67,7 +37,7 @@ def finished(tmp_path_factory) -> dict:
     path = tmp / "tiny.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     env = {**os.environ, "HF_TOKEN": SECRET, "OPENAI_API_KEY": SECRET}
-    result = distill("run", path, env=env)
+    result = run_distill("run", path, env=env)
     assert result.returncode == 0, result.stderr[-3000:]
     root = tmp / "run"
     return {"recipe": path, "root": root, "stdout": result.stdout, "html": (root / "report.html").read_text()}
@@ -209,12 +179,12 @@ def test_secrets_from_the_environment_are_nowhere_in_the_page(finished, monkeypa
 
 
 def test_status_of_the_finished_run(finished):
-    result = distill("status", finished["recipe"])
+    result = run_distill("status", finished["recipe"])
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].endswith(": done") and len(lines) == 2 + 5
     assert all(" done " in line for line in lines[2:])
-    changed = distill("status", finished["recipe"], "eval.limit=3")  # eval and publish would rerun
+    changed = run_distill("status", finished["recipe"], "eval.limit=3")  # eval and publish would rerun
     assert changed.returncode == 4
     assert (
         "eval  " in changed.stdout
@@ -282,9 +252,9 @@ def test_a_half_finished_generate(tmp_path, tiny_recipe_dict):
 def test_no_run_yet(tmp_path, tiny_recipe_dict):
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(tiny_recipe_dict, sort_keys=False))
-    result = distill("report", path)
+    result = run_distill("report", path)
     assert result.returncode == 2 and "no run there yet" in result.stderr
-    status = distill("status", path)
+    status = run_distill("status", path)
     assert status.returncode == 4 and status.stdout.count("not started") == 5
     assert not Path(tiny_recipe_dict["run_dir"]).exists()  # status and report create nothing
 
@@ -301,7 +271,7 @@ def test_an_eval_only_recipe(tmp_path, tiny_recipe_dict):
     }
     path = tmp_path / "eval-only.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
-    result = distill("run", path)
+    result = run_distill("run", path)
     assert result.returncode == 0, result.stderr[-3000:]
     html = (tmp_path / "run" / "report.html").read_text()
     page = parse(html)
@@ -309,7 +279,7 @@ def test_an_eval_only_recipe(tmp_path, tiny_recipe_dict):
     assert [c[3] for c in page.tables["comparison"][1:]] == [pct(r["pass_at_1"]) for r in comparison["rows"]]
     assert list(body(page.tables["stage-table"])) == [n.name for n in planned(load_recipe(path))]
     assert "No finished generate stage." in html and "No training stage." in html
-    assert distill("status", path).returncode == 0
+    assert run_distill("status", path).returncode == 0
 
 
 # --- in a real browser (Debian's chromium; `make test` installs it) ---------------------------------------
@@ -413,7 +383,7 @@ def test_grpo_teacher_and_two_students(tmp_path, tiny_recipe_dict):
     tiny_recipe_dict["report"] = {"prices": {"device_hour": 4.0, "currency": "EUR "}}
     path = tmp_path / "grpo.yaml"
     path.write_text(yaml.safe_dump(tiny_recipe_dict, sort_keys=False))
-    result = distill("run", path)
+    result = run_distill("run", path)
     assert result.returncode == 0, result.stderr[-3000:]
     root = Path(tiny_recipe_dict["run_dir"])
     html = (root / "report.html").read_text()
