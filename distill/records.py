@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import functools
 import io
 import json
 import os
@@ -11,44 +12,51 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pyarrow as pa
-
 from distill.errors import DistillError, first_line
 
 PROMPT_COLUMNS = ("id", "problem", "answer")
-# The trace row schema, one row per sample: the one definition, used by the shard writer and every reader.
-# Explicit so that shards written in different runs concatenate (a shard whose token counts are
-# all missing would otherwise get a null-typed column that clashes with the next shard's int64).
-TRACE_SCHEMA = pa.schema(
-    [
-        ("prompt_id", pa.string()),
-        ("sample_idx", pa.int64()),
-        ("messages", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
-        ("completion", pa.string()),
-        ("reasoning", pa.string()),
-        ("final", pa.string()),
-        ("finish_reason", pa.string()),
-        ("prompt_tokens", pa.int64()),
-        ("completion_tokens", pa.int64()),
-        ("teacher", pa.struct([("model", pa.string()), ("backend", pa.string()), ("resolved", pa.string())])),
-        (
-            "sampling",
-            pa.struct(
-                [
-                    ("temperature", pa.float64()),
-                    ("top_p", pa.float64()),
-                    ("max_tokens", pa.int64()),
-                    ("seed", pa.int64()),
-                    ("seed_scope", pa.string()),
-                    ("engine_seed", pa.int64()),
-                ]
-            ),
-        ),
-        ("answer", pa.string()),
-    ]
-)
-TRACE_COLUMNS = tuple(TRACE_SCHEMA.names)
 VERIFIED_COLUMNS = ("extracted", "correct", "verify_reason")
+
+
+@functools.cache
+def trace_schema():
+    """The trace row schema, one row per sample: the one definition, used by the shard writer and every
+    reader (its ``names`` are the trace columns). Explicit so that shards written in different runs
+    concatenate (a shard whose token counts are all missing would otherwise get a null-typed column that
+    clashes with the next shard's int64). Built on first use: pyarrow stays out of the CLI's start-up."""
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("prompt_id", pa.string()),
+            ("sample_idx", pa.int64()),
+            ("messages", pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))),
+            ("completion", pa.string()),
+            ("reasoning", pa.string()),
+            ("final", pa.string()),
+            ("finish_reason", pa.string()),
+            ("prompt_tokens", pa.int64()),
+            ("completion_tokens", pa.int64()),
+            (
+                "teacher",
+                pa.struct([("model", pa.string()), ("backend", pa.string()), ("resolved", pa.string())]),
+            ),
+            (
+                "sampling",
+                pa.struct(
+                    [
+                        ("temperature", pa.float64()),
+                        ("top_p", pa.float64()),
+                        ("max_tokens", pa.int64()),
+                        ("seed", pa.int64()),
+                        ("seed_scope", pa.string()),
+                        ("engine_seed", pa.int64()),
+                    ]
+                ),
+            ),
+            ("answer", pa.string()),
+        ]
+    )
 
 
 def split_think(completion: str) -> tuple[str, str]:

@@ -20,7 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from distill.errors import DistillError
-from distill.records import TRACE_SCHEMA, write_parquet
+from distill.records import trace_schema, write_parquet
 
 SHARD_GLOB = "shard-*.parquet"
 
@@ -100,7 +100,7 @@ class ShardWriter:
         if not self.buffer:
             return None
         path = write_parquet(
-            self.buffer, self.out_dir / f"{self.prefix}{self.next_index:05d}.parquet", TRACE_SCHEMA
+            self.buffer, self.out_dir / f"{self.prefix}{self.next_index:05d}.parquet", trace_schema()
         )
         self.next_index += 1
         self.buffer = []

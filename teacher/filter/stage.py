@@ -26,7 +26,7 @@ from typing import Any
 from distill.errors import DistillError
 from distill.judge import Judge
 from distill.recipe import FilterConfig
-from distill.records import TRACE_COLUMNS, VERIFIED_COLUMNS, read_rows, require_columns, write_parquet
+from distill.records import VERIFIED_COLUMNS, read_rows, require_columns, trace_schema, write_parquet
 from distill.verify import extract_answer, verify_many
 from teacher.filter import steps
 from teacher.filter.code_step import CODE_COLUMNS, CODE_FIELDS, code_summary, has_tests, verify_code_rows
@@ -345,7 +345,7 @@ def run_filter(
             "sample more (teacher.samples_per_prompt), relax filter settings, or use a stronger teacher"
         )
     columns = (
-        *TRACE_COLUMNS,
+        *trace_schema().names,
         "problem",
         *VERIFIED_COLUMNS,
         *REMOVAL_COLUMNS,
