@@ -73,20 +73,6 @@ def pending_stages(recipe: Recipe, only: str | None = None, force: tuple[str, ..
     return {name.split(":")[0] for name in running}
 
 
-def run_pipeline(
-    recipe: Recipe, only: str | None = None, force: tuple[str, ...] = (), command: str | None = None
-) -> Run | None:
-    """Run every stage (or just ``only``, whose upstream stages must be finished), honouring ``force``;
-    then, finished or failed, write the run report (runs/<name>/report.html)."""
-    started = time.time()
-    opened: list[bool] = []  # the preflight passed: a command refused before it writes no report either
-    try:
-        return _run_pipeline(recipe, only, force, command, opened)
-    finally:
-        if opened:
-            write_report(recipe, since=started)
-
-
 def planned(recipe: Recipe) -> list:
     """The recipe's nodes with their current fingerprints, for the report and `distill status`."""
     from distill.report import Planned
@@ -127,9 +113,13 @@ def write_report(recipe: Recipe, since: float | None = None, record_hardware: bo
     return path
 
 
-def _run_pipeline(
-    recipe: Recipe, only: str | None, force: tuple[str, ...], command: str | None, opened: list[bool]
+def run_pipeline(
+    recipe: Recipe, only: str | None = None, force: tuple[str, ...] = (), command: str | None = None
 ) -> Run | None:
+    """Run every stage (or just ``only``, whose upstream stages must be finished), honouring ``force``;
+    then, finished or failed, write the run report (runs/<name>/report.html). A command the preflight
+    refuses writes nothing, report included."""
+    started = time.time()
     unknown = [f for f in force if f not in STAGE_NAMES and not f.startswith("sft:")]
     if unknown:
         raise DistillError(f"--force {unknown[0]!r}: expected one of {', '.join(STAGE_NAMES)}")
@@ -143,7 +133,16 @@ def _run_pipeline(
     for line in report.unchecked:
         print(f"[distill] warning: not checked before starting: {line}", flush=True)
     run = Run(recipe.run_path(), recipe.model_dump(mode="json"), recipe.digest())
-    opened.append(True)
+    try:
+        _run_stages(recipe, run, only, force, command)
+    finally:
+        write_report(recipe, since=started)
+    return run
+
+
+def _run_stages(
+    recipe: Recipe, run: Run, only: str | None, force: tuple[str, ...], command: str | None
+) -> None:
     if command:  # the exact command, for the model card's "how to reproduce" (secrets redacted)
         from distill.secrets import redact, secret_values
 
@@ -163,7 +162,6 @@ def _run_pipeline(
             print(f"[distill] {spec.name}: up to date, skipped", flush=True)
             continue
         run_stage(run, spec, fp, recipe)
-    return run
 
 
 def run_stage(run: Run, spec: StageSpec, fp: str, recipe: Recipe) -> None:
