@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from distill.runs import atomic_path, atomic_write_json, atomic_write_text
+from eval.pairwise import judged_markdown
 from eval.stats import DIFFERENCE_METHOD, INTERVAL_METHOD
 
 REFERENCE_NOTE = (
@@ -124,33 +125,71 @@ def _interval_signed(ci: list[float] | None, problems: int | None = None) -> str
     return f"[{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]"
 
 
-def write_comparison(rows, diffs, out_dir: Path, extraction: str) -> list[Path]:
+def write_comparison(rows, diffs, out_dir: Path, extraction: str, judged: dict | None = None) -> list[Path]:
+    """comparison.{md,json,csv,png}. ``judged``: eval.judged's {judged: rows, judge_cost} (eval/judged.py),
+    written beside the verified rows: a section of the md, a key of the json, rows of the csv."""
     md, js, cs, png = (out_dir / f"comparison.{ext}" for ext in ("md", "json", "csv", "png"))
-    atomic_write_text(md, comparison_markdown(rows, diffs, extraction))
+    judged_rows = (judged or {}).get("judged") or []
+    text = comparison_markdown(rows, diffs, extraction)
+    atomic_write_text(md, text + ("\n" + judged_markdown(judged_rows) if judged_rows else ""))
     methods = {"pass_at_1_ci95": INTERVAL_METHOD, "difference_ci95": DIFFERENCE_METHOD}
-    atomic_write_json(js, {"rows": rows, "differences": diffs, "extraction": extraction, "methods": methods})
-    atomic_write_text(cs, comparison_csv(rows))
+    payload = {"rows": rows, "differences": diffs, "extraction": extraction, "methods": methods}
+    atomic_write_json(js, {**payload, **(judged or {})})
+    atomic_write_text(cs, comparison_csv(rows, judged_rows))
     write_chart(rows, png)
     return [md, js, cs, png]
 
 
-def comparison_csv(rows: list[dict[str, Any]]) -> str:
+def _csv_interval(ci: list[float] | None) -> str:
+    return "" if ci is None else f"{ci[0]}-{ci[1]}"
+
+
+def comparison_csv(rows: list[dict[str, Any]], judged_rows: list[dict[str, Any]] = ()) -> str:
+    """One line per evaluated row and task; a judged benchmark's line per student has role ``judged``, its
+    win rate and interval in the judged columns (pass_at_1 empty: nothing was verified)."""
     buffer = io.StringIO()
     flat = [
         {
             **row,
-            "ci95": "" if row["ci95"] is None else f"{row['ci95'][0]}-{row['ci95'][1]}",
+            "ci95": _csv_interval(row["ci95"]),
             "pass_at_k": json.dumps(row["pass_at_k"]),
             **{key: json.dumps(row[key]) for key in ("maj_at_k", "reference") if key in row},
         }
         for row in rows
     ]
+    flat += [judged_csv_row(row) for row in judged_rows]
     fields = list(dict.fromkeys(key for row in flat for key in row)) or ["model"]
     writer = csv.DictWriter(buffer, fieldnames=fields)
     writer.writeheader()
     writer.writerows(flat)
     return buffer.getvalue()
 
+
+def judged_csv_row(row: dict[str, Any]) -> dict[str, Any]:
+    summary = row["summary"]
+    return {
+        "model": row["student"],
+        "role": "judged",
+        "task": row["benchmark"],
+        "baseline": row["baseline"],
+        "judge": row["judge"],
+        "win_rate": summary.get("win_rate"),
+        "win_rate_ci95": _csv_interval(summary.get("win_rate_ci95")),
+        **{key: summary.get(key) for key in _JUDGED_COLUMNS},
+    }
+
+
+_JUDGED_COLUMNS = (
+    "prompts",
+    "judged",
+    "wins",
+    "ties",
+    "losses",
+    "judge_unparsed",
+    "position_a_share",
+    "length_gap_words",
+    "win_rate_when_not_longer",
+)
 
 ROLE_COLOURS = {"teacher": "#7f7f7f", "base": "#c7c7c7", "student": "#1f77b4", "model": "#ff7f0e"}
 

@@ -21,7 +21,7 @@ from distill.errors import DistillError
 from distill.records import read_rows
 from eval.backends import EvalTarget, lm_eval_model
 from eval.harness import generation_settings
-from eval.pairwise import ask_both_orders, judged_markdown, summarize
+from eval.pairwise import ask_both_orders, summarize
 
 _PROMPT_COLUMNS = ("prompt", "instruction", "problem", "question")
 
@@ -150,7 +150,7 @@ def check_judged(recipe) -> str:
 
 
 def run_judged(recipe, targets: list[EvalTarget], bases: dict[str, str], out_dir: Path, on_gpu: bool, judge):
-    """Every (benchmark, student) pair judged; returns (rows for the metrics, the comparison.md section)."""
+    """Every (benchmark, student) pair judged; returns their rows (for the metrics and comparison.*)."""
     cfg, rows = recipe.eval, []
     # Students against their baseline; a recipe without students compares its eval.models rows with it.
     students = [t for t in targets if t.role == "student"] or [t for t in targets if t.role == "model"]
@@ -176,7 +176,7 @@ def run_judged(recipe, targets: list[EvalTarget], bases: dict[str, str], out_dir
                     "summary": summarize(pairs),
                 }
             )
-    return rows, (judged_markdown(rows) if rows else "")
+    return rows
 
 
 def _write_pairs(path: Path, pairs: list[dict[str, Any]]) -> None:

@@ -144,7 +144,8 @@ def evaluate(recipe, run_root: Path, out_dir: Path) -> StageResult:
     gate = release_gate(rows, diffs, students, recipe.release.gate, cfg.tasks)
     outputs.append(write_gate(gate, out_dir / "gate.json"))
     judged = _judged(recipe, targets, bases, run_root, out_dir, on_gpu) if cfg.judged else None
-    if judged is not None:
+    if judged is not None:  # the verified comparison is on disk before any judge call; now with the judged
+        write_comparison(rows, diffs, out_dir, extraction=extraction_rule(cfg.tasks), judged=judged)
         outputs.append(out_dir / "judged.json")
     print((out_dir / "comparison.md").read_text(), flush=True)
     seconds = {label: result["seconds"] for label, result in results.items()}
@@ -153,18 +154,16 @@ def evaluate(recipe, run_root: Path, out_dir: Path) -> StageResult:
 
 
 def _judged(recipe, targets, bases, run_root: Path, out_dir: Path, on_gpu: bool) -> dict:
-    """eval.judged (eval/judged.py): rows and the judge's cost; a section appended to comparison.md."""
+    """eval.judged (eval/judged.py): rows and the judge's cost, also written to judged.json."""
     from distill.judge import open_judge
     from distill.runs import atomic_write_json
     from eval.judged import run_judged
 
     judge = open_judge(recipe, run_root)  # the run's judge cache: a retried stage asks nothing again
     try:
-        rows, section = run_judged(recipe, targets, bases, out_dir, on_gpu, judge)
+        rows = run_judged(recipe, targets, bases, out_dir, on_gpu, judge)
     finally:
         judge.close()
-    with (out_dir / "comparison.md").open("a", encoding="utf-8") as handle:
-        handle.write("\n" + section)
     result = {"judged": rows, "judge_cost": judge.report()}
     atomic_write_json(out_dir / "judged.json", result)
     return result

@@ -4,6 +4,8 @@ Device count per stage comes from the recipe's launch settings: a student's or t
 ``launch.nproc x launch.nnodes``; the vLLM teacher's and eval's ``tensor_parallel_size x data_parallel_size``;
 one device for the transformers/hf backends; none for an API teacher, a served eval, filter and publish (they
 run on the host's CPUs). An API teacher is priced by the prompt and completion tokens the server reported.
+The judge's calls (filter.judge, the GRPO judge reward, eval.judged) are counted per stage from what each stage
+recorded (distill/judge/cost.py), priced with ``judge.price_per_million``.
 """
 
 from __future__ import annotations
@@ -77,3 +79,21 @@ def price_per_point(rows: list[dict[str, Any]], comparison: dict[str, Any] | Non
         per_point = round(total / gained, 4) if gained > 0 else None
         out.append({"model": row["model"], "task": row["task"], "points": gained, "per_point": per_point})
     return out
+
+
+def judge_usage(metrics: dict[str, Any]) -> dict[str, Any] | None:
+    """The judge's report a stage recorded: eval's ``judge_cost``, filter's ``judge.cost``, GRPO's ``judge``."""
+    if metrics.get("judge_cost"):
+        return metrics["judge_cost"]
+    judge = metrics.get("judge") or {}
+    return judge.get("cost") or (judge if "total" in judge else None)
+
+
+def judge_rows(stages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per stage that called the judge: model, calls, cache hits, tokens, failures, estimated price."""
+    rows = []
+    for stage in stages:
+        usage = judge_usage(stage.get("metrics") or {})
+        if usage:
+            rows.append({"stage": stage["name"], "model": usage.get("model"), **usage["total"]})
+    return rows

@@ -8,7 +8,7 @@ from typing import Any
 
 from distill.report import charts
 from distill.report.cells import fmt, interval, pct, plain, table
-from distill.report.cost import cost_rows, price_per_point
+from distill.report.cost import cost_rows, judge_rows, price_per_point
 
 _COMPARISON = [
     "model",
@@ -41,7 +41,8 @@ def eval(ev: dict[str, Any] | None) -> str:
     ]
     figs = [charts.bars("pass@1 % with 95% CI", items, "%"), charts.line_chart("pass@k %", curves, "k")]
     parts.append(f"<div class=figs>{''.join(f for f in figs if f)}</div>")
-    parts += [_differences(ev.get("differences") or []), _gate((ev.get("gate") or {}).get("decisions") or {})]
+    parts += [_differences(ev.get("differences") or []), _judged(ev.get("judged") or [])]
+    parts.append(_gate((ev.get("gate") or {}).get("decisions") or {}))
     if ev.get("extraction"):
         parts.append(f"<p class=muted>Answer extraction: {escape(ev['extraction'])}</p>")
     return f'<section id="eval"><h2>Eval</h2>{"".join(parts)}</section>'
@@ -65,6 +66,34 @@ def _comparison_row(r: dict[str, Any]) -> list[str]:
         fmt(r.get("problems")),
         fmt(r.get("samples_per_problem")),
     ]
+
+
+def _judged(rows_data: list[dict[str, Any]]) -> str:
+    """eval.judged: pairwise win rates against each student's baseline, both orders asked."""
+    if not rows_data:
+        return ""
+    rows = [
+        [
+            escape(r["benchmark"]),
+            escape(r["student"]),
+            escape(r["baseline"]),
+            fmt(s.get("judged")),
+            f"{fmt(s.get('wins'))} / {fmt(s.get('ties'))} / {fmt(s.get('losses'))}",
+            pct(s.get("win_rate")),
+            interval(s.get("win_rate_ci95")),
+            fmt(s.get("position_a_share")),
+            fmt(s.get("length_gap_words")),
+            fmt(s.get("judge_unparsed")),
+        ]
+        for r in rows_data
+        for s in [r["summary"]]
+    ]
+    header = ["benchmark", "student", "baseline", "judged", "win / tie / loss", "win rate %", "95% CI"]
+    header += ["position A share", "length gap (words)", "unparsed"]
+    judge = escape(str(rows_data[0].get("judge")))
+    return f"<h3>judged benchmarks (pairwise, both orders; judge {judge})</h3>" + table(
+        header, rows, {3, 5, 6, 7, 8, 9}, ' id="judged"'
+    )
 
 
 def _differences(diffs: list[dict[str, Any]]) -> str:
@@ -171,7 +200,33 @@ def cost(facts: dict[str, Any], prices: dict[str, Any] | None) -> str:
             "<h3>price per point of pass@1 gained over the base</h3>"
             + table(["student", "task", "points", "price per point"], rows, {2, 3})
         )
+    parts.append(_judge_cost(facts["stages"]))
     note = "Device count from the launch settings (see distill/report/cost.py)."
     if not prices:
         note += " Add report.prices (device_hour, input_per_million, output_per_million) to the recipe for prices."
     return f'<section id="cost"><h2>Cost</h2>{"".join(parts)}<p class=muted>{note}</p></section>'
+
+
+def _judge_cost(stages: list[dict[str, Any]]) -> str:
+    rows_data = judge_rows(stages)
+    if not rows_data:
+        return ""
+    columns = (
+        "calls",
+        "cached",
+        "prompt_tokens",
+        "completion_tokens",
+        "judge_unparsed",
+        "timeouts",
+        "failed",
+    )
+    rows = [
+        [f"<code>{escape(r['stage'])}</code>", escape(str(r.get("model") or "-"))]
+        + [fmt(r.get(c)) for c in columns]
+        + [f"${fmt(r['estimated_usd'])}" if r.get("estimated_usd") is not None else "-"]
+        for r in rows_data
+    ]
+    header = ["stage", "judge", "calls", "from cache", "prompt tokens", "completion tokens", "unparsed"]
+    header += ["timeouts", "failed", "estimated price"]
+    note = "<p class=muted>Estimated price from judge.price_per_million; cache hits cost nothing.</p>"
+    return "<h3>judge calls</h3>" + table(header, rows, set(range(2, 10)), ' id="judge-cost"') + note

@@ -4,6 +4,7 @@ generated through lm-eval by the tiny model, and the eval preflight."""
 
 from __future__ import annotations
 
+import csv
 import json
 import re
 from pathlib import Path
@@ -142,13 +143,14 @@ def _answers(tmp_path: Path, label: str) -> list[str]:
 
 def test_answers_come_from_lm_eval_and_the_judge_compares_them(tmp_path, tiny_recipe_dict, tiny_model_dir):
     from eval.judged import run_judged
+    from eval.pairwise import judged_markdown
     from eval.stage import eval_targets
 
     with ScriptedChatServer(longer_wins) as server:
         recipe = _recipe(tmp_path, tiny_recipe_dict, tiny_model_dir, server.url)
         targets, bases = eval_targets(recipe, tmp_path / "run")
         judge = judge_for(server)
-        rows, section = run_judged(recipe, targets, bases, tmp_path / "eval", False, judge)
+        rows = run_judged(recipe, targets, bases, tmp_path / "eval", False, judge)
         # The same weights answer alike (greedy), so a prompt's two orders are one question: 3 requests.
         assert _answers(tmp_path, "left") == _answers(tmp_path, "right")
         assert len(server.requests) == 3
@@ -161,6 +163,7 @@ def test_answers_come_from_lm_eval_and_the_judge_compares_them(tmp_path, tiny_re
     )
     # The same weights, greedy: equal answers, so the length-preferring judge calls every pair a tie.
     assert rows[0]["summary"]["ties"] == 3 and rows[0]["summary"]["length_gap_words"] == 0
+    section = judged_markdown(rows)
     assert "## Judged benchmarks" in section and "| open | left | right | 3 |" in section
 
 
@@ -207,7 +210,7 @@ def test_judged_benchmarks_leave_the_eval_fingerprint_alone_until_used(
     assert eval_fp(judged) != eval_fp(other_model)
 
 
-def test_the_eval_stage_appends_judged_results_and_keeps_the_key_out(
+def test_the_eval_stage_writes_judged_results_into_the_comparison_and_keeps_the_key_out(
     tmp_path, tiny_recipe_dict, tiny_model_dir, monkeypatch, capsys
 ):
     from distill.cli import main
@@ -227,5 +230,22 @@ def test_the_eval_stage_appends_judged_results_and_keeps_the_key_out(
     assert metrics["judged"][0]["benchmark"] == "open" and metrics["judge_cost"]["total"]["calls"] >= 3
     assert "## Judged benchmarks" in (run_dir / "eval" / "comparison.md").read_text()
     assert json.loads((run_dir / "eval" / "judged.json").read_text())["judged"][0]["student"] == "left"
+    # Like any benchmark: in comparison.json and a line of comparison.csv beside the verified rows.
+    comparison = json.loads((run_dir / "eval" / "comparison.json").read_text())
+    assert (
+        comparison["judged"][0]["summary"]["prompts"] == 3 and comparison["judge_cost"]["total"]["calls"] >= 3
+    )
+    lines = list(csv.DictReader((run_dir / "eval" / "comparison.csv").read_text().splitlines()))
+    judged_line = next(line for line in lines if line["role"] == "judged")
+    assert (judged_line["model"], judged_line["task"], judged_line["baseline"]) == ("left", "open", "right")
+    assert float(judged_line["win_rate"]) == comparison["judged"][0]["summary"]["win_rate"]
+    assert any(line["role"] != "judged" and line["pass_at_1"] for line in lines)
+    # The run's page shows the judged rows and what the judge cost.
+    from distill.report import write_report
+
+    page = write_report(run_dir).read_text()
+    assert 'id="judged"' in page and 'id="judge-cost"' in page
+    calls = metrics["judge_cost"]["total"]["calls"]
+    assert re.search(rf'id="judge-cost".*?<code>eval</code>.*?<td[^>]*>{calls}</td>', page, re.S)
     for file in (p for p in run_dir.rglob("*") if p.is_file()):
         assert secret.encode() not in file.read_bytes(), file
