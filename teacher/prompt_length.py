@@ -20,7 +20,7 @@ from typing import Any
 from distill.errors import DistillError
 from distill.models import model_context_length
 from distill.recipe import DataConfig, TeacherConfig
-from teacher.prompts import load_chat_template, render_messages
+from teacher.prompts import load_chat_template, problem_text, render_messages
 
 _PREFIX_CHARS_PER_TOKEN = 16
 _CUT_MARGIN = 8
@@ -80,15 +80,18 @@ def check_lengths(
     tokenizer = load_chat_tokenizer(str(model_dir), template, light=light)
     check = LengthCheck(*found)
     cap = check.budget * _PREFIX_CHARS_PER_TOKEN
-    cut = [p["problem"][:cap] for p in prompts]
-    for prompt, tokens, head in zip(prompts, _token_counts(tokenizer, cut, data), cut, strict=True):
-        whole = len(head) == len(prompt["problem"])
+    texts = [problem_text(p, data.prompt_template) for p in prompts]  # what the teacher will read
+    cut = [text[:cap] for text in texts]
+    for prompt, text, tokens, head in zip(
+        prompts, texts, _token_counts(tokenizer, cut, data), cut, strict=True
+    ):
+        whole = len(head) == len(text)
         if not whole and tokens <= check.budget + _CUT_MARGIN:
-            tokens = _token_counts(tokenizer, [prompt["problem"]], data)[0]  # rare: > 16 characters a token
+            tokens = _token_counts(tokenizer, [text], data)[0]  # rare: > 16 characters a token
             whole = True
         if tokens > check.budget + (0 if whole else _CUT_MARGIN):
             check.too_long[prompt["id"]] = tokens
-            check.chars[prompt["id"]] = len(prompt["problem"])
+            check.chars[prompt["id"]] = len(text)
             if not whole:
                 check.cut.add(prompt["id"])
     return check

@@ -168,6 +168,20 @@ def _scalar_text(value: Any, where: str, number: int, column: str) -> str:
     return str(value)
 
 
+DEFAULT_TEMPLATE = "{problem}"
+
+
+def problem_text(prompt: dict[str, Any], template: str = DEFAULT_TEMPLATE) -> str:
+    """The problem as the teacher reads it: a code prompt (one with tests) under the default template gets
+    the instruction its answer will be checked by (distill.verify.code_instruction: one fenced block, stdin or
+    a call of the entry point, the starter code); a recipe's own ``prompt_template`` is used as written."""
+    if "tests" not in prompt or prompt.get("tests") is None or template != DEFAULT_TEMPLATE:
+        return prompt["problem"]
+    from distill.verify.code import code_instruction, code_problem
+
+    return f"{prompt['problem'].rstrip()}\n\n{code_instruction(code_problem(prompt))}"
+
+
 def render_messages(problem: str, template: str, system_prompt: str | None) -> list[dict[str, str]]:
     # str.replace, not str.format: problems and templates often contain literal braces (LaTeX, JSON).
     messages = [{"role": "system", "content": system_prompt}] if system_prompt else []

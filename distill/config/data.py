@@ -23,7 +23,11 @@ class DataConfig(Section):
     problem_column: str = "problem"
     answer_column: str = "answer"
     system_prompt: str | None = None
-    prompt_template: str = "{problem}"
+    prompt_template: str = Field(
+        "{problem}",
+        description="The user turn; {problem} is the prompt's text. With this default a code prompt (one with "
+        "tests) also gets an instruction to answer in one fenced block (teacher.prompts.problem_text).",
+    )
     limit: int | None = Field(None, ge=1, description="Use only the first N prompts (smoke runs).")
     too_long: Literal["drop", "error"] = Field(
         "drop",

@@ -82,6 +82,24 @@ def code_problem(row: dict, limits: Limits | None = None) -> CodeProblem:
     )
 
 
+def code_instruction(problem: CodeProblem) -> str:
+    """What a code prompt is told when the recipe keeps the default prompt template: how the answer will be
+    read (the last fenced block, see ``extract_code``) and run (stdin/stdout, or a call of the entry point)."""
+    language = problem.language.capitalize() if problem.language != "cpp" else "C++"
+    tag = "python" if problem.language == "python" else problem.language
+    if _stdio_pairs(problem.tests) is not None:
+        how = "The program reads the input from standard input and writes the answer to standard output."
+    elif problem.entry_point:
+        how = f"Define the function `{problem.entry_point}`; the tests call it."
+    else:
+        how = "The tests run after your code in the same file."
+    text = f"Write a solution in {language}. {how} Put the complete code in one ```{tag} fenced block"
+    text += " at the end of your answer."
+    if problem.starter_code.strip():
+        text += f" Start from this code:\n\n```{tag}\n{problem.starter_code.rstrip()}\n```"
+    return text
+
+
 def extract_code(completion: str, language: str = "python") -> str | None:
     """The last fenced block of the final answer tagged ``language`` (or untagged); None if there is none."""
     if not isinstance(completion, str):

@@ -29,6 +29,7 @@ from teacher.prompts import (
     assemble_completion,
     data_prompts,
     load_chat_template,
+    problem_text,
     render_messages,
     split_reasoning,
 )
@@ -154,7 +155,7 @@ def build_requests(
 ) -> list[GenerationRequest]:
     requests = []
     for prompt in prompts:
-        messages = render_messages(prompt["problem"], template, system_prompt)
+        messages = render_messages(problem_text(prompt, template), template, system_prompt)
         # Samples of one prompt stay adjacent: engines with prefix caching then prefill the prompt once.
         requests.extend(
             GenerationRequest(prompt["id"], i, messages, sample_seed(seed, prompt["id"], i))

@@ -140,3 +140,19 @@ def test_per_sample_seeds_are_stable_and_distinct():
     alone = build_requests(prompts[1:], "{problem}", None, 3, seed=7)
     assert alone[1].seed == requests[4].seed == sample_seed(7, "b", 1)
     assert build_requests(prompts, "{problem}", None, 3, seed=8)[0].seed != requests[0].seed
+
+
+def test_code_prompts_are_told_how_their_answer_is_read_under_the_default_template():
+    stdio = {"id": "s", "problem": "Sum two numbers.", "tests": json.dumps([{"input": "1 2", "output": "3"}])}
+    call = {"id": "f", "problem": "Add.", "tests": "assert add(1, 2) == 3", "entry_point": "add"}
+    starter = {**call, "id": "g", "starter_code": "def add(a, b):\n    pass"}
+    plain = {"id": "m", "problem": "What is 1 + 1?", "tests": None}
+    requests = build_requests([stdio, call, starter, plain], "{problem}", None, 1, seed=0)
+    texts = [r.messages[-1]["content"] for r in requests]
+    assert texts[0].startswith("Sum two numbers.\n\n") and "standard input" in texts[0]
+    assert "one ```python fenced block" in texts[0] and "Define the function `add`" in texts[1]
+    assert texts[2].endswith("```python\ndef add(a, b):\n    pass\n```")
+    assert texts[3] == "What is 1 + 1?"  # no tests: not a code prompt
+    # A recipe's own template is used as written: the instruction is the recipe's to give.
+    custom = build_requests([stdio], "Solve in C: {problem}", None, 1, seed=0)
+    assert custom[0].messages[-1]["content"] == "Solve in C: Sum two numbers."
