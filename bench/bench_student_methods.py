@@ -7,8 +7,9 @@ and paired differences.
 
 Two runs of the real pipeline (`distill run`), in runs/bench-methods-*:
 
-1. **teacher**: the quickstart itself (self-distillation: 6.7% -> ~45% held-out pass@1); its SFT student is
-   the teacher of step 2, stronger than the base and with its tokenizer, so its logits can be matched.
+1. **teacher**: recipes/onpolicy-quickstart.yaml, whose first student is the quickstart's (self-distillation:
+   6.7% -> ~45% held-out pass@1); that SFT student is the teacher of step 2, stronger than the base and with
+   its tokenizer, so its logits can be matched. (The run also gives that recipe's own on-policy student.)
 2. **methods**: that teacher samples the kept traces (rejection sampling, as the quickstart), and four
    students start from the base: `sft` (the kept traces), `kd` (the teacher's logits on them, forward KL),
    `on_policy` (the student's own samples of the same prompts, reverse KL) and `sft-on-policy` (half the
@@ -43,8 +44,8 @@ BATCH = 8
 COMPLETION = 32  # on-policy samples' token budget (the quickstart's answers need ~10-30 tokens)
 
 
-def _quickstart(run_dir: Path) -> dict:
-    recipe = yaml.safe_load((REPO / "recipes" / "quickstart.yaml").read_text())
+def _quickstart(run_dir: Path, file: str = "quickstart.yaml") -> dict:
+    recipe = yaml.safe_load((REPO / "recipes" / file).read_text())
     recipe["run_dir"] = str(run_dir)
     for student in recipe["students"]:
         student["report_to"] = []
@@ -52,7 +53,9 @@ def _quickstart(run_dir: Path) -> dict:
 
 
 def teacher_recipe(root: Path) -> dict:
-    recipe = _quickstart(root / "teacher")
+    """Step 1 is recipes/onpolicy-quickstart.yaml as shipped: its first student is the quickstart's (same
+    traces, same settings), and the run also times and scores that recipe's own on-policy student."""
+    recipe = _quickstart(root / "teacher", "onpolicy-quickstart.yaml")
     recipe["name"] = "bench-methods-teacher"
     return recipe
 
