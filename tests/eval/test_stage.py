@@ -198,3 +198,14 @@ def test_gated_set_without_access_is_one_line(monkeypatch):
     monkeypatch.setattr(HfApi, "auth_check", refuse)
     with pytest.raises(DistillError, match="no access to the gated set Idavidrein/gpqa; accept its terms"):
         preflight.check_benchmark_data(["gpqa_diamond"], None)
+
+
+def test_humaneval_passes_the_data_preflight_offline_from_the_package(tmp_path, monkeypatch):
+    """humaneval has no file under an empty data_dir, yet the package ships it: offline is fine; math500 in
+    the same folder is not."""
+    from eval import preflight
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    preflight.check_benchmark_data(["humaneval"], str(tmp_path))
+    with pytest.raises(DistillError, match="math500/test.jsonl not found and the Hub is offline"):
+        preflight.check_benchmark_data(["math500", "humaneval"], str(tmp_path))

