@@ -49,6 +49,10 @@ def check_benchmark_data(tasks: list[str], data_dir: str | None) -> None:
         spec = benchmarks.BENCHMARKS[task]
         if spec.gated:
             _check_gated_access(task, spec.hub_id, benchmarks.looked_at(task, data_dir))
+    from eval import code_sets  # MBPP, LiveCodeBench: read through their Hub ids unless a local file is set
+
+    for task in (t for t in tasks if t in code_sets.CODE_SETS):
+        code_sets.check_available(task, data_dir, code_sets.task_data_file(task))
 
 
 def _check_gated_access(task: str, repo_id: str, where: str) -> None:

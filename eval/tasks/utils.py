@@ -172,3 +172,61 @@ def process_results_code(doc: dict, results: list[str]) -> dict[str, float]:
         {"tests": doc["test"], "entry_point": doc["entry_point"], "starter_code": doc["problem"]}
     )
     return code_score(verify_code_many([(problem, text) for text in _responses(results)]))
+
+
+# ---- code sets read through their Hub ids (eval/code_sets.py): MBPP, LiveCodeBench ----
+
+
+def load_code_set(
+    name: str,
+    data_file: str | None = None,
+    data_dir: str | None = None,
+    since: str | None = None,
+    until: str | None = None,
+    **_,
+):
+    """custom_dataset hook: ``name`` (mbpp, livecodebench) from data_file, <data_dir>/<name>/test.jsonl or
+    its Hub id, as docs with tests in the checker's shapes (see eval/code_sets.py)."""
+    import datasets
+
+    from eval.code_sets import load_docs
+
+    docs = load_docs(name, data_file, data_dir, since=since, until=until)
+    return datasets.DatasetDict({"test": datasets.Dataset.from_list(docs)})
+
+
+def mbpp_prompt(doc: dict) -> str:
+    import json
+
+    tests = "\n".join(json.loads(doc["tests"])[:3])
+    return (
+        f"{doc['problem'].strip()}\nYour code should pass these tests:\n\n{tests}\n\n"
+        "Reply with the complete Python function (and any imports it needs) in one ```python fenced code block."
+    )
+
+
+def livecodebench_prompt(doc: dict) -> str:
+    text = (
+        "Solve the following programming problem in Python; the program is judged by hidden tests.\n\n"
+        f"Question: {doc['problem'].strip()}\n\n"
+    )
+    if doc["starter_code"].strip():
+        return (
+            f"{text}Complete this starter code and give the whole solution in one ```python fenced block:\n"
+            f"```python\n{doc['starter_code'].rstrip()}\n```"
+        )
+    return (
+        f"{text}Read the input from standard input and write the answer to standard output. Give the whole "
+        "program in one ```python fenced block."
+    )
+
+
+def process_results_code_tests(doc: dict, results: list[str]) -> dict[str, float]:
+    """Each sample's program (last fenced python block after </think>) against the doc's ``tests`` (asserts,
+    stdin/stdout pairs or call-based), after the doc's ``setup`` code: the checker humaneval uses."""
+    from distill.verify import code_problem, verify_code_many
+
+    problem = code_problem(
+        {"tests": doc["tests"], "entry_point": doc.get("entry_point") or None, "starter_code": doc["setup"]}
+    )
+    return code_score(verify_code_many([(problem, text) for text in _responses(results)]))
