@@ -184,6 +184,10 @@ def model_ids(recipe) -> dict[str, str]:
 
 def extraction_rule(tasks: list[str]) -> str:
     texts = {task: _task_text(task) for task in tasks}
+    code = [t for t, text in texts.items() if "process_results_code" in text]
+    code_rule = "the last fenced python block after </think>, run against the problem's tests in the sandbox"
+    if code and len(code) == len(texts):
+        return code_rule
     rule = "the last \\boxed{...} in the text after </think>"
     lenient = [t for t, text in texts.items() if "process_results_lenient" in text]
     choice = [t for t, text in texts.items() if "process_results_choice" in text]
@@ -191,7 +195,8 @@ def extraction_rule(tasks: list[str]) -> str:
         rule += f"; for {', '.join(lenient)} the last number in that text when nothing is boxed"
     if choice:
         rule += f"; for {', '.join(choice)} a letter A-D (boxed, else 'answer is X'), compared exactly"
-    return rule + "; compared with math-verify (plain numbers compared exactly)"
+    rule += "; compared with math-verify (plain numbers compared exactly)"
+    return rule + (f"; for {', '.join(code)} {code_rule}" if code else "")
 
 
 def _task_text(task: str) -> str:

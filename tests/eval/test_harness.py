@@ -33,6 +33,18 @@ def test_extraction_rule_names_each_tasks_rule():
     assert "for gpqa_diamond a letter A-D" in rule and "math500" not in rule
 
 
+def test_extraction_rule_of_code_tasks_is_the_fenced_block_run_against_the_tests():
+    """humaneval, mbpp, livecodebench: no \\boxed{} anywhere in the footnote of a code-only comparison; beside
+    a math task, the code tasks are named with their own rule."""
+    code = "the last fenced python block after </think>, run against the problem's tests in the sandbox"
+    assert extraction_rule(["humaneval", "mbpp", "livecodebench"]) == code
+    mixed = extraction_rule(["math500", "humaneval", "livecodebench"])
+    assert mixed.startswith("the last \\boxed{...}") and mixed.endswith(
+        f"; for humaneval, livecodebench {code}"
+    )
+    assert "fenced" not in extraction_rule(["math500", "gsm8k"])
+
+
 def test_problem_results_pair_by_benchmark_id_and_count_correct_samples():
     samples = [
         {"doc_id": 0, "doc": {"id": "p7"}, "pass_at_1": 0.75, "maj_at_n": 1.0},
