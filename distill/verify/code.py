@@ -147,8 +147,10 @@ def _text(value) -> str:
 
 
 def _call_based_asserts(tests: dict, name: str) -> list[str]:
+    # APPS/TACO call-based rows name a function; LeetCode-style answers define it as a method of Solution.
+    call = f"({name} if {name!r} in globals() else getattr(Solution(), {name!r}))"
     return [
-        f"import json\nassert {name}(*json.loads({json.dumps(json.dumps(i))})) == "
+        f"import json\nassert {call}(*json.loads({json.dumps(json.dumps(i))})) == "
         f"json.loads({json.dumps(json.dumps(o[0] if isinstance(o, list) and len(o) == 1 else o))})"
         for i, o in zip(tests["inputs"], tests["outputs"], strict=False)
     ]
@@ -160,10 +162,21 @@ def assemble(code: str, problem: CodeProblem) -> str:
     if not starter:
         return code
     if problem.entry_point and re.search(rf"^\s*def\s+{re.escape(problem.entry_point)}\s*\(", code, re.M):
+        if _only_headers(
+            starter
+        ):  # a bare signature (`def f(x):`, `class Solution:`): the answer replaces it
+            imports = [line for line in starter.splitlines() if re.match(r"\s*(import|from)\s", line)]
+            return "\n".join([*imports, code]) if imports else code
         return starter.rstrip() + "\n\n" + code
     if code[:1] in " \t":  # a function body continuing the starter's signature
         return starter + code
     return starter.rstrip() + "\n\n" + code
+
+
+def _only_headers(starter: str) -> bool:
+    """Does the starter end in a header with no body (APPS/TACO/LeetCode signatures), so it cannot run?"""
+    lines = [line for line in starter.splitlines() if line.strip() and not line.strip().startswith("#")]
+    return bool(lines) and lines[-1].rstrip().endswith(":")
 
 
 def check_program(source: str, problem: CodeProblem, runner: Runner | None = None) -> CodeVerdict:

@@ -111,6 +111,17 @@ def test_function_call_asserts_and_call_based_pairs():
     assert (verdict.reason, verdict.passed, verdict.total) == ("failed: test 2", 2, 3)
     apps = {"tests": {"fn_name": "add", "inputs": [[1, 2], [3, 4]], "outputs": [[3], [7]]}}
     assert verify_code(fenced("def add(a, b):\n    return a + b\n"), apps).reason == "passed"
+    # A bare signature as starter code (APPS/TACO call-based rows): the answer's own definition replaces it.
+    signature = {**apps, "starter_code": "import math\ndef add(a, b):\n\t", "entry_point": "add"}
+    assert verify_code(fenced("def add(a, b):\n    return math.floor(a + b)\n"), signature).reason == "passed"
+    leetcode = {
+        **apps,
+        "starter_code": "class Solution:\n    def add(self, a: int, b: int) -> int:\n        ",
+    }
+    method = "class Solution:\n    def add(self, a, b):\n        return a + b\n"
+    assert verify_code(fenced(method), {**leetcode, "entry_point": "add"}).reason == "passed"
+    wrong = verify_code(fenced(method.replace("a + b", "a - b")), {**leetcode, "entry_point": "add"})
+    assert wrong.reason == "failed: test 1"
     raising = verify_code(fenced("def add(a, b):\n    return a / 0\n"), mbpp)
     assert raising.reason == "runtime_error: ZeroDivisionError: division by zero (test 1)"
     memory = verify_code(fenced("def add(a, b):\n    return len(bytearray(8 << 30))\n"), mbpp)
