@@ -50,8 +50,9 @@ def token_length(low: int | None, high: int | None) -> Step:
     return step
 
 
-def think_format_problem(completion: str, fallback: str) -> str | None:
-    """What is wrong with a reasoning trace's shape, or None.
+def think_format_problem(completion: str, fallback: str, code_language: str | None = None) -> str | None:
+    """What is wrong with a reasoning trace's shape, or None. ``code_language``: a code row's final answer is
+    a fenced block of that language (distill.verify.extract_code), not a boxed answer.
 
     A bare ``</think>`` is accepted: templates such as DeepSeek-R1's put the opening tag in the prompt.
     """
@@ -67,13 +68,24 @@ def think_format_problem(completion: str, fallback: str) -> str | None:
     ]
     if not inside.strip():
         return "empty reasoning"
+    if code_language is not None:
+        from distill.verify.code import extract_code
+
+        return None if extract_code(completion, code_language) is not None else "no code block after </think>"
     if extract_answer(completion, fallback) is None:
         return "no final answer after </think>"
     return None
 
 
+def _code_language(row: dict) -> str | None:
+    """A row with tests is a code row: its language (python unless it says)."""
+    return (row.get("language") or "python") if row.get("tests") not in (None, "", [], {}) else None
+
+
 def think_format(fallback: str) -> Step:
-    return lambda rows: [think_format_problem(row["completion"], fallback) for row in rows]
+    return lambda rows: [
+        think_format_problem(row["completion"], fallback, _code_language(row)) for row in rows
+    ]
 
 
 def repetition_ratio(text: str, ngram: int) -> float:

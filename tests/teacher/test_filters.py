@@ -93,6 +93,20 @@ def test_think_format(completion, problem):
     assert steps.think_format_problem(completion, "none") == problem
 
 
+def test_think_format_of_code_rows_wants_a_fenced_block_not_a_boxed_answer():
+    code = {
+        "tests": "assert f() == 1",
+        "completion": "<think>easy</think>\n```python\ndef f():\n    return 1\n```",
+    }
+    bare = {**code, "completion": "<think>easy</think> def f(): return 1"}
+    math = {"tests": None, "completion": code["completion"]}
+    assert steps.think_format("none")([code, bare, math]) == [
+        None,
+        "no code block after </think>",
+        "no final answer after </think>",
+    ]
+
+
 def test_format_filter_is_off_by_default():
     assert "format" not in [name for name, _ in build_filters(FilterConfig(), [])]
 
