@@ -29,6 +29,7 @@ from distill.config import (
     StudentConfig,
     TeacherConfig,
 )
+from distill.config.base import added
 from distill.errors import DistillError
 from distill.records import check_readable_file, decode_text
 
@@ -45,8 +46,8 @@ class Recipe(Section):
     students: list[StudentConfig] = Field(default_factory=list)
     eval: EvalConfig
     release: ReleaseConfig = ReleaseConfig()
-    report: ReportConfig | None = Field(None, description="Run report settings (prices for its cost table).")
-    judge: JudgeConfig | None = Field(
+    report: ReportConfig | None = added(None, description="Run report settings (prices for its cost table).")
+    judge: JudgeConfig | None = added(
         None,
         description="The LLM judge (filter.judge, the grpo reward `judge`, eval.judged) over an endpoint.",
     )
@@ -102,13 +103,7 @@ class Recipe(Section):
         return self.model_dump(mode="json")[name]
 
     def digest(self) -> str:
-        data = self.model_dump(mode="json")
-        for optional in (
-            "report",
-            "judge",
-        ):  # absent: the digest of a recipe written before the section existed
-            if data.get(optional) is None:
-                data.pop(optional, None)
+        data = self.model_dump(mode="json")  # `added` sections left out while unset (distill/config/base.py)
         return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()[:16]
 
 

@@ -12,9 +12,6 @@ from distill.stages import PreflightReport, Stage, StageResult, StageSpec
 
 def plan(recipe: Recipe) -> list[StageSpec]:
     section = recipe.section("eval")
-    # No judged benchmark: the fingerprint of a recipe written before they existed.
-    if not section.get("judged"):
-        section.pop("judged", None)
     config = {
         "eval": section,
         # The whole teacher section, runtime-only fields too: it has always been so, and leaving them out now

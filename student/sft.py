@@ -42,10 +42,16 @@ def method_of(cfg: StudentConfig) -> training.Method:
 
 
 def train_student(
-    model_path: str, train_file: Path, out_dir: Path, cfg: StudentConfig, teacher: str | None = None
+    model_path: str,
+    train_file: Path,
+    out_dir: Path,
+    cfg: StudentConfig,
+    teacher: str | None = None,
+    prompts: dict[str, list] | None = None,
 ) -> dict[str, Any]:
     """Train ``model_path`` on ``train_file`` (prompt/completion rows) by the student's method; the model
-    lands in out_dir/final. ``teacher``: the local weights whose logits on_policy and kd match."""
+    lands in out_dir/final. ``teacher``: the local weights whose logits on_policy and kd match; ``prompts``:
+    on_policy's prompts when not the kept traces' (id -> messages)."""
     if not train_file.exists():
         raise DistillError(f"{train_file}: training set missing; run `distill filter` first")
     if cfg.method != "sft" and teacher is None:
@@ -53,7 +59,7 @@ def train_student(
     if cfg.method == "on_policy":
         from student.methods.on_policy import prepare_prompts
 
-        job = prepare_prompts(model_path, train_file, out_dir, cfg)
+        job = prepare_prompts(model_path, train_file, out_dir, cfg, prompts)
     else:
         job = prepare_job(model_path, train_file, out_dir, cfg)
     # Knobs left out of the fingerprint (save_steps...) may differ from the attempt that tokenized.

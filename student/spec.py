@@ -10,12 +10,8 @@ from distill.config.grpo import GRPO_TEACHER
 from distill.config.student import STUDENT_PREFIX
 from distill.errors import DistillError
 from distill.recipe import Recipe, StudentConfig
-from distill.runs import Run, fingerprint
+from distill.runs import Run, fingerprint, source_digest
 from distill.stages import PreflightReport, Stage, StageResult, StageSpec
-
-# Fields added with the student methods (issue 22): left out of the fingerprint while at their defaults, so
-# every SFT student recorded before them keeps its fingerprint (tests/distill/test_fingerprints.py).
-_METHOD_FIELDS = ("method", "distill_from", "init", "on_policy", "kd")
 
 
 def plan(recipe: Recipe) -> list[StageSpec]:
@@ -34,18 +30,27 @@ def plan(recipe: Recipe) -> list[StageSpec]:
 
 
 def student_config(recipe: Recipe, student: StudentConfig) -> dict:
-    """The fingerprint config of one student: its runtime-free section without the method fields at their
-    defaults (and without the options of the methods it does not use), plus the teacher it distils from."""
+    """The fingerprint config of one student: its runtime-free section (method fields at their defaults are
+    ``added`` ones, left out) without the options of the methods it does not use, plus the teacher it
+    distils from."""
     config = runtime_free(student)
-    defaults = runtime_free(StudentConfig(name=student.name, model=student.model))
     sft_only = {"distill_from"} if student.method == "sft" else set()
-    unused = ({"on_policy", "kd"} - {student.method}) | sft_only
-    for key in _METHOD_FIELDS:
-        if key in unused or config[key] == defaults[key]:
-            config.pop(key)
+    for key in ({"on_policy", "kd"} - {student.method}) | sft_only:
+        config.pop(key, None)
     if student.method != "sft":
         config["teacher_model"] = teacher_reference(recipe, student)
+    if _prompts_from_data(student):  # what it samples: the data section and its file's content
+        if recipe.data is None:
+            raise DistillError(
+                f"students.{student.name}.on_policy.prompts: data, but the recipe has no `data` section; add "
+                "one or use prompts: traces (the kept traces' prompts)"
+            )
+        config["data"] = {**recipe.section("data"), "source_digest": source_digest(recipe.data.source)}
     return config
+
+
+def _prompts_from_data(student: StudentConfig) -> bool:
+    return student.method == "on_policy" and student.on_policy.prompts == "data"
 
 
 def teacher_reference(recipe: Recipe, student: StudentConfig) -> str:
@@ -122,6 +127,7 @@ def _runner(name: str):
         from student.plan import check_fits
         from student.plan_teacher import teacher_shape
         from student.sft import train_student
+        from teacher.prompts import chat_prompts
 
         cfg = next(s for s in recipe.students if s.name == name)
         # `single` on a machine without CUDA trains in host memory: GPU sizes say nothing about it.
@@ -132,7 +138,8 @@ def _runner(name: str):
         model = str(run.root / "students" / cfg.init / FINAL) if cfg.init else resolve_model(cfg.model)
         teacher = teacher_path(recipe, cfg, run.root) if cfg.method != "sft" else None
         train = run.root / "filter" / "train.parquet"
-        metrics = train_student(model, train, folder, cfg, teacher=teacher)
+        prompts = chat_prompts(recipe.data) if _prompts_from_data(cfg) else None
+        metrics = train_student(model, train, folder, cfg, teacher=teacher, prompts=prompts)
         if cfg.init:
             metrics["init"] = f"student {cfg.init}"
         return StageResult([folder / FINAL, folder / metrics_file(cfg)], metrics)

@@ -157,6 +157,17 @@ def data_prompts(data, where: str | None = None) -> list[dict[str, Any]]:
     )
 
 
+def chat_prompts(data, where: str | None = None) -> dict[str, list[dict[str, str]]]:
+    """Prompt id -> the chat messages the teacher is asked (``data``'s system prompt and template): the one
+    rendering of a data section, for a student that samples the same prompts (on_policy ``prompts: data``)."""
+    return {
+        p["id"]: render_messages(
+            problem_text(p, data.prompt_template), data.prompt_template, data.system_prompt
+        )
+        for p in data_prompts(data, where)
+    }
+
+
 def _scalar_text(value: Any, where: str, number: int, column: str) -> str:
     """An id or answer as text: strings and numbers only (a list or an object is a mapping mistake)."""
     if isinstance(value, bool) or not isinstance(value, str | int | float):

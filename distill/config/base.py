@@ -1,16 +1,42 @@
-"""The shared base of every recipe section: ``Section`` (unknown keys rejected), the runtime-only field
-marker, and validators several sections use."""
+"""The shared base of every recipe section: ``Section`` (unknown keys rejected), the two field markers that
+decide what a stage's fingerprint sees (``runtime``: never; ``added``: only when set), and validators several
+sections use."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_serializer
 from pydantic_core import PydanticUndefined
 
 
 class Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    @model_serializer(mode="wrap")
+    def _without_unset_additions(self, handler):
+        # What the fingerprints of recipe.section() and the recipe digest are computed from: see ``added``.
+        out = handler(self)
+        for name in type(self).model_fields:
+            if name in out and at_added_default(self, name):
+                del out[name]
+        return out
+
+
+def added(default: Any = PydanticUndefined, **kwargs: Any) -> Any:
+    """A field added after runs existed: declared with this instead of ``Field`` so that, while it is at its
+    default, it is left out of the section's dump and of every fingerprint; a recipe that does not use it keeps
+    the fingerprints its runs were recorded with (tests/distill/test_fingerprints.py), and setting it reruns
+    what it changes."""
+    return Field(default, json_schema_extra={"added": True}, **kwargs)
+
+
+def at_added_default(value: BaseModel, name: str) -> bool:
+    field = type(value).model_fields[name]
+    extra = field.json_schema_extra
+    if not (isinstance(extra, dict) and extra.get("added")):
+        return False
+    return getattr(value, name) == field.get_default(call_default_factory=True)
 
 
 def runtime(default: Any = PydanticUndefined, **kwargs: Any) -> Any:
@@ -26,13 +52,13 @@ def is_runtime(section: type[BaseModel], name: str) -> bool:
 
 
 def runtime_free(value: Any) -> Any:
-    """``value`` as JSON (like ``model_dump(mode="json")``) without its runtime-only fields, at any depth:
-    what a stage's fingerprint is computed from."""
+    """``value`` as JSON (like ``model_dump(mode="json")``) without its runtime-only fields and its ``added``
+    fields at their defaults, at any depth: what a stage's fingerprint is computed from."""
     if isinstance(value, BaseModel):
         return {
             name: runtime_free(getattr(value, name))
             for name in type(value).model_fields
-            if not is_runtime(type(value), name)
+            if not is_runtime(type(value), name) and not at_added_default(value, name)
         }
     if isinstance(value, list | tuple):
         return [runtime_free(item) for item in value]

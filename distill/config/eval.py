@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field, model_serializer, model_validator
+from pydantic import Field, model_validator
 
-from distill.config.base import Section, check_key_env_name
+from distill.config.base import Section, added, check_key_env_name
 from distill.config.judge import JudgedBenchmark
 
 
@@ -45,18 +45,8 @@ class EvalModel(Section):
         return check_key_env_name(data)
 
 
-# Keys added after runs existed: left out of the dumped section (and so of the eval stage's fingerprint) while
-# at their default, so adding them reruns no existing run's eval.
-_OMITTED_AT_DEFAULT = {
-    "preset": None,
-    "prompt": None,
-    "generation_prefix": None,
-    "allow_template_mismatch": False,
-}
-
-
 class EvalConfig(Section):
-    preset: Literal["deepseek-r1", "lighteval", "evalchemy"] | None = Field(
+    preset: Literal["deepseek-r1", "lighteval", "evalchemy"] | None = added(
         None,
         description="Named settings of a published evaluation (eval/presets.py), expanded into the plain keys "
         "below; keys the recipe also sets win, and each row records where it deviates.",
@@ -93,15 +83,15 @@ class EvalConfig(Section):
     )
     limit: int | None = Field(None, ge=1, description="Evaluate only the first N problems of each task.")
     system_prompt: str | None = None
-    prompt: str | None = Field(
+    prompt: str | None = added(
         None,
         description="The user turn of our math tasks as a Jinja template over the problem's fields "
         "(e.g. '{{problem}}'); default: each task's own (the problem + R1's boxed instruction).",
     )
-    generation_prefix: str | None = Field(
+    generation_prefix: str | None = added(
         None, description="Text the assistant turn starts with (a prefill such as '<think>\\n')."
     )
-    allow_template_mismatch: bool = Field(
+    allow_template_mismatch: bool = added(
         False,
         description="Evaluate a student even when its generation prefix differs from the one it was trained "
         "with (an error otherwise, before any model loads).",
@@ -109,7 +99,7 @@ class EvalConfig(Section):
     seed: int = 0
     served_concurrency: int = Field(8, ge=1, description="Requests in flight per served model.")
     vllm: EvalVLLMOptions = EvalVLLMOptions()
-    judged: list[JudgedBenchmark] = Field(
+    judged: list[JudgedBenchmark] = added(
         default_factory=list,
         description="Pairwise judged benchmarks (open-ended prompts, the recipe's `judge`): student vs a baseline.",
     )
@@ -124,14 +114,6 @@ class EvalConfig(Section):
         if data["preset"] not in PRESETS:
             return data  # the Literal reports it
         return apply(data)
-
-    @model_serializer(mode="wrap")
-    def _dump(self, handler):
-        out = handler(self)
-        for key, default in _OMITTED_AT_DEFAULT.items():
-            if key in out and out[key] == default:
-                del out[key]
-        return out
 
     @model_validator(mode="after")
     def _consistent(self) -> EvalConfig:

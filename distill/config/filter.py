@@ -8,7 +8,7 @@ from typing import Any, Literal, get_args
 from pydantic import Field, field_validator, model_validator
 
 from distill import benchmarks
-from distill.config.base import Section, check_answer_fallback, runtime
+from distill.config.base import Section, added, check_answer_fallback, runtime
 from distill.config.judge import FilterJudgeConfig
 
 
@@ -175,10 +175,10 @@ class FilterConfig(Section):
     repetition_ngram: int = Field(10, ge=2)
     dedup: DedupConfig = DedupConfig()
     decontaminate: DecontaminationConfig = DecontaminationConfig()
-    judge: FilterJudgeConfig | None = Field(
+    judge: FilterJudgeConfig | None = added(
         None, description="Ask the recipe's `judge` where the verifier cannot decide (equivalence, quality)."
     )
-    code: CodeFilterConfig | None = Field(
+    code: CodeFilterConfig | None = added(
         None,
         description="Code traces (rows with `tests`): pass threshold and sandbox limits; unset: all tests must "
         "pass, default limits.",

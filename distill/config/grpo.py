@@ -12,7 +12,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
-from distill.config.base import Section, check_answer_fallback, runtime, tracker_list
+from distill.config.base import Section, added, check_answer_fallback, runtime, tracker_list
 from distill.config.data import DataConfig
 from distill.config.student import LaunchConfig, StudentConfig
 
@@ -93,7 +93,7 @@ class GRPOTeacherConfig(Section):
     verify_timeout: float = Field(5.0, gt=0, description="Seconds per answer before it scores 0 (timeout).")
     cosine: CosineOptions = CosineOptions()
     repetition: RepetitionOptions = RepetitionOptions()
-    code: CodeRewardOptions | None = Field(
+    code: CodeRewardOptions | None = added(
         None, description="Options of the `code` reward (unset: share of tests passed, default limits)."
     )
     num_generations: int = Field(8, description="Group size: completions per prompt (>= 2).")

@@ -6,7 +6,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
-from distill.config.base import Section, runtime, tracker_list
+from distill.config.base import Section, added, runtime, tracker_list
 
 LaunchStrategy = Literal["single", "cpu", "ddp", "zero2", "zero3", "zero3-offload", "fsdp2"]
 LAUNCH_STRATEGIES: tuple[str, ...] = get_args(LaunchStrategy)
@@ -93,6 +93,12 @@ class OnPolicyConfig(Section):
         description="Samples per prompt: each kept prompt repeated this many times (TRL samples one per row; "
         "Thinking Machines used 4 per prompt).",
     )
+    prompts: Literal["traces", "data"] = added(
+        "traces",
+        description="traces: the kept traces' distinct prompts as they were asked (system prompt included); "
+        "data: every prompt of the recipe's `data` section, rendered as generate renders it (also those no kept "
+        "trace answered; a change to data reruns the student).",
+    )
     use_vllm: bool = Field(
         False, description="Sample with vLLM (GPU; TRL default False: transformers generate)."
     )
@@ -118,24 +124,24 @@ class KDConfig(Section):
 class StudentConfig(Section):
     name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
     model: str
-    method: StudentMethod = Field(
+    method: StudentMethod = added(
         "sft",
         description="sft (the kept traces, TRL SFTTrainer) | on_policy (student samples, teacher scores every "
         "token: TRL DistillationTrainer) | kd (teacher's logits on the kept traces: TRL GKDTrainer, lmbda 0).",
     )
-    distill_from: str | None = Field(
+    distill_from: str | None = added(
         None,
         description="on_policy/kd: the model whose logits are matched. Default: the recipe's teacher (its GRPO "
         "checkpoint when teacher.model is grpo); grpo; student:<name> (another student's final weights); or any "
         "model reference. Must share the student's tokenizer.",
     )
-    init: str | None = Field(
+    init: str | None = added(
         None,
         description="Start from this other student's final weights instead of `model` (e.g. sft, then "
         "on_policy); that student runs first and a change to it reruns this one.",
     )
-    on_policy: OnPolicyConfig = OnPolicyConfig()
-    kd: KDConfig = KDConfig()
+    on_policy: OnPolicyConfig = added(OnPolicyConfig())
+    kd: KDConfig = added(KDConfig())
     learning_rate: float = Field(2e-5, gt=0)
     epochs: float = Field(1.0, gt=0)
     max_steps: int | None = Field(

@@ -26,9 +26,16 @@ PROMPTS_FILE = "prompts.json"
 DATA_FILE = "data.json"
 
 
-def prepare_prompts(model_path: str, train_file: Path, out_dir: Path, cfg: StudentConfig) -> dict[str, Any]:
-    """The kept traces' distinct prompts (each repeated completions_per_prompt times) and the student's
-    tokenizer with its end-of-turn token as eos, written once; returns the job."""
+def prepare_prompts(
+    model_path: str,
+    train_file: Path,
+    out_dir: Path,
+    cfg: StudentConfig,
+    prompts: dict[str, list] | None = None,
+) -> dict[str, Any]:
+    """The prompts (``prompts``: id -> messages, else the kept traces' distinct ones), each repeated
+    completions_per_prompt times, and the student's tokenizer with its end-of-turn token as eos, written
+    once; returns the job."""
     data_file = out_dir / DATA_FILE
     if data_file.exists() and (out_dir / PROMPTS_FILE).exists():
         return json.loads(data_file.read_text())
@@ -39,9 +46,10 @@ def prepare_prompts(model_path: str, train_file: Path, out_dir: Path, cfg: Stude
     tokenizer.padding_side = "left"  # DistillationTrainer generates from left-padded prompts
     if tokenizer.pad_token is None:
         tokenizer.pad_token = eos
-    prompts: dict[str, list] = {}
-    for row in read_rows(train_file):
-        prompts.setdefault(str(row.get("prompt_id", len(prompts))), row["prompt"])
+    if prompts is None:
+        prompts = {}
+        for row in read_rows(train_file):
+            prompts.setdefault(str(row.get("prompt_id", len(prompts))), row["prompt"])
     if not prompts:
         raise DistillError(f"{train_file}: no kept traces, so no prompts to distil on; check the filter")
     k = cfg.on_policy.completions_per_prompt

@@ -26,11 +26,7 @@ def plan(recipe: Recipe) -> list[StageSpec]:
 
     files = [cfg.traces, *benchmark_files(cfg.decontaminate, recipe.eval.data_dir)]
     config = {**runtime_free(cfg), "file_digests": [source_digest(f) for f in files if f]}
-    if cfg.code is None:  # unset: the fingerprint of a recipe written before filter.code existed
-        config.pop("code")
-    if cfg.judge is None:  # no judge: the fingerprint of a recipe written before filter.judge existed
-        config.pop("judge")
-    else:  # the judge's model, sampling and templates (by content) decide verdicts
+    if cfg.judge is not None:  # the judge's model, sampling and templates (by content) decide verdicts
         from distill.judge import judge_fingerprint
 
         config["judge"] = {**config["judge"], "judge": judge_fingerprint(recipe.judge, _JUDGE_USES)}

@@ -20,8 +20,6 @@ def plan(recipe: Recipe) -> list[StageSpec]:
         "data": data.model_dump(mode="json"),
         "source_digest": source_digest(data.source),
     }
-    if grpo.code is None:  # unset: the fingerprint of a recipe written before grpo.code existed
-        config.pop("code")
     if "judge" in grpo.rewards:  # the judge's model, sampling and rubric decide the reward
         from distill.judge import judge_fingerprint
 

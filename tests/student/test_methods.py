@@ -347,3 +347,50 @@ def test_a_grpo_teacher_is_upstream_of_an_on_policy_student():
     from student.spec import teacher_path
 
     assert teacher_path(recipe, recipe.students[0], Path("/r")) == "/r/teacher/final"
+
+
+def test_on_policy_prompts_from_data_samples_every_data_prompt(tmp_path, teacher_dir, tiny_recipe_dict):
+    """prompts: data — every prompt of the data section as generate renders it (not only those with kept
+    traces); it enters the fingerprint with the data file's content; without a data section, one line."""
+    from distill.errors import DistillError
+    from distill.pipeline import plan
+    from distill.recipe import Recipe
+    from distill.runs import fingerprint
+    from student.methods.on_policy import PROMPTS_FILE
+    from teacher.prompts import chat_prompts
+
+    def student_fp(data: dict) -> str:
+        spec = next(s for s in plan(Recipe.model_validate(data)) if s.name.startswith("sft:"))
+        return fingerprint(spec.config, spec.upstream)
+
+    source = tmp_path / "prompts.jsonl"
+    source.write_text(
+        "".join(json.dumps({"id": f"p{i}", "problem": f"{i} + 2?", "answer": i + 2}) + "\n" for i in range(3))
+    )
+    tiny_recipe_dict["data"].update(source=str(source), limit=None)
+    tiny_recipe_dict["students"][0].update(method="on_policy", distill_from=str(teacher_dir))
+    traces_fp = student_fp(tiny_recipe_dict)
+    tiny_recipe_dict["students"][0]["on_policy"] = {"prompts": "data"}
+    recipe = Recipe.model_validate(tiny_recipe_dict)
+    assert student_fp(tiny_recipe_dict) != traces_fp
+    before = student_fp(tiny_recipe_dict)
+    source.write_text(
+        source.read_text() + json.dumps({"id": "extra", "problem": "1 + 1?", "answer": 2}) + "\n"
+    )
+    assert student_fp(tiny_recipe_dict) != before  # a change to the data file reruns the student
+    prompts = chat_prompts(recipe.data)
+    assert prompts["extra"][-1] == {"role": "user", "content": "1 + 1?"}
+    if recipe.data.system_prompt:
+        assert prompts["extra"][0] == {"role": "system", "content": recipe.data.system_prompt}
+    metrics = _train(tmp_path, teacher_dir, "on_policy", max_steps=2)  # traces: the kept traces' prompts
+    assert metrics["prompts"] == len({r["prompt_id"] for r in think_rows(8)})
+    from student.methods.on_policy import prepare_prompts
+
+    cfg = student_cfg(method="on_policy", on_policy={"prompts": "data", "completions_per_prompt": 2})
+    job = prepare_prompts(resolve_model("tiny-random-llama"), tmp_path / "x", tmp_path / "d", cfg, prompts)
+    rows = json.loads((tmp_path / "d" / PROMPTS_FILE).read_text())
+    assert job["data"]["prompts"] == len(prompts) and len(rows) == 2 * len(prompts)
+    no_data = {k: v for k, v in tiny_recipe_dict.items() if k not in ("data", "teacher")}
+    no_data["filter"] = {**tiny_recipe_dict.get("filter", {}), "traces": str(tmp_path / "t.jsonl")}
+    with pytest.raises(DistillError, match="on_policy.prompts: data, but the recipe has no `data` section"):
+        plan(Recipe.model_validate(no_data))
