@@ -148,7 +148,11 @@ def _text(value) -> str:
 
 def _call_based_asserts(tests: dict, name: str) -> list[str]:
     # APPS/TACO call-based rows name a function; LeetCode-style answers define it as a method of Solution.
-    call = f"({name} if {name!r} in globals() else getattr(Solution(), {name!r}))"
+    call = (
+        f"({name} if {name!r} in globals() else getattr(Solution(), {name!r}))"
+        if name.isidentifier()
+        else name
+    )
     return [
         f"import json\nassert {call}(*json.loads({json.dumps(json.dumps(i))})) == "
         f"json.loads({json.dumps(json.dumps(o[0] if isinstance(o, list) and len(o) == 1 else o))})"
