@@ -203,8 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     _distill("run", str(_write(first, args.root)))
     # Pass 1 of step 2 trains only the SFT student, whose recorded tokens set everyone's budget.
     second = methods_recipe(args.root, teacher_dir, None)
-    only_sft = {**second, "students": second["students"][:1]}
-    _distill("sft", str(_write(only_sft, args.root)))
+    only_sft = _write({**second, "students": second["students"][:1]}, args.root)
+    for stage in ("generate", "filter", "sft"):  # the full run below skips all three (same fingerprints)
+        _distill(stage, str(only_sft))
     budget = budget_from(_manifest(second))
     print(f"[bench] budget: {json.dumps(budget)} ({PARAMS_NOTE})", flush=True)
     second = methods_recipe(args.root, teacher_dir, budget)
