@@ -20,7 +20,7 @@ from typing import Any
 from distill.errors import DistillError
 from distill.models import model_context_length
 from distill.recipe import DataConfig, TeacherConfig
-from teacher.prompts import load_chat_template, problem_text, render_messages
+from teacher.prompts import asked_problem, load_chat_template, render_messages
 
 _PREFIX_CHARS_PER_TOKEN = 16
 _CUT_MARGIN = 8
@@ -80,7 +80,7 @@ def check_lengths(
     tokenizer = load_chat_tokenizer(str(model_dir), template, light=light)
     check = LengthCheck(*found)
     cap = check.budget * _PREFIX_CHARS_PER_TOKEN
-    texts = [problem_text(p, data.prompt_template) for p in prompts]  # what the teacher will read
+    texts = [asked_problem(p, data.prompt_template) for p in prompts]  # what the teacher will read
     cut = [text[:cap] for text in texts]
     for prompt, text, tokens, head in zip(
         prompts, texts, _token_counts(tokenizer, cut, data), cut, strict=True

@@ -161,9 +161,7 @@ def chat_prompts(data, where: str | None = None) -> dict[str, list[dict[str, str
     """Prompt id -> the chat messages the teacher is asked (``data``'s system prompt and template): the one
     rendering of a data section, for a student that samples the same prompts (on_policy ``prompts: data``)."""
     return {
-        p["id"]: render_messages(
-            problem_text(p, data.prompt_template), data.prompt_template, data.system_prompt
-        )
+        p["id"]: prompt_messages(p, data.prompt_template, data.system_prompt)
         for p in data_prompts(data, where)
     }
 
@@ -182,15 +180,20 @@ def _scalar_text(value: Any, where: str, number: int, column: str) -> str:
 DEFAULT_TEMPLATE = "{problem}"
 
 
-def problem_text(prompt: dict[str, Any], template: str = DEFAULT_TEMPLATE) -> str:
+def asked_problem(prompt: dict[str, Any], template: str = DEFAULT_TEMPLATE) -> str:
     """The problem as the teacher reads it: a code prompt (one with tests) under the default template gets
     the instruction its answer will be checked by (distill.verify.code_instruction: one fenced block, stdin or
     a call of the entry point, the starter code); a recipe's own ``prompt_template`` is used as written."""
-    if "tests" not in prompt or prompt.get("tests") is None or template != DEFAULT_TEMPLATE:
+    if prompt.get("tests") is None or template != DEFAULT_TEMPLATE:
         return prompt["problem"]
     from distill.verify.code import code_instruction, code_problem
 
     return f"{prompt['problem'].rstrip()}\n\n{code_instruction(code_problem(prompt))}"
+
+
+def prompt_messages(prompt: dict[str, Any], template: str, system_prompt: str | None) -> list[dict[str, str]]:
+    """The chat messages a Prompts-contract row is asked with (generate, GRPO, on-policy ``prompts: data``)."""
+    return render_messages(asked_problem(prompt, template), template, system_prompt)
 
 
 def render_messages(problem: str, template: str, system_prompt: str | None) -> list[dict[str, str]]:

@@ -26,7 +26,7 @@ class DataConfig(Section):
     prompt_template: str = Field(
         "{problem}",
         description="The user turn; {problem} is the prompt's text. With this default a code prompt (one with "
-        "tests) also gets an instruction to answer in one fenced block (teacher.prompts.problem_text).",
+        "tests) also gets an instruction to answer in one fenced block (teacher.prompts.asked_problem).",
     )
     limit: int | None = Field(None, ge=1, description="Use only the first N prompts (smoke runs).")
     too_long: Literal["drop", "error"] = Field(

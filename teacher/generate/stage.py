@@ -29,8 +29,7 @@ from teacher.prompts import (
     assemble_completion,
     data_prompts,
     load_chat_template,
-    problem_text,
-    render_messages,
+    prompt_messages,
     split_reasoning,
 )
 from teacher.shards import ShardWriter, finished_keys, remove_stale_temp_files, shard_summary
@@ -155,7 +154,7 @@ def build_requests(
 ) -> list[GenerationRequest]:
     requests = []
     for prompt in prompts:
-        messages = render_messages(problem_text(prompt, template), template, system_prompt)
+        messages = prompt_messages(prompt, template, system_prompt)
         # Samples of one prompt stay adjacent: engines with prefix caching then prefill the prompt once.
         requests.extend(
             GenerationRequest(prompt["id"], i, messages, sample_seed(seed, prompt["id"], i))

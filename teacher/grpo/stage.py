@@ -25,7 +25,7 @@ from distill.records import write_parquet
 from distill.runs import atomic_write_json
 from distill.verify import verify_many
 from teacher.grpo.trainer import METHOD
-from teacher.prompts import CODE_FIELDS, data_prompts, problem_text, render_messages
+from teacher.prompts import CODE_FIELDS, data_prompts, prompt_messages
 
 PROMPTS_FILE = "prompts.parquet"
 PROMPTS_META = "prompts.json"
@@ -61,8 +61,7 @@ def prepare_prompts(
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     rows, too_long = [], 0
     for prompt in prompts:
-        problem = problem_text(prompt, data.prompt_template)
-        messages = render_messages(problem, data.prompt_template, data.system_prompt)
+        messages = prompt_messages(prompt, data.prompt_template, data.system_prompt)
         text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         if len(tokenizer(text, add_special_tokens=False)["input_ids"]) > cfg.max_prompt_length:
             too_long += 1
