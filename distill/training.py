@@ -362,4 +362,18 @@ def main(train: Callable[[dict[str, Any]], Any], argv: list[str] | None = None) 
     """`python -m <trainer module> JOB.json`: what `accelerate launch` starts in every process."""
     argv = sys.argv[1:] if argv is None else argv
     train(json.loads(Path(argv[0]).read_text()))
+    end_process_group()
     return 0
+
+
+def end_process_group() -> None:
+    """Tear the process group down before the interpreter does.
+
+    Left to interpreter exit, gloo's worker threads can be destroyed while still joinable and one rank aborts
+    ("terminate called without an active exception", exit -6) after training and saving succeeded.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
