@@ -8,11 +8,8 @@ every rank has written its shard); only marked checkpoints are resumed from, tor
 
 from __future__ import annotations
 
-import contextlib
-import os
 import re
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 
 from transformers import TrainerCallback
@@ -62,19 +59,3 @@ def last_complete_checkpoint(folder: Path, sweep: bool = True) -> Path | None:
             )
             shutil.rmtree(path, ignore_errors=True)
     return last
-
-
-@contextlib.contextmanager
-def tensorboard_dir(folder: Path) -> Iterator[None]:
-    """TensorBoard logs of one training run go to ``folder`` (transformers reads the variable when its
-    callback starts). Set and restored per run: `distill run` trains the GRPO teacher and every student in
-    one process, and a value left over from the previous run would send its logs into that run's folder."""
-    name, previous = "TENSORBOARD_LOGGING_DIR", os.environ.get("TENSORBOARD_LOGGING_DIR")
-    os.environ[name] = str(folder)
-    try:
-        yield
-    finally:
-        if previous is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = previous

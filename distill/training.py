@@ -190,7 +190,7 @@ def fit(
     LoRA adapter)."""
     from transformers.trainer_callback import ProgressCallback
 
-    from distill.checkpoints import CompleteMarker, SkipEndCheckpoint, tensorboard_dir
+    from distill.checkpoints import CompleteMarker, SkipEndCheckpoint
 
     out_dir = Path(job["out_dir"])
     trainer.add_callback(CompleteMarker())
@@ -198,13 +198,25 @@ def fit(
     trainer.remove_callback(ProgressCallback)  # its raw dict per logging step, in the middle of the bar
     trainer.add_callback(training_progress(job_label(job)))
     quiet_tied_keys(trainer)
-    with tensorboard_dir(out_dir / "tensorboard"):
-        result = trainer.train(resume_from_checkpoint=job.get("resume_from"))
+    log_tensorboard_to(trainer, out_dir / "tensorboard")
+    result = trainer.train(resume_from_checkpoint=job.get("resume_from"))
     save_final(trainer, tokenizer, out_dir, before_final)
     metrics = summarise(trainer, result)
     if trainer.is_world_process_zero():
         atomic_write_json(out_dir / method.metrics_file, metrics)
     return metrics
+
+
+def log_tensorboard_to(trainer, folder: Path) -> None:
+    """TensorBoard logs of this run go to ``folder``. transformers' callback fixed its folder when the
+    trainer was built (TENSORBOARD_LOGGING_DIR then, else checkpoints/runs/<date>), so it is set on the
+    callback itself: `distill run` trains the GRPO teacher and every student in one process, and a process-wide
+    setting would leak from one run into the next."""
+    from transformers.integrations import TensorBoardCallback
+
+    for callback in trainer.callback_handler.callbacks:
+        if isinstance(callback, TensorBoardCallback):
+            callback.logging_dir = str(folder)
 
 
 def save_final(trainer, tokenizer, out_dir: Path, before_final: Callable[[Path], None] | None = None) -> None:

@@ -49,6 +49,16 @@ def test_sft_trains_and_saves_a_loadable_model(tmp_path):
     assert not list((tmp_path / "out").glob(".final.tmp"))
 
 
+def test_tensorboard_logs_land_in_each_runs_own_folder(tmp_path):
+    # `distill run` trains the GRPO teacher and every student in one process: each run's events belong in
+    # its own <out>/tensorboard (what README points tensorboard --logdir at), none under checkpoints/.
+    for name in ("first", "second"):
+        train_tiny(tmp_path / name, packing=False, report_to=["tensorboard"])
+        out = tmp_path / name / "out"
+        assert list((out / "tensorboard").glob("events.out.tfevents.*")), name
+        assert not list(out.rglob("runs/**/events.out.tfevents.*")), name
+
+
 def test_missing_training_set_is_a_clear_error(tmp_path):
     cfg = StudentConfig(name="s", model="tiny-random-llama")
     with pytest.raises(DistillError, match="run `distill filter` first"):
