@@ -10,8 +10,11 @@ first and last steps, KL, entropy, completion lengths, and the whole log history
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Any
+
+from transformers import TrainerCallback
 
 from distill.recipe import GRPOTeacherConfig
 from distill.training import Method, fit, main, on_cpu, run_loss, shared_trainer_args, what_ran
@@ -75,7 +78,31 @@ def run_grpo(job: dict[str, Any]) -> dict[str, Any]:
         train_dataset=datasets.load_dataset("parquet", data_files=job["prompts_file"], split="train"),
         processing_class=tokenizer,
     )
+    trainer.callback_handler.callbacks.insert(0, TokenRate())  # first: report_to sees tokens_per_second
     return fit(trainer, tokenizer, job, METHOD, lambda trainer, result: _ran(trainer, result, cfg, job))
+
+
+class TokenRate(TrainerCallback):
+    """Adds ``tokens_per_second`` (prompt + completion tokens of every rank, from GRPOTrainer's cumulative
+    ``num_tokens``) to each log entry, so the progress line, the tracker and the manifest show throughput."""
+
+    def __init__(self):
+        self._last: tuple[float, float] | None = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._last = (time.perf_counter(), state.num_input_tokens_seen)  # a resumed run's count included
+        return control
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if logs is None or logs.get("num_tokens") is None or self._last is None:
+            return control
+        now, tokens = time.perf_counter(), logs["num_tokens"]
+        rate = {"tokens_per_second": round((tokens - self._last[1]) / max(now - self._last[0], 1e-9), 1)}
+        logs.update(rate)
+        if state.log_history:  # the Trainer stored its copy of `logs` before calling back
+            state.log_history[-1].update(rate)
+        self._last = (now, tokens)
+        return control
 
 
 def _judge_options(job: dict[str, Any], cfg: GRPOTeacherConfig) -> dict[str, dict[str, Any]]:
@@ -110,6 +137,7 @@ def summarise(history: list[dict[str, Any]], rewards: list[str]) -> dict[str, An
         "truncated_share": "completions/clipped_ratio",
         "kl": "kl",
         "entropy": "entropy",
+        "tokens_per_second": "tokens_per_second",
         **{f"reward_{name}": f"rewards/{name}/mean" for name in rewards},
     }
     out: dict[str, Any] = {"logged_steps": len(steps)}

@@ -95,6 +95,7 @@ def test_cli_grpo_trains_then_the_recipe_distils_from_the_trained_teacher(grpo_r
     for name in GRPO["rewards"]:  # every reward function was logged
         assert metrics[f"reward_{name}_first10"] is not None, name
     assert metrics["entropy_first10"] is not None and metrics["completion_length_first10"] > 0
+    assert metrics["tokens_per_second_first10"] > 0 and metrics["tokens_per_second_last10"] > 0
     run_dir = Path(yaml.safe_load(grpo_recipe.read_text())["run_dir"])
     final = run_dir / "teacher" / "final"
     before, after = load_file(tiny_model_dir / "model.safetensors"), load_file(final / "model.safetensors")
