@@ -105,17 +105,10 @@ def filter_by_pass_rate(
         results = list(backend.generate(requests, sampling))
     finally:
         backend.close()
-    answers = {row["prompt_id"]: row["answer"] for row in rows}
-    verdicts = verify_many(
-        [(answers[r.prompt_id], r.completion) for r in results],
-        cfg.answer_fallback,
-        workers=cfg.verify_workers,
-        timeout=cfg.verify_timeout,
-        progress=False,
-    )
+    by_id = {row["prompt_id"]: row for row in rows}
     correct: dict[str, list[bool]] = defaultdict(list)
-    for result, verdict in zip(results, verdicts, strict=True):
-        correct[result.prompt_id].append(verdict.correct)
+    for result, ok in zip(results, samples_correct(cfg, by_id, results), strict=True):
+        correct[result.prompt_id].append(ok)
     rates = {pid: sum(v) / len(v) for pid, v in correct.items()}
     low, high = band.band
     kept = [row for row in rows if low <= rates.get(row["prompt_id"], 0.0) <= high]
@@ -133,3 +126,26 @@ def filter_by_pass_rate(
         flush=True,
     )
     return kept, stats
+
+
+def samples_correct(cfg: GRPOTeacherConfig, by_id: dict[str, dict[str, Any]], results) -> list[bool]:
+    """Each sample's verdict as the rewards would give it: a prompt with tests by the code checker (every
+    test passed, with the `code` reward's deadlines), any other by the answer verifier."""
+    from teacher.grpo.rewards import code_reward
+
+    coded = [i for i, r in enumerate(results) if by_id[r.prompt_id].get("tests") not in (None, "", [])]
+    plain = sorted(set(range(len(results))) - set(coded))
+    verdicts = verify_many(
+        [(by_id[results[i].prompt_id]["answer"], results[i].completion) for i in plain],
+        cfg.answer_fallback,
+        workers=cfg.verify_workers,
+        timeout=cfg.verify_timeout,
+        progress=False,
+    )
+    correct = dict(zip(plain, (v.correct for v in verdicts), strict=True))
+    rows = [by_id[results[i].prompt_id] for i in coded]
+    columns = {key: [row.get(key) for row in rows] for key in CODE_FIELDS}
+    options = {**cfg.reward_options()["code"], "all_or_nothing": True}
+    scores = code_reward([results[i].completion for i in coded], **columns, **options)
+    correct.update({i: score == 1.0 for i, score in zip(coded, scores, strict=True)})
+    return [correct[i] for i in range(len(results))]

@@ -35,6 +35,30 @@ def test_code_reward_share_all_or_nothing_and_rows_without_tests():
     assert binary(completions, **columns) == [1.0, 0.0, 0.0, 0.0, None]
 
 
+def test_grpo_pass_rate_filter_checks_code_prompts_with_their_tests():
+    # The pass-rate pre-filter must score as the rewards do: a prompt with tests by the code checker
+    # (every test passed), a math prompt by the answer verifier, in one mixed set.
+    from types import SimpleNamespace
+
+    from distill.recipe import GRPOTeacherConfig
+    from teacher.grpo.stage import samples_correct
+
+    by_id = {
+        "code": {"prompt_id": "code", "answer": "", "tests": ADD_TESTS, "entry_point": "add"},
+        "math": {"prompt_id": "math", "answer": "4"},
+    }
+    samples = [
+        ("code", RIGHT),
+        ("code", TWO_OF_THREE),
+        ("code", "no code"),
+        ("math", "\\boxed{4}"),
+        ("math", "5"),
+    ]
+    results = [SimpleNamespace(prompt_id=pid, completion=text) for pid, text in samples]
+    cfg = GRPOTeacherConfig(model="tiny-random-llama", rewards=["code", "accuracy"])
+    assert samples_correct(cfg, by_id, results) == [True, False, False, True, False]
+
+
 def _trace(prompt_id: str, index: int, completion: str, tests) -> dict:
     return {
         "prompt_id": prompt_id,
