@@ -56,26 +56,25 @@ def accelerate_args(
     ]
 
 
-def free_port(preferred: int) -> int:
-    """``preferred`` when nothing listens on it here, else a port the kernel reports free."""
+def free_port() -> int:
+    """A TCP port the kernel reports free here (from its ephemeral range)."""
     import socket
 
-    for port in (preferred, 0):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return sock.getsockname()[1]
-    raise DistillError("launch: no free TCP port on this machine for the rendezvous")
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", 0))
+        except OSError:
+            raise DistillError("launch: no free TCP port on this machine for the rendezvous") from None
+        return sock.getsockname()[1]
 
 
 def launch_command(launch: LaunchConfig, job_file: Path, module: str) -> list[str]:
     """``module`` is the training process (student.trainer, teacher.grpo.trainer...), given the job file.
-    A single-node job whose rendezvous port is taken (another job on this machine) moves to a free one; a
-    multi-node job keeps the port every node was given."""
+    A single-node job left at the default rendezvous port takes one the kernel picks: two jobs started
+    together on one machine (two runs, a test suite's workers) would both find 29500 free and the second
+    fail at its rendezvous. A port the recipe set, and a multi-node job's (every node was given it), is kept."""
     if launch.nnodes == 1 and launch.main_port == LaunchConfig.model_fields["main_port"].default:
-        launch = launch.model_copy(update={"main_port": free_port(launch.main_port)})
+        launch = launch.model_copy(update={"main_port": free_port()})
     return [
         sys.executable,
         "-m",

@@ -25,7 +25,13 @@ class LaunchConfig(Section):
     nnodes: int = Field(1, ge=1, description="Nodes; >1 needs main_ip and one launch per node (see --slurm).")
     node_rank: int = runtime(0, ge=0, description="This node's rank (0 = the node that records the run).")
     main_ip: str = runtime("127.0.0.1", description="Address of node 0, reachable from every node.")
-    main_port: int = runtime(29500, ge=1, le=65535, description="Free TCP port on node 0 for the rendezvous.")
+    main_port: int = runtime(
+        29500,
+        ge=1,
+        le=65535,
+        description="TCP port on node 0 for the rendezvous; a single-node job left at 29500 "
+        "takes a free one the kernel picks (jobs started together must not share it).",
+    )
     gpu_memory_gb: float = runtime(
         80.0, gt=0, description="Memory per GPU, for `distill plan` and its warning."
     )

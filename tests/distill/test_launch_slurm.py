@@ -18,7 +18,7 @@ def test_launch_command_counts_processes_over_all_nodes():
     assert joined.endswith("-m student.trainer j.json") and "accelerate/zero3.yaml" in joined
 
 
-def test_a_single_node_job_moves_off_a_taken_rendezvous_port_and_a_multi_node_one_keeps_it():
+def test_a_single_node_job_takes_a_free_rendezvous_port_and_a_multi_node_one_keeps_it():
     import contextlib
     import socket
 
@@ -26,15 +26,20 @@ def test_a_single_node_job_moves_off_a_taken_rendezvous_port_and_a_multi_node_on
         command = launch_command(launch, Path("j.json"), "student.trainer")
         return int(command[command.index("--main_process_port") + 1])
 
+    single = LaunchConfig(strategy="ddp", nproc=2)
+    # Never the default 29500, which two jobs started together would both find free: one the kernel picks.
+    assert single.main_port == 29500 and port_of(single) != 29500
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as holder:
         with contextlib.suppress(OSError):  # already taken by another job: taken either way
             holder.bind(("127.0.0.1", 29500))
             holder.listen()
-        single = LaunchConfig(strategy="ddp", nproc=2)
-        assert single.main_port == 29500 and port_of(single) != 29500
-        # A port the recipe set, or the one every node of a multi-node job was given, is never changed.
-        assert port_of(single.model_copy(update={"main_port": 29511})) == 29511
-        assert port_of(LaunchConfig(strategy="ddp", nproc=2, nnodes=2, main_ip="10.0.0.1")) == 29500
+        port = port_of(single)
+        assert port != 29500
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind(("127.0.0.1", port))  # free when picked
+    # A port the recipe set, or the one every node of a multi-node job was given, is never changed.
+    assert port_of(single.model_copy(update={"main_port": 29511})) == 29511
+    assert port_of(LaunchConfig(strategy="ddp", nproc=2, nnodes=2, main_ip="10.0.0.1")) == 29500
 
 
 def test_unknown_strategy_config_is_a_one_line_error():
