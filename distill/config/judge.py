@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import Field, field_validator, model_validator
 
-from distill.config.base import Section, check_key_env_name, runtime
+from distill.config.base import Section, added, check_key_env_name, runtime
 
 JUDGE_USES = ("equivalence", "rubric", "pairwise")
 
@@ -36,6 +36,15 @@ class JudgeConfig(Section):
     )
     temperature: float = Field(0.0, ge=0, description="0: the same question gets the same verdict.")
     max_tokens: int = Field(512, ge=16, description="Room for the judge's reasoning and its verdict line.")
+    constrain: int | None = added(
+        None,
+        ge=0,
+        le=64,
+        description="vLLM servers only (hosted APIs reject the field): decode every reply under a regex of its "
+        "template's format, at most this many lines of reasoning and then the verdict line (0: the verdict "
+        "line alone), so a small local judge cannot miss the format; max_tokens must leave room for the lines. "
+        "The verdict is still parsed strictly. Default: unconstrained.",
+    )
     templates: dict[str, str] = Field(
         default_factory=dict,
         description="Replace a shipped template (distill/judge/templates/<use>.yaml): use -> your file, for "

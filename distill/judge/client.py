@@ -80,7 +80,10 @@ class Judge:
         return self.templates[use]
 
     def sampling(self) -> dict[str, Any]:
-        return {"temperature": self.cfg.temperature, "max_tokens": self.cfg.max_tokens}
+        """What decides the reply besides the messages: in every call key; constrained only when asked, so
+        the keys of existing caches stay as they were."""
+        sampling = {"temperature": self.cfg.temperature, "max_tokens": self.cfg.max_tokens}
+        return sampling if self.cfg.constrain is None else {**sampling, "constrain": self.cfg.constrain}
 
     def key(self, use: str, values: dict[str, Any]) -> str:
         return call_key(self.cfg.model, self.template(use).digest, values, self.sampling())
@@ -126,7 +129,9 @@ class Judge:
 
     def _call(self, template, values, key, usage, deadline) -> dict[str, Any] | JudgeResult:
         body = {"model": self.cfg.model, "messages": template.render(values), "n": 1, "stream": False}
-        body.update(self.sampling())
+        body.update(temperature=self.cfg.temperature, max_tokens=self.cfg.max_tokens)
+        if self.cfg.constrain is not None:  # vLLM's structured outputs: the reply cannot leave the format
+            body["structured_outputs"] = {"regex": template.reply_regex(self.cfg.constrain)}
         until = None if deadline is None else time.monotonic() + deadline
         reason, failed_on = "", None
         for attempt in range(self.cfg.max_retries + 1):

@@ -55,6 +55,17 @@ class Template:
         messages = [{"role": "system", "content": fill(self.system)}] if self.system.strip() else []
         return [*messages, {"role": "user", "content": fill(self.prompt)}]
 
+    def reply_regex(self, reasoning_lines: int) -> str:
+        """A whole reply the parser accepts, for constrained decoding (judge.constrain): up to
+        ``reasoning_lines`` lines of reasoning, then the verdict line (a score within the scale)."""
+        choices = {
+            "verdict": "EQUIVALENT|DIFFERENT",
+            "score": "|".join(str(n) for n in range(self.scale[0], self.scale[1] + 1)),
+            "pairwise": "A|B|TIE",
+        }[self.output]
+        reasoning = f"([^\\n]*\\n){{0,{reasoning_lines}}}" if reasoning_lines else ""
+        return f"{reasoning}{MARKERS[self.output]} ({choices})"
+
 
 def template_path(use: str, overrides: dict[str, str] | None = None) -> Path:
     if use not in USES:

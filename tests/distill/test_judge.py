@@ -117,6 +117,23 @@ def test_ask_caches_every_reply_and_a_rerun_makes_no_request(tmp_path):
     assert len(cache_file.read_text().splitlines()) == 7
 
 
+def test_constrain_sends_the_format_as_a_regex_and_is_another_question(tmp_path):
+    cache = JudgeCache(tmp_path / "cache.jsonl")
+    with ScriptedChatServer(equivalence_script) as server:
+        Judge(judge_cfg(), [server.url], cache).ask("equivalence", items(1))
+        assert "structured_outputs" not in server.requests[-1]  # hosted APIs reject the field: opt-in
+        Judge(judge_cfg(constrain=2), [server.url], cache).ask("equivalence", items(1))
+        assert len(server.requests) == 2  # not answered from the unconstrained reply in the cache
+        regex = server.requests[-1]["structured_outputs"]["regex"]
+    assert regex == r"([^\n]*\n){0,2}VERDICT: (EQUIVALENT|DIFFERENT)"
+    assert re.fullmatch(regex, "one\ntwo\nVERDICT: DIFFERENT") and not re.fullmatch(
+        regex, "a\nb\nc\nVERDICT: DIFFERENT"
+    )
+    score = load_template("rubric").reply_regex(0)
+    assert re.fullmatch(score, "SCORE: 10") and not re.fullmatch(score, "SCORE: 11")  # the scale, 1-10
+    assert load_template("pairwise").reply_regex(0) == "WINNER: (A|B|TIE)"
+
+
 def test_a_torn_cache_line_is_asked_again(tmp_path):
     cache_file = tmp_path / "cache.jsonl"
     with ScriptedChatServer(equivalence_script) as server:

@@ -191,6 +191,7 @@ def test_the_judge_fingerprint_follows_model_and_template_not_endpoint(tiny_reci
     base = filter_fp({"model": "judge", "base_url": "http://127.0.0.1:1/v1"})
     assert filter_fp({"model": "judge", "base_url": "http://127.0.0.1:2/v1", "concurrency": 3}) == base
     assert filter_fp({"model": "judge-2", "base_url": "http://127.0.0.1:1/v1"}) != base
+    assert filter_fp({"model": "judge", "base_url": "http://127.0.0.1:1/v1", "constrain": 0}) != base
     mine = tmp_path / "rubric.yaml"
     mine.write_text(
         (Path(__file__).parents[2] / "distill/judge/templates/rubric.yaml").read_text() + "\n# v2\n"

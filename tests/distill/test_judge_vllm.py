@@ -61,6 +61,20 @@ def test_a_real_server_judges_and_every_reply_is_parsed_or_counted(judge_server,
         assert [r.reply for r in again] == [r.reply for r in results]
 
 
+def test_constrained_decoding_makes_every_reply_parse_on_a_real_server(judge_server):
+    # vLLM's structured outputs honour the template's regex: a judge that never writes the verdict line
+    # unconstrained (bench/RESULTS.md) parses every time, for each use's format.
+    judge = Judge(cfg(constrain=0, max_tokens=16), [judge_server], JudgeCache(None))
+    pair = {"problem": "Say hello.", "response_a": "Hello!", "response_b": "Goodbye."}
+    results = [
+        *judge.ask("equivalence", ITEMS[:3]),
+        *judge.ask("rubric", [{"problem": "Say hello.", "response": "Hello!"}]),
+        *judge.ask("pairwise", [pair]),
+    ]
+    assert [r.status for r in results] == ["ok"] * 5, [r.reply for r in results]
+    assert 1 <= results[3].value <= 10 and results[4].value in ("A", "B", "tie")
+
+
 def test_the_filter_and_pairwise_paths_run_on_a_real_judge(judge_server):
     judge = Judge(cfg(), [judge_server], JudgeCache(None))
     rows = [
