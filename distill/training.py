@@ -219,6 +219,15 @@ def log_tensorboard_to(trainer, folder: Path) -> None:
             callback.logging_dir = str(folder)
 
 
+def add_to_log(state, logs: dict[str, Any], added: dict[str, Any]) -> None:
+    """From a callback's ``on_log``: ``added`` joins the step's log entry, both ``logs`` (the report_to
+    callbacks that run after this one see it) and the copy the Trainer stored in ``state.log_history`` before
+    calling back (the manifest's history and the metrics are read from there)."""
+    logs.update(added)
+    if state.log_history:
+        state.log_history[-1].update(added)
+
+
 def save_final(trainer, tokenizer, out_dir: Path, before_final: Callable[[Path], None] | None = None) -> None:
     """safetensors + tokenizer (chat template) + generation config into out_dir/final via a temp folder."""
     tmp = out_dir / f".{FINAL}.tmp"

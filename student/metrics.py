@@ -17,6 +17,8 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from distill.training import add_to_log
+
 
 class TokenCounter:
     """Wraps a data collator; counts real and total token slots of every batch it builds."""
@@ -98,9 +100,7 @@ class ThroughputCallback(TrainerCallback):
             "tokens_per_second": round((real - last_real) * self.world_size / max(now - last_time, 1e-9), 1),
             "real_token_share": round((real - last_real) / max(slots - last_slots, 1), 4),
         }
-        logs.update(added)  # seen by the report_to callbacks that run after this one
-        if state.log_history:  # the Trainer stored a copy of `logs` before calling back
-            state.log_history[-1].update(added)
+        add_to_log(state, logs, added)
         self._last = (now, real, slots)
         self.totals = {"real_tokens": real * self.world_size, "token_slots": slots * self.world_size}
         return control

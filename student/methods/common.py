@@ -10,7 +10,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from distill.errors import DistillError
-from distill.training import what_ran, wrapper_ran
+from distill.training import add_to_log, what_ran, wrapper_ran
 
 
 def load_teacher(path: str, student, cpu: bool):
@@ -88,9 +88,7 @@ class StepMetrics(TrainerCallback):
             "completion_length": logs.get("completions/mean_length", scored / max(rows, 1)),
             "truncated_share": logs.get("completions/clipped_ratio", self.truncated_share),
         }
-        logs.update(added)
-        if state.log_history:
-            state.log_history[-1].update(added)
+        add_to_log(state, logs, added)
         self._last = (now, counts)
         return control
 

@@ -133,19 +133,19 @@ def samples_correct(cfg: GRPOTeacherConfig, by_id: dict[str, dict[str, Any]], re
     test passed, with the `code` reward's deadlines), any other by the answer verifier."""
     from teacher.grpo.rewards import code_reward
 
-    coded = [i for i, r in enumerate(results) if by_id[r.prompt_id].get("tests") not in (None, "", [])]
-    plain = sorted(set(range(len(results))) - set(coded))
+    rows = [by_id[r.prompt_id] for r in results]
+    columns = {key: [row.get(key) for row in rows] for key in CODE_FIELDS}
+    options = {**cfg.reward_options()["code"], "all_or_nothing": True}
+    # The code reward scores the samples of prompts with tests and leaves the rest None (its own rule).
+    scores = code_reward([r.completion for r in results], **columns, **options)
+    correct = {i: score == 1.0 for i, score in enumerate(scores) if score is not None}
+    plain = [i for i, score in enumerate(scores) if score is None]
     verdicts = verify_many(
-        [(by_id[results[i].prompt_id]["answer"], results[i].completion) for i in plain],
+        [(rows[i]["answer"], results[i].completion) for i in plain],
         cfg.answer_fallback,
         workers=cfg.verify_workers,
         timeout=cfg.verify_timeout,
         progress=False,
     )
-    correct = dict(zip(plain, (v.correct for v in verdicts), strict=True))
-    rows = [by_id[results[i].prompt_id] for i in coded]
-    columns = {key: [row.get(key) for row in rows] for key in CODE_FIELDS}
-    options = {**cfg.reward_options()["code"], "all_or_nothing": True}
-    scores = code_reward([results[i].completion for i in coded], **columns, **options)
-    correct.update({i: score == 1.0 for i, score in zip(coded, scores, strict=True)})
+    correct.update(zip(plain, (v.correct for v in verdicts), strict=True))
     return [correct[i] for i in range(len(results))]

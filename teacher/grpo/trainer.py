@@ -17,7 +17,16 @@ from typing import Any
 from transformers import TrainerCallback
 
 from distill.recipe import GRPOTeacherConfig
-from distill.training import Method, fit, main, on_cpu, run_loss, shared_trainer_args, what_ran
+from distill.training import (
+    Method,
+    add_to_log,
+    fit,
+    main,
+    on_cpu,
+    run_loss,
+    shared_trainer_args,
+    what_ran,
+)
 from teacher.grpo.rewards import build_reward_funcs
 
 METRICS_FILE = "grpo_metrics.json"
@@ -98,9 +107,7 @@ class TokenRate(TrainerCallback):
             return control
         now, tokens = time.perf_counter(), logs["num_tokens"]
         rate = {"tokens_per_second": round((tokens - self._last[1]) / max(now - self._last[0], 1e-9), 1)}
-        logs.update(rate)
-        if state.log_history:  # the Trainer stored its copy of `logs` before calling back
-            state.log_history[-1].update(rate)
+        add_to_log(state, logs, rate)
         self._last = (now, tokens)
         return control
 
