@@ -91,7 +91,7 @@ def _preset_lines(row: dict[str, Any]) -> list[str]:
         changed = row.get("preset_deviations") or {}
         detail = "; ".join(f"{key} {v['used']!r} instead of {v['preset']!r}" for key, v in changed.items())
         lines.append(
-            f"Settings: preset {row['preset']} (eval/presets.py)"
+            f"Settings: preset {row['preset']} (distill/config/eval_presets.py)"
             + (f", deviating in {detail}." if detail else ", unchanged.")
         )
     return lines

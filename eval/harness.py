@@ -18,9 +18,10 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from distill.config import eval_presets as presets
 from distill.errors import DistillError
 from distill.runs import atomic_write_json
-from eval import presets, stats
+from eval import stats
 from eval.backends import EvalTarget, lm_eval_model
 
 TASKS_DIR = Path(__file__).parent / "tasks"

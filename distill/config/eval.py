@@ -48,7 +48,7 @@ class EvalModel(Section):
 class EvalConfig(Section):
     preset: Literal["deepseek-r1", "lighteval", "evalchemy"] | None = added(
         None,
-        description="Named settings of a published evaluation (eval/presets.py), expanded into the plain keys "
+        description="Named settings of a published evaluation (distill/config/eval_presets.py), expanded into the plain keys "
         "below; keys the recipe also sets win, and each row records where it deviates.",
     )
     tasks: list[str] = Field(min_length=1)
@@ -109,7 +109,7 @@ class EvalConfig(Section):
     def _expand_preset(cls, data: Any) -> Any:
         if not isinstance(data, dict) or data.get("preset") is None:
             return data
-        from eval.presets import PRESETS, apply
+        from distill.config.eval_presets import PRESETS, apply
 
         if data["preset"] not in PRESETS:
             return data  # the Literal reports it

@@ -8,8 +8,8 @@ import yaml
 from suite import REPO, write_benchmark_rows
 
 from distill.cli import main
+from distill.config import eval_presets as presets
 from distill.recipe import Recipe, load_recipe
-from eval import presets
 from eval.harness import load_tasks
 
 TASKS = ["math500", "aime24", "gpqa_diamond"]

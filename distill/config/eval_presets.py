@@ -3,7 +3,8 @@
 A preset is only a shorthand for plain `eval` keys: it expands (distill/config/eval.py, before validation)
 into the keys below, and any key the recipe also sets wins. `distill validate --resolved` prints the
 expansion; every row records the preset and each key where the run deviates from it (`preset_deviations`),
-so a table never claims "DeepSeek's settings" for a run that changed them.
+so a table never claims "DeepSeek's settings" for a run that changed them. It lives in the core because
+both the `eval` config section (the expansion) and the eval stage (the deviations) need it.
 
 Keys a preset may set: temperature, top_p, max_tokens, samples_per_problem, samples (per task, applied only
 to tasks the recipe evaluates), system_prompt, prompt (the user turn, a Jinja template over the problem's
