@@ -37,8 +37,39 @@ def stages() -> tuple[Stage, ...]:
 
 
 def plan(recipe: Recipe) -> list[StageSpec]:
-    """Every node this recipe has, in run order."""
-    return [spec for stage in stages() for spec in stage.plan(recipe)]
+    """Every node this recipe has, in run order: the stage table's order, with a node moved after the nodes
+    it reads from (a later trace round samples from a student, so its generate runs after that sft)."""
+    return in_graph_order([spec for stage in stages() for spec in stage.plan(recipe)])
+
+
+def in_graph_order(nodes: list[StageSpec]) -> list[StageSpec]:
+    """``nodes`` in table order, each moved after its upstream nodes; a circle is a one-line error."""
+    by_name = {node.name: node for node in nodes}
+    ordered: list[StageSpec] = []
+    placed: set[str] = set()
+    path: list[str] = []
+
+    def visit(node: StageSpec) -> None:
+        if node.name in placed:
+            return
+        if node.name in path:
+            # In the direction data flows: each node feeds the next.
+            circle = " -> ".join(reversed([*path[path.index(node.name) :], node.name]))
+            raise DistillError(
+                f"the stage graph has a circle: {circle}; a round's teacher must be a model made before "
+                "the students its traces train"
+            )
+        path.append(node.name)
+        for name in node.upstream:
+            if name in by_name:  # an upstream outside the plan is the run's "needs ... first" error
+                visit(by_name[name])
+        path.pop()
+        placed.add(node.name)
+        ordered.append(node)
+
+    for node in nodes:
+        visit(node)
+    return ordered
 
 
 def preflight(recipe: Recipe, families: set[str]) -> PreflightReport:
@@ -58,7 +89,12 @@ def generate_target(recipe: Recipe) -> tuple[Run, str, Path]:
 
 
 def pending_stages(recipe: Recipe, only: str | None = None, force: tuple[str, ...] = ()) -> set[str]:
-    """The stage families ``run_pipeline`` with these arguments will run rather than skip, read from the
+    """The stage families ``run_pipeline`` with these arguments will run rather than skip (``pending_nodes``)."""
+    return {name.split(":")[0] for name in pending_nodes(recipe, only, force)}
+
+
+def pending_nodes(recipe: Recipe, only: str | None = None, force: tuple[str, ...] = ()) -> set[str]:
+    """The stage nodes ``run_pipeline`` with these arguments will run rather than skip, read from the
     manifest without writing anything: a stage runs when forced, when it is not done with its current
     fingerprint, or when a stage it reads from runs (that gives its outputs a new completion id)."""
     run = Run(recipe.run_path(), write=False)
@@ -70,7 +106,7 @@ def pending_stages(recipe: Recipe, only: str | None = None, force: tuple[str, ..
         upstream_runs = any(u in running for u in spec.upstream)
         if _forced(spec, force) or upstream_runs or not run.is_done(spec.name, fp):
             running.add(spec.name)
-    return {name.split(":")[0] for name in running}
+    return running
 
 
 def planned(recipe: Recipe) -> list:
@@ -120,7 +156,7 @@ def run_pipeline(
     then, finished or failed, write the run report (runs/<name>/report.html). A command the preflight
     refuses writes nothing, report included."""
     started = time.time()
-    unknown = [f for f in force if f not in STAGE_NAMES and not f.startswith("sft:")]
+    unknown = [f for f in force if f.split(":")[0] not in STAGE_NAMES]
     if unknown:
         raise DistillError(f"--force {unknown[0]!r}: expected one of {', '.join(STAGE_NAMES)}")
     from student.spec import follow, followers

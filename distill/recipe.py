@@ -30,6 +30,8 @@ from distill.config import (
     TeacherConfig,
 )
 from distill.config.base import added
+from distill.config.rounds import RoundConfig
+from distill.config.student import STUDENT_PREFIX
 from distill.errors import DistillError
 from distill.records import check_readable_file, decode_text
 
@@ -51,6 +53,11 @@ class Recipe(Section):
         None,
         description="The LLM judge (filter.judge, the grpo reward `judge`, eval.judged) over an endpoint.",
     )
+    rounds: list[RoundConfig] = added(
+        default_factory=list,
+        description="Later trace rounds sampled from models this recipe makes (grpo, student:<name>); "
+        "students pick one with `traces`.",
+    )
 
     @model_validator(mode="after")
     def _stages_have_their_inputs(self) -> Recipe:
@@ -64,6 +71,7 @@ class Recipe(Section):
             raise ValueError("grpo needs training prompts: a data section (or grpo.data)")
         if self.students and not (self.teacher or self.filter.traces):
             raise ValueError("students need traces: a teacher + data section, or filter.traces")
+        self._rounds_name_their_nodes()
         if self.eval.backend == "served" and self.students:
             raise ValueError(
                 "eval.backend served evaluates models behind a URL; students are local weights: use hf or vllm"
@@ -85,6 +93,40 @@ class Recipe(Section):
                 "set eval.include_base: true"
             )
         return self
+
+    def _rounds_name_their_nodes(self) -> None:
+        names = [r.name for r in self.rounds]
+        students = {s.name for s in self.students}
+        for index, rnd in enumerate(self.rounds):
+            where, ref = f"rounds.{index}", rnd.teacher.model
+            if names.count(rnd.name) > 1:
+                raise ValueError(f"{where}.name: {rnd.name!r} is used by two rounds; name each round once")
+            if rnd.filter is not None and rnd.filter.traces:
+                raise ValueError(f"{where}.filter.traces: a round filters the traces it samples; remove it")
+            if rnd.data is None and self.data is None:
+                raise ValueError(
+                    f"{where}.data: the recipe has no `data` section; give the round its prompts"
+                )
+            if ref == GRPO_TEACHER and self.grpo is None:
+                raise ValueError(
+                    f"{where}.teacher.model: grpo samples from the GRPO teacher; add a grpo section"
+                )
+            node = ref.startswith(STUDENT_PREFIX) or ref == GRPO_TEACHER
+            if ref.startswith(STUDENT_PREFIX) and ref[len(STUDENT_PREFIX) :] not in students:
+                raise ValueError(
+                    f"{where}.teacher.model: {ref!r} names no student of this recipe "
+                    f"(students: {', '.join(sorted(students)) or 'none'})"
+                )
+            if node and rnd.teacher.backend == "openai":
+                raise ValueError(
+                    f"{where}.teacher.backend: {ref} is local weights; use backend transformers or vllm"
+                )
+        for index, student in enumerate(self.students):
+            if student.traces is not None and student.traces not in names:
+                raise ValueError(
+                    f"students.{index}.traces: {student.traces!r} is not a round of this recipe "
+                    f"(rounds: {', '.join(names) or 'none'})"
+                )
 
     def has_generate(self) -> bool:
         return self.teacher is not None and not self.filter.traces

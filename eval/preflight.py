@@ -9,6 +9,7 @@ from pathlib import Path
 
 from distill import benchmarks
 from distill.errors import DistillError
+from distill.rounds import traces_folder
 from eval.backends import check_served
 
 
@@ -132,7 +133,7 @@ def trained_template(run_root: Path, student) -> dict | None:
     completion starts with (filter/train.parquet; what a generation prefix must match). None when the student
     has not been trained yet, or learns from its own samples (on_policy: no dataset completions)."""
     folder = run_root / "students" / student.name
-    train_file = run_root / "filter" / "train.parquet"
+    train_file = run_root / traces_folder(student) / "train.parquet"
     if getattr(student, "method", "sft") == "on_policy" or not (folder / "tokenizer").is_dir():
         return None
     opening = completion_opening(train_file) if train_file.exists() else None

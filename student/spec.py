@@ -10,6 +10,7 @@ from distill.config.grpo import GRPO_TEACHER
 from distill.config.student import STUDENT_PREFIX
 from distill.errors import DistillError
 from distill.recipe import Recipe, StudentConfig
+from distill.rounds import traces_folder, traces_node
 from distill.runs import Run, fingerprint, source_digest
 from distill.stages import PreflightReport, Stage, StageResult, StageSpec
 
@@ -66,8 +67,9 @@ def teacher_reference(recipe: Recipe, student: StudentConfig) -> str:
 
 
 def upstream(recipe: Recipe, student: StudentConfig) -> list[str]:
-    """filter (the kept traces), plus the students (and the grpo teacher) whose final weights it reads."""
-    nodes = ["filter"]
+    """The filter node of its traces (the recipe's own, or a round's), plus the students (and the grpo
+    teacher) whose final weights it reads."""
+    nodes = [traces_node(student)]
     if student.init:
         nodes.append(f"sft:{student.init}")
     if student.method != "sft":
@@ -137,7 +139,7 @@ def _runner(name: str):
             print(f"[distill] warning: {warning}", flush=True)
         model = str(run.root / "students" / cfg.init / FINAL) if cfg.init else resolve_model(cfg.model)
         teacher = teacher_path(recipe, cfg, run.root) if cfg.method != "sft" else None
-        train = run.root / "filter" / "train.parquet"
+        train = run.root / traces_folder(cfg) / "train.parquet"
         prompts = chat_prompts(recipe.data) if _prompts_from_data(cfg) else None
         metrics = train_student(model, train, folder, cfg, teacher=teacher, prompts=prompts)
         if cfg.init:

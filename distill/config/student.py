@@ -146,6 +146,11 @@ class StudentConfig(Section):
         description="Start from this other student's final weights instead of `model` (e.g. sft, then "
         "on_policy); that student runs first and a change to it reruns this one.",
     )
+    traces: str | None = added(
+        None,
+        description="Which trace round trains this student: the name of a `rounds` entry. Default: the "
+        "recipe's own generate/filter (or filter.traces).",
+    )
     on_policy: OnPolicyConfig = added(OnPolicyConfig())
     kd: KDConfig = added(KDConfig())
     learning_rate: float = Field(2e-5, gt=0)

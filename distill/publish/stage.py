@@ -26,6 +26,7 @@ from distill.errors import DistillError
 from distill.models import hub_id
 from distill.publish import cards
 from distill.publish.hub import check_repo_id, check_token, push_folder
+from distill.rounds import round_recipe, traces_node
 from distill.runs import atomic_write_json, atomic_write_text
 from distill.secrets import redact, secret_values
 from distill.stages import StageResult
@@ -160,12 +161,15 @@ def _link_or_copy(source: Path, target: Path) -> None:
 
 
 def _card(recipe, run, student, rows, benchmarks, decision, dataset_id) -> str:
+    if student.traces:  # a later round's traces: that round's sampler, prompts and filter
+        recipe = round_recipe(recipe, next(r for r in recipe.rounds if r.name == student.traces))
     teacher = recipe.teacher.model if recipe.teacher else f"unknown (traces from {recipe.filter.traces})"
-    filter_metrics = run.record("filter").get("metrics", {})
+    filter_metrics = run.record(traces_node(student)).get("metrics", {})
     source = filter_metrics.get("source")
     datasets = [d for d in (dataset_id, source and source.get("dataset")) if d]
     lineage = {
         "teacher": teacher,
+        **({"trace round": student.traces} if student.traces else {}),
         "teacher backend": recipe.teacher.backend if recipe.teacher else "n/a",
         "prompts": recipe.data.source if recipe.data else recipe.filter.traces,
         **({"trace data": _trace_data_line(source)} if source else {}),

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from distill.config.base import runtime_free
 from distill.recipe import Recipe
+from distill.rounds import round_named, round_recipe
 from distill.runs import Run, source_digest
 from distill.stages import PreflightReport, Stage, StageResult, StageSpec
 
@@ -17,8 +18,24 @@ _JUDGE_USES = ("equivalence", "rubric")
 
 
 def plan(recipe: Recipe) -> list[StageSpec]:
-    if not recipe.has_filter():
-        return []
+    nodes = []
+    if recipe.has_filter():
+        upstream = ["generate"] if recipe.has_generate() else []
+        nodes.append(StageSpec("filter", "filter", _config(recipe), upstream, run))
+    for rnd in recipe.rounds:  # later rounds: the same stage on the round's own traces and settings
+        nodes.append(
+            StageSpec(
+                f"filter:{rnd.name}",
+                f"rounds/{rnd.name}/filter",
+                _config(round_recipe(recipe, rnd)),
+                [f"generate:{rnd.name}"],
+                _round_runner(rnd.name),
+            )
+        )
+    return nodes
+
+
+def _config(recipe: Recipe) -> dict:
     cfg = recipe.filter
     # A traces file and local benchmark files are inputs: editing them reruns the stage.
     # A benchmark named by its registry name counts by the file it resolves to (or its Hub id).
@@ -30,14 +47,25 @@ def plan(recipe: Recipe) -> list[StageSpec]:
         from distill.judge import judge_fingerprint
 
         config["judge"] = {**config["judge"], "judge": judge_fingerprint(recipe.judge, _JUDGE_USES)}
-    upstream = ["generate"] if recipe.has_generate() else []
-    return [StageSpec("filter", "filter", config, upstream, run)]
+    return config
+
+
+def _round_runner(name: str):
+    def run_round(recipe: Recipe, run: Run, folder: Path) -> StageResult:
+        source = run.root / "rounds" / name / "generate"
+        return _filter(round_recipe(recipe, round_named(recipe, name)), run, folder, source)
+
+    return run_round
 
 
 def run(recipe: Recipe, run: Run, folder: Path) -> StageResult:
+    source = Path(recipe.filter.traces) if recipe.filter.traces else run.root / "generate"
+    return _filter(recipe, run, folder, source)
+
+
+def _filter(recipe: Recipe, run: Run, folder: Path, source: Path) -> StageResult:
     from teacher.filter.stage import run_filter
 
-    source = Path(recipe.filter.traces) if recipe.filter.traces else run.root / "generate"
     judge = None
     if recipe.filter.judge is not None:
         from distill.judge import open_judge
@@ -57,9 +85,16 @@ def run(recipe: Recipe, run: Run, folder: Path) -> StageResult:
 
 
 def check(recipe: Recipe, report: PreflightReport) -> None:
-    """filter.judge: the judge section, its endpoint, its templates and its key (distill.judge.check_judge)."""
+    """filter.judge (and each round's): the judge section, its endpoint, templates and key."""
+    if recipe.has_filter():
+        _check_judge(recipe, report)
+    for rnd in recipe.rounds:
+        _check_judge(round_recipe(recipe, rnd), report)
+
+
+def _check_judge(recipe: Recipe, report: PreflightReport) -> None:
     judged = recipe.filter.judge
-    if not recipe.has_filter() or judged is None:
+    if judged is None:
         return
     from distill.judge import check_judge
 
@@ -71,7 +106,10 @@ def check(recipe: Recipe, report: PreflightReport) -> None:
 def check_inputs(recipe: Recipe, report: PreflightReport) -> None:
     from teacher.preflight import check_filter_inputs
 
-    report.note(check_filter_inputs(recipe.filter, recipe.eval.data_dir))
+    if recipe.has_filter():
+        report.note(check_filter_inputs(recipe.filter, recipe.eval.data_dir))
+    for rnd in recipe.rounds:
+        report.note(check_filter_inputs(round_recipe(recipe, rnd).filter, recipe.eval.data_dir))
 
 
 STAGE = Stage(
