@@ -6,20 +6,26 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import Any
 
 from distill.report.collect import Planned, overall_state, stage_rows
 
 EXIT = {"done": 0, "failed": 1, "running or interrupted": 3, "incomplete": 4, "empty": 4}
 
 
-def status_table(root: Path, planned: list[Planned]) -> tuple[str, int]:
-    """(the table as text, the exit status) for the run in ``root``."""
+def status_rows(root: Path, planned: list[Planned]) -> tuple[list[dict[str, Any]], str, int]:
+    """(a row per stage node, the run's overall state, the exit status) for the run in ``root``."""
     from distill.report.collect import read_json
     from distill.runs import MANIFEST
 
     manifest = read_json(root / MANIFEST) or {"stages": {}}
-    now = time.time()
-    rows = stage_rows(root, manifest, planned, None, now)
+    rows = stage_rows(root, manifest, planned, None, time.time())
+    state = overall_state(rows)
+    return rows, state, EXIT[state]
+
+
+def status_text(root: Path, rows: list[dict[str, Any]], state: str) -> str:
+    """The rows as the terminal table `distill status` prints."""
     header = ("stage", "state", "wall s", "produced", "detail")
     lines = [header]
     for row in rows:
@@ -32,8 +38,13 @@ def status_table(root: Path, planned: list[Planned]) -> tuple[str, int]:
         "  ".join(cell.ljust(w) for cell, w in zip(line[:-1], widths, strict=True)) + "  " + line[-1]
         for line in lines
     )
-    state = overall_state(rows)
-    return f"{root}: {state}\n{text}", EXIT[state]
+    return f"{root}: {state}\n{text}"
+
+
+def status_table(root: Path, planned: list[Planned]) -> tuple[str, int]:
+    """(the table as text, the exit status) for the run in ``root``."""
+    rows, state, code = status_rows(root, planned)
+    return status_text(root, rows, state), code
 
 
 def _num(value: object) -> str:
