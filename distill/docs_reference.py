@@ -157,7 +157,8 @@ def _description(model: type[BaseModel], name: str, field: FieldInfo, comments: 
     if name in comments:
         return comments[name]
     nested = _sections_in(field.annotation)
-    return _first_sentence(nested[0].__doc__) if nested and nested[0].__doc__ else ""
+    doc = " ".join((nested[0].__doc__ or "").split()) if nested else ""
+    return doc if len(doc) <= 300 else _first_sentence(doc)
 
 
 def _first_sentence(doc: str) -> str:
@@ -166,9 +167,13 @@ def _first_sentence(doc: str) -> str:
     return text if end < 0 else text[: end + 1]
 
 
-def _walk_sections(model: type[BaseModel], path: str, where: dict[type, str], order: list) -> None:
-    """Every section class once, depth first in field order, at the first path it appears under."""
+def _walk_sections(
+    model: type[BaseModel], path: str, where: dict[type, str], order: list, also: dict
+) -> None:
+    """Every section class once, depth first in field order, at the first path it appears under; ``also``
+    collects the other paths the same class is used at (a launch section under grpo and every student)."""
     if model in where:
+        also.setdefault(model, []).append(path)
         return
     where[model] = path
     order.append((model, path))
@@ -176,7 +181,7 @@ def _walk_sections(model: type[BaseModel], path: str, where: dict[type, str], or
         is_list = typing.get_origin(field.annotation) is list
         for nested in _sections_in(field.annotation):
             child = f"{path}.{name}" if path else name
-            _walk_sections(nested, child + ("[]" if is_list else ""), where, order)
+            _walk_sections(nested, child + ("[]" if is_list else ""), where, order, also)
 
 
 def _section_table(model: type[BaseModel], path: str, where: dict[type, str], inherited: str | None) -> str:
@@ -212,7 +217,8 @@ def recipe_reference() -> str:
 
     where: dict[type, str] = {}
     order: list = []
-    _walk_sections(Recipe, "", where, order)
+    also: dict[type, list[str]] = {}
+    _walk_sections(Recipe, "", where, order, also)
     markers = _inherited_markers(order, where)
     out = [
         GENERATED,
@@ -229,7 +235,9 @@ def recipe_reference() -> str:
     for model, path in order:
         out += [f"## {path or 'Top level'} {{#{_anchor(path)}}}", ""]
         if model.__doc__ and model is not Recipe and model.__doc__ is not BaseModel.__doc__:
-            out += [" ".join(model.__doc__.split()), ""]
+            out += [_cell(model.__doc__), ""]
+        if model in also:
+            out += ["The same fields at " + ", ".join(f"`{other}`" for other in also[model]) + ".", ""]
         out += [_section_table(model, path, where, markers.get(model)), ""]
     return "\n".join(out)
 
