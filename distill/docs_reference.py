@@ -64,10 +64,16 @@ def _type_name(annotation: Any, where: dict[type, str]) -> str:
         return " \\| ".join(sorted({type(value).__name__ for value in args}))
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
         return " \\| ".join(_type_name(arg, where) for arg in args)
+    if origin is list and _sections_in(args[0]) == [args[0]] and args[0] in where:
+        return _type_name(args[0], where)  # its path ends in [] already: `students[]`
     if origin in (list, tuple, dict):
         return f"{origin.__name__}[{', '.join(_type_name(arg, where) for arg in args)}]"
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return f"[section](#{_anchor(where[annotation])})" if annotation in where else annotation.__name__
+        return (
+            f"[{where[annotation]}](#{_anchor(where[annotation])})"
+            if annotation in where
+            else annotation.__name__
+        )
     return getattr(annotation, "__name__", str(annotation))
 
 

@@ -51,7 +51,7 @@ def test_every_recipe_field_and_cli_flag_is_in_the_references():
         assert f"| `{name}` |" in texts["recipe.md"], name
     assert "| `api_key_env` | str \\| null | `null` |" in texts["recipe.md"]
     assert "| `concurrency` | int | `32` | &gt;= 1 | no (runtime) |" in texts["recipe.md"]  # teacher.openai
-    assert "| `judge` | [section](#judge) \\| null | `null` |  | when set (added) |" in texts["recipe.md"]
+    assert "| `judge` | [judge](#judge) \\| null | `null` |  | when set (added) |" in texts["recipe.md"]
     sub = next(a for a in build_parser()._actions if a.dest == "command")
     for command, parser in sub.choices.items():
         assert f"## distill {command} {{#{command}}}" in texts["cli.md"]
