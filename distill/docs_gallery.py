@@ -46,13 +46,32 @@ def _measured(path: Path, root: Path, hardware: str) -> str:
     return "not run here"
 
 
+def _hardware(path: Path, limit: int = 320) -> str:
+    """The header's `Hardware:` paragraph, its first two sentences (the GPUs, then usually the memory per GPU
+    `distill plan` gives), up to a blank or indented line and before a "Measured" sentence (its own column)."""
+    lines = recipe_files.header(path.read_text(encoding="utf-8"))
+    start = next((i for i, line in enumerate(lines) if line.startswith("Hardware:")), None)
+    if start is None:
+        return ""
+    text = lines[start].removeprefix("Hardware:").strip()
+    for line in lines[start + 1 :]:
+        if not line.strip() or line.startswith(" ") or line.startswith(("Sources:", "- ")):
+            break
+        text += " " + line.strip()
+    text = text.split(" Measured ")[0]
+    ends = [m.end() for m in re.finditer(r"(?<![Ee]\.g)(?<!i\.e)\.(?=\s|$)", text)]
+    text = text[: ends[1]] if len(ends) > 1 else text
+    return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
+
+
 def gallery_table(root: Path, link_prefix: str = "") -> str:
     rows = [
         "| recipe | what it does | trains | hardware | measured here |",
         "|---|---|---|---|---|",
     ]
     for path in _shipped(root):
-        purpose, hardware = recipe_files.summary(path, limit=240)
+        purpose, _ = recipe_files.summary(path, limit=240)
+        hardware = _hardware(path)
         measured = _measured(path, root, hardware)
         if link_prefix and "](../" in measured:
             measured = measured.replace("](../", "](docs/")
