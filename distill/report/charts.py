@@ -49,7 +49,10 @@ def line_chart(title: str, series: list[tuple[str, list[tuple[float, float]]]], 
     def sy(y: float) -> float:
         return _H - _B - (y - y_lo) / (y_hi - y_lo) * (_H - _T - _B)
 
-    parts = [_frame(title), *_axes(_ticks(y_lo, y_hi), sy, _ticks(x_lo, x_hi), sx, x_label)]
+    legend = [label for label, _ in series] if len(series) > 1 else []
+    width = max(_W, _L + max((_text_width(label) for label in legend), default=0) + 24)
+    parts = [_frame(title, width, _H + (_LEGEND_ROW * len(legend) + 6 if legend else 0))]
+    parts += _axes(_ticks(y_lo, y_hi), sy, _ticks(x_lo, x_hi), sx, x_label)
     for index, (label, pts) in enumerate(series):
         colour = PALETTE[index % len(PALETTE)]
         pts = [p for p in pts if math.isfinite(p[1])]
@@ -60,12 +63,23 @@ def line_chart(title: str, series: list[tuple[str, list[tuple[float, float]]]], 
                 f'<circle cx="{sx(x):.1f}" cy="{sy(y):.1f}" r="2.2" fill="{colour}">'
                 f"<title>{escape(label)} {x_label} {short(x)}: {short(y)}</title></circle>"
             )
-        if len(series) > 1:
+        if legend:  # below the plot, a swatch and the full label per series: never over the lines
+            y = _H + 12 + _LEGEND_ROW * index
             parts.append(
-                f'<text x="{_W - _R - 4}" y="{_T + 12 + 13 * index}" text-anchor="end" fill="{colour}" '
+                f'<line class="legend" x1="{_L}" x2="{_L + 14}" y1="{y - 4}" y2="{y - 4}" stroke="{colour}" '
+                f'stroke-width="2"/><text class="legend" x="{_L + 20}" y="{y}" fill="{colour}" '
                 f'font-size="11">{escape(label)}</text>'
             )
     return "".join(parts) + "</svg>"
+
+
+_LEGEND_ROW = 15  # px per legend line under a line chart
+
+
+def _text_width(text: str, size: float = 11) -> float:
+    """A generous estimate of a label's width in the figures' sans-serif font (~0.62 em per character), so
+    that a figure is made wide enough for its labels instead of cutting them."""
+    return len(text) * size * 0.62
 
 
 def bars(title: str, items: list[tuple[str, float, tuple[float, float] | None]], unit: str = "") -> str:
@@ -75,20 +89,23 @@ def bars(title: str, items: list[tuple[str, float, tuple[float, float] | None]],
     height = _T + 22 * len(items) + _B
     top = max([v for _, v, _ in items] + [hi for *_, ci in items if ci for hi in ci[1:]] + [0])
     top = top or 1
-    left, width = 150, _W + 60
+    # the label column fits the longest label (a Hub id and a task name are never cut)
+    left = max(150, round(max(_text_width(label) for label, _, _ in items)) + 14)
+    width = left + _W - 90
 
     def sx(v: float) -> float:
-        return left + max(v, 0) / top * (width - left - 50)
+        return left + max(v, 0) / top * (width - left - 50)  # 50 px on the right for the value
 
     parts = [_frame(title, width, height)]
     for index, (label, value, interval) in enumerate(items):
         y = _T + 22 * index
         colour = PALETTE[0]
+        end = max(sx(value), sx(interval[1]) if interval else 0)  # the value's text clears the interval
         parts.append(
-            f'<text x="{left - 6}" y="{y + 13}" text-anchor="end" font-size="11">{escape(label[:26])}</text>'
+            f'<text x="{left - 6}" y="{y + 13}" text-anchor="end" font-size="11">{escape(label)}</text>'
             f'<rect x="{left}" y="{y + 3}" width="{sx(value) - left:.1f}" height="14" fill="{colour}" '
             f'opacity="0.8"><title>{escape(label)}: {short(value)}{unit}</title></rect>'
-            f'<text x="{sx(value) + 4:.1f}" y="{y + 14}" font-size="10">{short(value)}{unit}</text>'
+            f'<text x="{end + 4:.1f}" y="{y + 14}" font-size="10">{short(value)}{unit}</text>'
         )
         if interval:
             lo, hi = sx(interval[0]), sx(interval[1])

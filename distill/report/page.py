@@ -10,6 +10,7 @@ from typing import Any
 
 from distill.report import sections_data as data
 from distill.report import sections_results as results
+from distill.report import traces
 from distill.report.cells import fmt, pct, table
 
 CSS = """
@@ -24,8 +25,14 @@ pre{background:#f6f6f6;padding:6px 8px;white-space:pre-wrap;word-break:break-all
 .s-failed{background:#fbdcdc}.s-partial{background:#fff2c6}.s-not-started,.s-out-of-date{background:#eee}
 .figs{display:flex;flex-wrap:wrap;gap:12px;align-items:flex-start}.figure{background:#fcfcfc;border:1px solid #eee}
 .muted{color:#666;font-size:.9em}nav a{margin-right:10px}
+details.step{margin:.4em 0}details.step>summary{cursor:pointer;font-weight:600}h4{margin:.6em 0 .2em;font-size:.95em}
+table.traces{width:100%;table-layout:fixed;margin:.3em 0 .8em}
+table.traces pre{margin:0;max-height:24em;overflow:auto;word-break:normal;overflow-wrap:anywhere}
+table.traces caption{text-align:left;font-weight:600;padding:2px 0}table.t-removed caption{color:#a33}
+table.t-passed caption{color:#285}table.traces th:nth-child(1){width:8%}table.traces th:nth-child(n+5){width:9%}
+table.traces th:nth-child(8){width:14%}td.t-sample{font-size:.85em;word-break:break-all}
 """
-SECTIONS = ("stages", "generation", "filter", "training", "eval", "release", "cost")
+SECTIONS = ("stages", "generation", "filter", "traces", "training", "eval", "release", "cost")
 
 
 def render(facts: dict[str, Any]) -> str:
@@ -35,6 +42,7 @@ def render(facts: dict[str, Any]) -> str:
         ("stages", lambda: _stages(facts["stages"])),
         ("generation", lambda: data.generation(facts.get("generation"))),
         ("filter", lambda: data.filter(facts.get("filter"))),
+        ("traces", lambda: traces.section(facts.get("traces") or [])),
         ("training", lambda: data.training(facts.get("training") or [])),
         ("eval", lambda: results.eval(facts.get("eval"))),
         ("release", lambda: results.release(facts.get("release"))),

@@ -345,6 +345,7 @@ def test_the_report_in_a_real_browser(finished, tmp_path):
     assert {"header", *SECTIONS} <= rendered.ids
     assert dom.count("<svg") == finished["html"].count("<svg") >= 8
     assert rendered.tables["comparison"] == parse(finished["html"]).tables["comparison"]
+    assert dom.count('<tr class="trace"') == finished["html"].count("<tr class=trace") > 0  # the traces
     assert re.findall(r'(?:src|href)\s*=\s*"(https?:[^"]*)"', dom) == []
     # Readable with JavaScript off: the page has no script at all (headless Chromium's --dump-dom and
     # --screenshot need scripting themselves, so it stays on here).
