@@ -18,6 +18,7 @@ import json
 import sys
 import textwrap
 import tokenize
+import types
 import typing
 from pathlib import Path
 from typing import Any
@@ -62,7 +63,7 @@ def _type_name(annotation: Any, where: dict[type, str]) -> str:
         return "null"
     if origin is typing.Literal:
         return " \\| ".join(sorted({type(value).__name__ for value in args}))
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         return " \\| ".join(_type_name(arg, where) for arg in args)
     if origin is list and _sections_in(args[0]) == [args[0]] and args[0] in where:
         return _type_name(args[0], where)  # its path ends in [] already: `students[]`
