@@ -47,8 +47,8 @@ def _measured(path: Path, root: Path, hardware: str) -> str:
 
 
 def _hardware(path: Path, limit: int = 320) -> str:
-    """The header's `Hardware:` paragraph, its first two sentences (the GPUs, then usually the memory per GPU
-    `distill plan` gives), up to a blank or indented line and before a "Measured" sentence (its own column)."""
+    """The header's `Hardware:` paragraph: its first sentence, and the second when that is about the machine
+    too (usually the memory per GPU `distill plan` gives); never the "Measured" sentence (its own column)."""
     lines = recipe_files.header(path.read_text(encoding="utf-8"))
     start = next((i for i, line in enumerate(lines) if line.startswith("Hardware:")), None)
     if start is None:
@@ -60,7 +60,9 @@ def _hardware(path: Path, limit: int = 320) -> str:
         text += " " + line.strip()
     text = text.split(" Measured ")[0]
     ends = [m.end() for m in re.finditer(r"(?<![Ee]\.g)(?<!i\.e)\.(?=\s|$)", text)]
-    text = text[: ends[1]] if len(ends) > 1 else text
+    if ends:  # a second sentence stays when it is about the machine (memory per GPU, nodes), not the recipe
+        second = text[ends[0] : ends[1] if len(ends) > 1 else len(text)]
+        text = text[: ends[0]] + (second if re.search(r"GiB|GPU|RAM|node", second) else "")
     return text if len(text) <= limit else text[: limit - 3].rstrip() + "..."
 
 
