@@ -2,17 +2,8 @@
 
 Every function here calls the same code the command line does (``distill.recipe.load_recipe``,
 ``distill.pipeline.run_pipeline``, the report's status table): there is no second pipeline. A problem the
-user can fix raises :class:`distill.errors.DistillError`, whose message is the one line the CLI prints after
+user can fix raises `distill.errors.DistillError`, whose message is the one line the CLI prints after
 ``distill: error:``.
-
-Example:
-    >>> import distill
-    >>> recipe = distill.load_recipe("recipes/tiny.yaml", run_dir="/tmp/tiny", eval={"limit": 2})
-    >>> result = distill.run(recipe)          # every stage, skipping those already up to date
-    >>> result.ran, result.skipped
-    (('generate', 'filter', 'sft:tiny-student', 'eval', 'publish'), ())
-    >>> distill.status(recipe).state
-    'done'
 
 Heavy libraries (torch, transformers, vLLM) load only when a stage that needs them runs.
 """
@@ -32,7 +23,7 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class RunResult:
-    """What one :func:`run` call did, read back from the run's manifest.
+    """What one `run` call did, read back from the run's manifest.
 
     Attributes:
         root: The run directory (``runs/<name>`` unless the recipe sets ``run_dir``).
@@ -88,7 +79,7 @@ class RunStatus:
 
 @dataclass(frozen=True)
 class PlannedStage:
-    """One node of a recipe's stage graph, as :func:`plan` returns it.
+    """One node of a recipe's stage graph, as `plan` returns it.
 
     Attributes:
         name: The node's name (``generate``, ``filter``, ``sft:<student>``, ``eval`` ...).
@@ -119,7 +110,7 @@ def load_recipe(path: str | Path, overrides: Sequence[str] = (), /, **fields: An
             ``overrides``.
 
     Returns:
-        The validated :class:`distill.recipe.Recipe` (pydantic; unknown keys are rejected).
+        The validated `distill.recipe.Recipe` (pydantic; unknown keys are rejected).
 
     Raises:
         DistillError: The file is missing or not YAML, a key is unknown, or a value is invalid; the
@@ -166,7 +157,7 @@ def run(recipe: Recipe | str | Path, only: str | None = None, force: str | Itera
     the report written at the end, finished or failed.
 
     Args:
-        recipe: A recipe from :func:`load_recipe`, or a recipe file's path (then its command is recorded
+        recipe: A recipe from `load_recipe`, or a recipe file's path (then its command is recorded
             in the manifest for the model card's "how to reproduce").
         only: Run just this stage family (``generate``, ``filter``, ``sft``, ``eval``, ``publish``,
             ``grpo``); the stages it reads from must be done.
@@ -174,7 +165,7 @@ def run(recipe: Recipe | str | Path, only: str | None = None, force: str | Itera
             the stages downstream of a rerun stage rerun too.
 
     Returns:
-        A :class:`RunResult`: the run directory, its manifest, which nodes ran and which were skipped.
+        A `RunResult`: the run directory, its manifest, which nodes ran and which were skipped.
 
     Raises:
         DistillError: A one-line, user-fixable problem (the preflight's, or a stage's); stages finished
@@ -210,10 +201,10 @@ def status(recipe: Recipe | str | Path) -> RunStatus:
     """The run's state and its stage table, as ``distill status`` prints it; reads files, loads no model.
 
     Args:
-        recipe: A recipe from :func:`load_recipe`, or a recipe file's path.
+        recipe: A recipe from `load_recipe`, or a recipe file's path.
 
     Returns:
-        A :class:`RunStatus` (``state``, ``exit_code``, a dict per stage node, the printed ``text``).
+        A `RunStatus` (``state``, ``exit_code``, a dict per stage node, the printed ``text``).
     """
     from distill.pipeline import planned
     from distill.report.status import status_rows, status_text
@@ -227,15 +218,15 @@ def status(recipe: Recipe | str | Path) -> RunStatus:
 def plan(
     recipe: Recipe | str | Path, only: str | None = None, force: str | Iterable[str] = ()
 ) -> list[PlannedStage]:
-    """The recipe's stage graph and what :func:`run` with these arguments would run; writes nothing.
+    """The recipe's stage graph and what `run` with these arguments would run; writes nothing.
 
     Args:
-        recipe: A recipe from :func:`load_recipe`, or a recipe file's path.
-        only: As in :func:`run`.
-        force: As in :func:`run`.
+        recipe: A recipe from `load_recipe`, or a recipe file's path.
+        only: As in `run`.
+        force: As in `run`.
 
     Returns:
-        One :class:`PlannedStage` per node, in run order (only ``only``'s nodes when given).
+        One `PlannedStage` per node, in run order (only ``only``'s nodes when given).
     """
     from distill.pipeline import pending_nodes, planned
 
@@ -253,7 +244,7 @@ def write_report(recipe: Recipe | str | Path) -> Path:
     """Write ``report.html`` for the run as it stands (any state), as ``distill report`` does.
 
     Args:
-        recipe: A recipe from :func:`load_recipe`, or a recipe file's path.
+        recipe: A recipe from `load_recipe`, or a recipe file's path.
 
     Returns:
         The page's path.

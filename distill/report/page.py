@@ -29,8 +29,7 @@ details.step{margin:.4em 0}details.step>summary{cursor:pointer;font-weight:600}h
 table.traces{width:100%;table-layout:fixed;margin:.3em 0 .8em}
 table.traces pre{margin:0;max-height:24em;overflow:auto;word-break:normal;overflow-wrap:anywhere}
 table.traces caption{text-align:left;font-weight:600;padding:2px 0}table.t-removed caption{color:#a33}
-table.t-passed caption{color:#285}table.traces th:nth-child(1){width:8%}table.traces th:nth-child(n+5){width:9%}
-table.traces th:nth-child(8){width:14%}td.t-sample{font-size:.85em;word-break:break-all}
+table.t-passed caption{color:#285}td.t-sample{font-size:.85em;word-break:break-all}
 """
 SECTIONS = ("stages", "generation", "filter", "traces", "training", "eval", "release", "cost")
 

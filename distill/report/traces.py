@@ -166,28 +166,30 @@ def _step(group: dict[str, Any]) -> str:
 
 
 _COLUMNS = ("sample", "prompt", "reasoning", "final answer", "extracted", "reference", "verdict", "filter")
+_WIDTHS = (8, 15, 17, 22, 8, 9, 9, 12)  # percent of the page: the texts get the room
 
 
 def _samples(kind: str, rows: list[dict[str, Any]]) -> str:
     """One table per group, a row per drawn trace (``data-*`` name the trace in verified.parquet)."""
     if not rows:
         return f"<p class=muted>{kind}: none</p>"
+    cols = "".join(f'<col style="width:{w}%">' for w in _WIDTHS)
     head = "".join(f"<th>{c}</th>" for c in _COLUMNS)
     body = "".join(_trace(row) for row in rows)
     title = "" if kind == "kept" else f"<caption>{kind}</caption>"
     return (
-        f'<table class="traces t-{kind}">{title}<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+        f'<table class="traces t-{kind}">{title}<colgroup>{cols}</colgroup>'
+        f"<thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
     )
 
 
 def _trace(row: dict[str, Any]) -> str:
     correct = row.get("correct")
     verdict = "correct" if correct is True else "wrong" if correct is False else "no verdict"
-    reason = (
-        f" <span class=muted>({escape(str(row.get('verify_reason')))})</span>"
-        if row.get("verify_reason")
-        else ""
-    )
+    why = str(row.get("verify_reason") or "")
+    if why.startswith(verdict):  # "wrong (fast-path)": the reason says the verdict already
+        why = why.removeprefix(verdict).strip().removeprefix("(").removesuffix(")")
+    reason = f" <span class=muted>({escape(why)})</span>" if why else ""
     outcome = "kept" if row.get("kept") else f"removed by <code>{escape(str(row.get('removed_by')))}</code>"
     if row.get("removed_detail"):
         outcome += f": {escape(str(row['removed_detail']))}"
