@@ -8,7 +8,7 @@ import io
 import json
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -107,6 +107,64 @@ def read_rows(path: str | Path) -> list[dict[str, Any]]:
 
 
 _TEXT_KINDS = {".jsonl": "JSON lines", ".json": "JSON", ".csv": "CSV"}
+
+
+def iter_row_batches(path: str | Path, batch_rows: int = 1024) -> Iterator[list[dict[str, Any]]]:
+    """The rows of a file, ``batch_rows`` at a time: a .parquet file in Arrow record batches and a .jsonl
+    file line by line, so that memory holds one batch; .json and .csv are read whole, then handed out in
+    batches. Errors as read_rows'; a column's type is checked within each batch of a .jsonl file."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        yield from _parquet_batches(path, batch_rows)
+    elif suffix == ".jsonl":
+        check_readable_file(path)
+        _refuse_binary(path, _TEXT_KINDS[suffix])
+        yield from _jsonl_batches(path, batch_rows)
+    else:
+        rows = read_rows(path)
+        for start in range(0, len(rows), batch_rows):
+            yield rows[start : start + batch_rows]
+
+
+def _parquet_batches(path: Path, batch_rows: int) -> Iterator[list[dict[str, Any]]]:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    check_readable_file(path)
+    if path.stat().st_size == 0:
+        raise DistillError(f"{path}: empty file, no rows")
+    try:
+        batches = pq.ParquetFile(path).iter_batches(batch_size=batch_rows)
+        for batch in batches:
+            yield batch.to_pylist()
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise DistillError(
+            f"{path}: not a readable parquet file ({first_line(str(exc), 120) or type(exc).__name__}); "
+            "is it truncated, or another format renamed .parquet?"
+        ) from None
+
+
+def _jsonl_batches(path: Path, batch_rows: int) -> Iterator[list[dict[str, Any]]]:
+    rows: list[dict[str, Any]] = []
+    lines: list[int] = []
+    any_rows = False
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            line = decode_text(raw, path, "JSON lines", number)
+            if not line.strip():
+                continue
+            rows.append(_json_object(line, f"{path}:{number}"))
+            lines.append(number)
+            if len(rows) == batch_rows:
+                _check_column_types(rows, path, lambda i, lines=lines: f"line {lines[i]}")
+                yield rows
+                any_rows, rows, lines = True, [], []
+    if not rows and not any_rows:
+        raise DistillError(f"{path}: empty file, no rows")
+    if rows:
+        _check_column_types(rows, path, lambda i: f"line {lines[i]}")
+        yield rows
 
 
 def check_readable_file(path: Path) -> None:

@@ -46,17 +46,19 @@ def verify_code_rows(rows: list[Row], cfg: FilterConfig, indices: list[int]) -> 
     return out
 
 
-def code_summary(verified: list[Row], cfg: FilterConfig) -> dict[str, Any] | None:
-    """The report's code block: rows run, verdicts by category, mean share passed, the sandbox used."""
-    rows = [row for row in verified if row.get("code_reason") is not None]
-    if not rows:
+def code_summary(state: dict[str, list], cfg: FilterConfig) -> dict[str, Any] | None:
+    """The report's code block from the compact columns (teacher.filter.compact): rows run, verdicts by
+    category, mean share passed, the sandbox used."""
+    reasons = [reason for reason in state["code_reason"] if reason is not None]
+    if not reasons:
         return None
-    kinds = Counter(row["code_reason"].split(":", 1)[0] for row in rows)
+    shares = [s for s, r in zip(state["tests_passed"], state["code_reason"], strict=True) if r is not None]
+    kinds = Counter(reason.split(":", 1)[0] for reason in reasons)
     options = cfg.code
     return {
-        "rows": len(rows),
+        "rows": len(reasons),
         "min_pass": options.min_pass if options else 1.0,
         "reasons": dict(kinds.most_common()),
-        "mean_tests_passed": round(sum(row["tests_passed"] for row in rows) / len(rows), 4),
+        "mean_tests_passed": round(sum(shares) / len(reasons), 4),
         "sandbox": isolation().note,
     }

@@ -12,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import re
 
+import numpy as np
+
 _TOKEN = re.compile(r"\w+|[^\w\s]")  # words, numbers and each symbol: "+" vs "-" must differ
 
 
@@ -19,12 +21,17 @@ def _normalise(text: str) -> str:
     return " ".join(text.lower().split())
 
 
+def exact_key(text: str) -> bytes:
+    """16 bytes that equal for texts equal up to case and whitespace: all exact dedup keeps per row."""
+    return hashlib.blake2b(_normalise(text).encode(), digest_size=16).digest()
+
+
 def exact_duplicates(texts: list[str]) -> list[int | None]:
     """For each text, the index of an earlier identical one (case and whitespace aside), else None."""
     first: dict[bytes, int] = {}
     found: list[int | None] = []
     for index, text in enumerate(texts):
-        key = hashlib.blake2b(_normalise(text).encode(), digest_size=16).digest()
+        key = exact_key(text)
         found.append(first.get(key))
         first.setdefault(key, index)
     return found
@@ -40,27 +47,49 @@ def shingles(text: str, ngram: int) -> set[bytes]:
 def near_duplicates(
     texts: list[str], groups: list[str], threshold: float = 0.85, ngram: int = 5, num_perm: int = 128
 ) -> list[int | None]:
-    """For each text, the index of an earlier *kept* text in the same group that it near-duplicates.
+    """For each text, the index of an earlier *kept* text in the same group that it near-duplicates."""
+    index = NearDuplicates(threshold, ngram, num_perm)
+    return [index.check(i, text, group) for i, (text, group) in enumerate(zip(texts, groups, strict=True))]
+
+
+class NearDuplicates:
+    """Texts seen one at a time (a stream): each is checked against the earlier *kept* ones.
 
     Candidates come from MinHash LSH (datasketch); each is confirmed by its estimated Jaccard similarity
-    so that LSH's false positives never remove a row.
+    so that LSH's false positives never remove a row. Per kept text it holds the signature (num_perm
+    64-bit values), its LSH band keys and a short group key, never the text.
     """
-    from datasketch import MinHash, MinHashLSH
 
-    lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
-    template = MinHash(num_perm=num_perm, seed=1)  # permutations are costly to draw: share one set
-    kept: dict[int, MinHash] = {}
-    found: list[int | None] = []
-    for index, text in enumerate(texts):
-        sketch = MinHash(num_perm=num_perm, permutations=template.permutations, scheme=template.scheme)
-        sketch.update_batch(list(shingles(text, ngram)))
+    def __init__(self, threshold: float = 0.85, ngram: int = 5, num_perm: int = 128) -> None:
+        from datasketch import MinHash, MinHashLSH
+
+        self.threshold, self.ngram, self.num_perm = threshold, ngram, num_perm
+        self.lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+        self.template = MinHash(num_perm=num_perm, seed=1)  # permutations are costly to draw: share one set
+        self.kept: dict[int, tuple[np.ndarray, bytes]] = {}
+
+    def check(self, index: int, text: str, group: str) -> int | None:
+        """The smallest index of a kept near-duplicate of ``text`` in its group; else None (it is kept)."""
+        from datasketch import MinHash
+
+        template = self.template
+        sketch = MinHash(num_perm=self.num_perm, permutations=template.permutations, scheme=template.scheme)
+        sketch.update_batch(list(shingles(text, self.ngram)))
+        values, group_key = sketch.hashvalues, _group_key(group)
         match = None
-        for key in lsh.query(sketch):
+        for key in self.lsh.query(sketch):
             other = int(key)
-            if groups[other] == groups[index] and kept[other].jaccard(sketch) >= threshold:
+            other_values, other_group = self.kept[other]
+            # datasketch's MinHash.jaccard: the share of equal signature values
+            if other_group == group_key and np.count_nonzero(values == other_values) / len(values) >= (
+                self.threshold
+            ):
                 match = other if match is None else min(match, other)
-        found.append(match)
         if match is None:
-            lsh.insert(str(index), sketch)
-            kept[index] = sketch
-    return found
+            self.lsh.insert(str(index), sketch)
+            self.kept[index] = (values, group_key)
+        return match
+
+
+def _group_key(group: str) -> bytes:
+    return hashlib.blake2b(group.encode(), digest_size=16).digest()

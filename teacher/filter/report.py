@@ -14,18 +14,18 @@ from typing import Any
 
 from distill.recipe import FilterConfig
 from distill.runs import atomic_path, atomic_write_json, atomic_write_text
+from teacher.filter.compact import State, pass_rates
 from teacher.filter.decontaminate import Decontaminator
-from teacher.filter.steps import pass_rates, problem_text
 
-Row = dict[str, Any]
 _BINS = 10
 _EXAMPLES = 20
 
 
-def _lengths(rows: list[Row], unit: str) -> list[int]:
-    if unit == "completion_tokens":
-        return [row["completion_tokens"] for row in rows]
-    return [len(row["completion"].split()) for row in rows]
+def _lengths(state: State, unit: str, kept_only: bool = False) -> list[int]:
+    values = state["tokens"] if unit == "completion_tokens" else state["words"]
+    if kept_only:
+        return [value for value, by in zip(values, state["removed_by"], strict=True) if by is None]
+    return list(values)
 
 
 def length_stats(values: list[int]) -> dict[str, float]:
@@ -49,56 +49,53 @@ def histogram(rates: list[float]) -> list[dict[str, Any]]:
     ]
 
 
-def _contamination(verified: list[Row], decontaminator: Decontaminator) -> dict[str, Any]:
-    removed = [row for row in verified if row.get("removed_by") == "contaminated"]
-    by_benchmark = Counter(row["removed_detail"].split("#", 1)[0] for row in removed)
+def _contamination(state: State, decontaminator: Decontaminator) -> dict[str, Any]:
+    removed = [i for i, by in enumerate(state["removed_by"]) if by == "contaminated"]
+    prompt, detail = state["prompt_id"], state["removed_detail"]
+    by_benchmark = Counter(detail[i].split("#", 1)[0] for i in removed)
     examples, seen = [], set()
-    for row in removed:
-        if row["prompt_id"] not in seen and len(examples) < _EXAMPLES:
-            seen.add(row["prompt_id"])
+    for i in removed:
+        if prompt[i] not in seen and len(examples) < _EXAMPLES:
+            seen.add(prompt[i])
             examples.append(
-                {
-                    "prompt_id": row["prompt_id"],
-                    "matched": row["removed_detail"],
-                    "problem": problem_text(row)[:160],
-                }
+                {"prompt_id": prompt[i], "matched": detail[i], "problem": state["problem_head"][i]}
             )
     return {
         "benchmarks": decontaminator.sizes,
         "ngram": decontaminator.ngram,
         "fuzzy": decontaminator.fuzzy,
         "rows_removed_by_benchmark": dict(by_benchmark.most_common()),
-        "prompts_removed": len({row["prompt_id"] for row in removed}),
+        "prompts_removed": len({prompt[i] for i in removed}),
         "examples": examples,
     }
 
 
 def build_report(
-    verified: list[Row],
-    kept: list[Row],
+    state: State,
     funnel: list[dict],
     cfg: FilterConfig,
     verify_seconds: float,
     decontaminator: Decontaminator | None = None,
 ) -> dict[str, Any]:
-    rates = pass_rates(verified)
-    judged = [row["correct"] for row in verified if row["correct"] is not None]
-    reasons = Counter(row["verify_reason"] for row in verified)
+    """The report of a filter run from its compact columns (teacher.filter.compact), ``removed_by`` final."""
+    rates = pass_rates(state)
+    size = len(state["prompt_id"])
+    judged = [correct for correct in state["correct"] if correct is not None]
+    reasons = Counter(state["verify_reason"])
     fast = reasons["fast-path"] + reasons["wrong (fast-path)"]
-    unit = (
-        "completion_tokens" if all(isinstance(r.get("completion_tokens"), int) for r in verified) else "words"
-    )
+    unit = "completion_tokens" if all(t is not None for t in state["tokens"]) else "words"
     notes = []
-    if cfg.drop_truncated and any(row.get("finish_reason") is None for row in verified):
+    if cfg.drop_truncated and any(state["no_finish"]):
         notes.append("some rows have no finish_reason: truncation could not be checked for them")
     if cfg.language_consistency:
         notes.append("language: texts with fewer than 20 letters outside math are not judged (kept)")
+    kept_prompts = {p for p, by in zip(state["prompt_id"], state["removed_by"], strict=True) if by is None}
     report = {
-        "rows_in": len(verified),
-        "rows_out": len(kept),
+        "rows_in": size,
+        "rows_out": sum(by is None for by in state["removed_by"]),
         "removed": {step["filter"]: step["removed"] for step in funnel},
-        "prompts_in": len({row["prompt_id"] for row in verified}),
-        "prompts_out": len({row["prompt_id"] for row in kept}),
+        "prompts_in": len(set(state["prompt_id"])),
+        "prompts_out": len(kept_prompts),
         # None when nothing could be judged (a source without reference answers)
         "pass_rate": round(sum(judged) / len(judged), 4) if judged else None,
         "judged": len(judged),
@@ -110,7 +107,7 @@ def build_report(
             "workers": cfg.workers,
             "hard_timeout_s": cfg.verify_timeout,
             "reasons": dict(reasons.most_common()),
-            "fast_path_share": round(fast / len(verified), 4) if verified else 0.0,
+            "fast_path_share": round(fast / size, 4) if size else 0.0,
         },
         "pass_rate_per_prompt": {
             "histogram": histogram(list(rates.values())),
@@ -119,13 +116,13 @@ def build_report(
         },
         "lengths": {
             "unit": unit,
-            "before": length_stats(_lengths(verified, unit)),
-            "after": length_stats(_lengths(kept, unit)),
+            "before": length_stats(_lengths(state, unit)),
+            "after": length_stats(_lengths(state, unit, kept_only=True)),
         },
         "notes": notes,
     }
     if decontaminator is not None:
-        report["contamination"] = _contamination(verified, decontaminator)
+        report["contamination"] = _contamination(state, decontaminator)
     return report
 
 
@@ -231,7 +228,7 @@ def _contamination_lines(found: dict[str, Any] | None) -> list[str]:
     return lines
 
 
-def plot_report(report: dict[str, Any], verified: list[Row], kept: list[Row], path: Path) -> None:
+def plot_report(report: dict[str, Any], state: State, path: Path) -> None:
     """Funnel, pass-rate histogram and length distributions in one PNG (Agg canvas, no pyplot state)."""
     from matplotlib.figure import Figure
 
@@ -246,7 +243,7 @@ def plot_report(report: dict[str, Any], verified: list[Row], kept: list[Row], pa
     rate_ax.tick_params(axis="x", labelrotation=45)
     rate_ax.set(title="teacher pass rate per prompt", xlabel="share of samples correct", ylabel="prompts")
     unit = report["lengths"]["unit"]
-    before, after = _lengths(verified, unit), _lengths(kept, unit)
+    before, after = _lengths(state, unit), _lengths(state, unit, kept_only=True)
     length_ax.hist(before, bins=40, alpha=0.5, label=f"before ({len(before)})", color="tab:gray")
     length_ax.hist(after, bins=40, alpha=0.7, label=f"after ({len(after)})", color="tab:orange")
     length_ax.set(title="completion length", xlabel=unit.replace("_", " "), ylabel="rows")
@@ -255,8 +252,8 @@ def plot_report(report: dict[str, Any], verified: list[Row], kept: list[Row], pa
         fig.savefig(tmp, dpi=100, format="png")
 
 
-def write_report(report: dict[str, Any], verified: list[Row], kept: list[Row], out_dir: Path) -> None:
+def write_report(report: dict[str, Any], state: State, out_dir: Path) -> None:
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(out_dir / "report.json", report)
     atomic_write_text(out_dir / "report.md", render_markdown(report))
-    plot_report(report, verified, kept, out_dir / "report.png")
+    plot_report(report, state, out_dir / "report.png")

@@ -23,21 +23,22 @@ import time
 from pathlib import Path
 from typing import Any
 
+from distill.chunks import Chunk
 from distill.errors import DistillError
 from distill.judge import Judge
 from distill.recipe import FilterConfig
-from distill.records import VERIFIED_COLUMNS, read_rows, require_columns, trace_schema, write_parquet
+from distill.records import VERIFIED_COLUMNS, trace_schema, write_parquet
 from distill.verify import extract_answer, verify_many
 from teacher.filter import steps
-from teacher.filter.code_step import CODE_COLUMNS, CODE_FIELDS, code_summary, has_tests, verify_code_rows
+from teacher.filter.batches import generated_batches, is_generate_folder
+from teacher.filter.code_step import CODE_COLUMNS, code_summary, has_tests, verify_code_rows
+from teacher.filter.compact import source_verdicts, state_of
 from teacher.filter.decontaminate import Decontaminator, build_decontaminator
 from teacher.filter.judge_step import JUDGE_COLUMNS, judge_notes, judge_rows
 from teacher.filter.report import build_report, write_report
-from teacher.filter.trace_formats import check_values
+from teacher.filter.stream import BATCH_ROWS, run_stream
 from teacher.filter.trace_source import read_source
-from teacher.shards import SHARD_GLOB, shard_paths
 
-REQUIRED = ("prompt_id", "sample_idx", "messages", "completion", "answer")
 REMOVAL_COLUMNS = ("kept", "removed_by", "removed_detail")
 SOURCE_COLUMNS = ("source_row", "source_correct")  # external traces: where each came from, its own verdict
 Row = dict[str, Any]
@@ -54,28 +55,9 @@ def read_traces(
     """(trace rows, what was read): a generate folder as it is, anything else through its published shape
     (teacher.filter.trace_source; the description is None for a generate folder)."""
     path = Path(source)
-    if path.is_dir() and (shard_paths(path) or (path / "prompts.parquet").exists()):
-        return _load_generated(path), None
+    if is_generate_folder(path):
+        return [row for batch in generated_batches(path) for row in batch], None
     return read_source(str(source), cfg, limit)
-
-
-def _load_generated(trace_dir: Path) -> list[Row]:
-    shards = shard_paths(trace_dir)
-    if not shards:
-        raise DistillError(f"{trace_dir}: no trace shards ({SHARD_GLOB}); run `distill generate` first")
-    rows = [row for shard in shards for row in read_rows(shard)]
-    require_columns(rows, REQUIRED, str(trace_dir))
-    prompts = trace_dir / "prompts.parquet"
-    if prompts.is_file():  # the bare problem text: decontamination and language checks want it untemplated
-        by_id = {str(p["id"]): p for p in read_rows(prompts)}
-        for row in rows:
-            prompt = by_id.get(str(row["prompt_id"]), {})
-            row.setdefault("problem", prompt.get("problem"))
-            for key in CODE_FIELDS:  # code prompts: their tests decide correctness
-                if prompt.get(key) is not None:
-                    row.setdefault(key, prompt[key])
-    check_values(rows, str(trace_dir))
-    return rows
 
 
 def verify_rows(
@@ -129,10 +111,10 @@ def verify_rows(
     return out
 
 
-def build_filters(
-    cfg: FilterConfig, verified: list[Row], decontaminator: Decontaminator | None = None
+def row_filters(
+    cfg: FilterConfig, decontaminator: Decontaminator | None = None
 ) -> list[tuple[str, steps.Step]]:
-    """The enabled filters, in the stage's order (module docstring)."""
+    """The enabled filters that judge each row on its own (the first part of the stage's order)."""
     chosen: list[tuple[str, steps.Step | None]] = [
         ("contaminated", steps.decontaminate(decontaminator) if decontaminator else None),
         ("truncated", steps.truncated if cfg.drop_truncated else None),
@@ -148,6 +130,15 @@ def build_filters(
             "repetition",
             steps.repetition(cfg.max_repetition, cfg.repetition_ngram) if cfg.max_repetition else None,
         ),
+    ]
+    return [(name, step) for name, step in chosen if step is not None]
+
+
+def build_filters(
+    cfg: FilterConfig, verified: list[Row], decontaminator: Decontaminator | None = None
+) -> list[tuple[str, steps.Step]]:
+    """The enabled filters, in the stage's order (module docstring)."""
+    chosen: list[tuple[str, steps.Step | None]] = [
         (
             "no_reference_answer",
             steps.no_reference if cfg.correctness and any(r["correct"] is None for r in verified) else None,
@@ -166,7 +157,7 @@ def build_filters(
             steps.keep_per_prompt(cfg.keep_per_prompt, cfg.keep_policy) if cfg.keep_per_prompt else None,
         ),
     ]
-    return [(name, step) for name, step in chosen if step is not None]
+    return row_filters(cfg, decontaminator) + [(name, step) for name, step in chosen if step is not None]
 
 
 def apply_filters(rows: list[Row], filters: list[tuple[str, steps.Step]]) -> tuple[list[Row], list[dict]]:
@@ -194,6 +185,11 @@ def apply_filters(rows: list[Row], filters: list[tuple[str, steps.Step]]) -> tup
         )
         kept = survivors
     return kept, funnel
+
+
+def apply_row_filters(rows: list[Row], filters: list[tuple[str, steps.Step]]) -> dict[str, float]:
+    """apply_filters for row-level filters over one batch; returns the seconds each took."""
+    return {step["filter"]: step["seconds"] for step in apply_filters(rows, filters)[1]}
 
 
 def to_sft_row(row: Row) -> Row:
@@ -225,8 +221,8 @@ def filter_traces(
     )
     verify_seconds = time.perf_counter() - started
     kept, funnel = apply_filters(verified, build_filters(cfg, verified, decontaminator))
-    report = build_report(verified, kept, funnel, cfg, verify_seconds, decontaminator)
-    code = code_summary(verified, cfg)
+    report = build_report(state_of(verified), funnel, cfg, verify_seconds, decontaminator)
+    code = code_summary(state_of(verified), cfg)
     if code is not None:
         report["code"] = code
     if judged is not None:
@@ -272,17 +268,25 @@ def fit_config(rows: list[Row], cfg: FilterConfig, source: str | Path) -> tuple[
     if limits and cfg.tokenizer and any(not isinstance(row.get("completion_tokens"), int) for row in rows):
         count_tokens(rows, cfg.tokenizer)
         notes.append(f"completion_tokens counted with the tokenizer of {cfg.tokenizer}")
-    if unjudged == len(rows) and not (cfg.judge is not None and cfg.judge.quality):  # the judge scores them
-        note = f"{source}: no reference answers, so correctness is not checked"
-        if cfg.correctness:
-            print(
-                f"[distill] warning: {note}; filter.correctness is off for this run (set filter.columns.answer="
-                "<column> or filter.answer_from=solution to check answers)",
-                flush=True,
-            )
-            cfg = cfg.model_copy(update={"correctness": False})
-        notes.append(note)
-    return cfg, notes
+    cfg, more = fit_correctness(cfg, unjudged, len(rows), source)
+    return cfg, notes + more
+
+
+def fit_correctness(
+    cfg: FilterConfig, unjudged: int, rows: int, source: str | Path
+) -> tuple[FilterConfig, list[str]]:
+    """Correctness off, with a warning and a note, when none of the ``rows`` traces can be judged."""
+    if unjudged != rows or (cfg.judge is not None and cfg.judge.quality):  # the judge scores them
+        return cfg, []
+    note = f"{source}: no reference answers, so correctness is not checked"
+    if cfg.correctness:
+        print(
+            f"[distill] warning: {note}; filter.correctness is off for this run (set filter.columns.answer="
+            "<column> or filter.answer_from=solution to check answers)",
+            flush=True,
+        )
+        cfg = cfg.model_copy(update={"correctness": False})
+    return cfg, [note]
 
 
 def count_tokens(rows: list[Row], model_ref: str, batch: int = 512) -> None:
@@ -300,17 +304,27 @@ def count_tokens(rows: list[Row], model_ref: str, batch: int = 512) -> None:
             row["completion_tokens"] = len(tokens)
 
 
-def _source_verdicts(verified: list[Row], column: str | None) -> dict[str, Any] | None:
-    """How the source's own verdicts compare with ours (re-verified) or how many were taken on trust."""
-    judged = [row for row in verified if isinstance(row.get("source_correct"), bool)]
-    if not judged or not column:
-        return None
-    trusted = sum(row["verify_reason"] == "source verdict" for row in judged)
-    checked = [
-        row for row in judged if row["verify_reason"] != "source verdict" and row["correct"] is not None
-    ]
-    agree = sum(row["correct"] == row["source_correct"] for row in checked)
-    return {"column": column, "agree": agree, "disagree": len(checked) - agree, "trusted": trusted}
+def output_columns(source: bool, judge: bool, code: bool) -> tuple[str, ...]:
+    """verified.parquet's columns: external traces add where each came from, filter.judge its verdicts,
+    code rows their test results."""
+    return (
+        *trace_schema().names,
+        "problem",
+        *VERIFIED_COLUMNS,
+        *REMOVAL_COLUMNS,
+        *(SOURCE_COLUMNS if source else ()),
+        *(JUDGE_COLUMNS if judge else ()),
+        *(CODE_COLUMNS if code else ()),
+    )
+
+
+def refuse_empty(report: dict[str, Any], out_dir: Path) -> None:
+    if not report["rows_out"]:
+        raise DistillError(
+            f"filter kept 0 of {report['rows_in']} traces (removed: {report['removed']}; see "
+            f"{out_dir}/report.md); sample more (teacher.samples_per_prompt), relax filter settings, or use a "
+            "stronger teacher"
+        )
 
 
 def run_filter(
@@ -319,40 +333,44 @@ def run_filter(
     cfg: FilterConfig,
     data_dir: str | Path | None = None,
     judge: Judge | None = None,
-) -> dict[str, Any]:
+    chunk: Chunk | None = None,
+    batch_rows: int | None = None,
+) -> dict[str, Any] | None:
     """Stage entry point: verified.parquet, train.parquet, report.json/.md and report.png in ``out_dir``.
     ``data_dir`` (eval.data_dir) is where benchmark names in ``cfg.decontaminate`` find their local copies;
-    ``judge`` (distill.judge, with the run's cache) decides what the verifier cannot when filter.judge is set."""
-    rows, info = read_traces(source, cfg)
-    if info:
-        print(f"[distill] filter: {info['summary']}", flush=True)
-    cfg, notes = fit_config(rows, cfg, source)
+    ``judge`` (distill.judge, with the run's cache) decides what the verifier cannot when filter.judge is set.
+
+    Streamed in batches (teacher.filter.stream: bounded memory, resumable, ``chunk`` I of N; None back
+    when other chunks are still to finish), except with filter.judge, whose run reads the set whole."""
     bench = cfg.decontaminate
     decontaminator = (
         build_decontaminator(bench.benchmarks, bench.ngram, bench.fuzzy, bench.fuzzy_threshold, data_dir)
         if bench.benchmarks
         else None
     )
+    if cfg.judge is None or judge is None:
+        return run_stream(source, out_dir, cfg, decontaminator, batch_rows or BATCH_ROWS, chunk)
+    if chunk is not None:
+        raise DistillError("distill filter --chunk: not with filter.judge (the judge reads the set whole)")
+    return _run_whole(source, out_dir, cfg, decontaminator, judge)
+
+
+def _run_whole(
+    source: str | Path, out_dir: Path, cfg: FilterConfig, decontaminator: Decontaminator | None, judge: Judge
+) -> dict[str, Any]:
+    rows, info = read_traces(source, cfg)
+    if info:
+        print(f"[distill] filter: {info['summary']}", flush=True)
+    cfg, notes = fit_config(rows, cfg, source)
     verified, kept, report = filter_traces(rows, cfg, decontaminator, judge)
     report["notes"] += notes
+    state = state_of(verified)
     if info:
-        info["source_verdicts"] = _source_verdicts(verified, info["columns"].get("verdicts"))
+        info["source_verdicts"] = source_verdicts(state, info["columns"].get("verdicts"))
         report["source"] = info
-    write_report(report, verified, kept, out_dir)  # written first: it explains an empty result too
-    if not kept:
-        raise DistillError(
-            f"filter kept 0 of {len(verified)} traces (removed: {report['removed']}; see {out_dir}/report.md); "
-            "sample more (teacher.samples_per_prompt), relax filter settings, or use a stronger teacher"
-        )
-    columns = (
-        *trace_schema().names,
-        "problem",
-        *VERIFIED_COLUMNS,
-        *REMOVAL_COLUMNS,
-        *(SOURCE_COLUMNS if info else ()),
-        *(JUDGE_COLUMNS if cfg.judge is not None else ()),
-        *(CODE_COLUMNS if "code" in report else ()),
-    )
+    write_report(report, state, out_dir)  # written first: it explains an empty result too
+    refuse_empty(report, out_dir)
+    columns = output_columns(info is not None, cfg.judge is not None, "code" in report)
     write_parquet([{k: r.get(k) for k in columns} for r in verified], out_dir / "verified.parquet")
     write_parquet([to_sft_row(r) for r in kept], out_dir / "train.parquet")
     return report

@@ -51,16 +51,21 @@ _SHAREGPT_ROLES = {
 }
 
 
-def read_as_traces(raw: list[Row], layout: Layout, where: str) -> tuple[list[Row], Counter[str]]:
-    """Trace rows from source rows, and the count of source items not turned into a trace, by reason."""
+def read_as_traces(
+    raw: list[Row], layout: Layout, where: str, start: int = 0, samples: Counter[str] | None = None
+) -> tuple[list[Row], Counter[str]]:
+    """Trace rows from source rows, and the count of source items not turned into a trace, by reason.
+
+    Read in batches, ``start`` is the first row's position in the source and ``samples`` (samples seen per
+    prompt id) is carried from batch to batch, so that batches give the rows one read of the whole gives."""
+    samples = Counter() if samples is None else samples  # a problem repeated in another row: new indexes
     if layout.format == "custom":
-        return read_custom(raw, layout, where), Counter()
+        return read_custom(raw, layout, where, start, samples), Counter()
     unused: Counter[str] = Counter()
     traces: list[Row] = []
-    samples: Counter[str] = Counter()  # per prompt id: a problem repeated in another row gets new indexes
     reader = _READERS[layout.format]
     cols = layout.columns
-    for index, row in enumerate(raw):
+    for index, row in enumerate(raw, start):
         at = f"{where}: row {index + 1}"
         answer, missing = _reference(row, layout, at)
         added = []
@@ -308,7 +313,9 @@ _READERS = {
 }
 
 
-def read_custom(raw: list[Row], layout: Layout, where: str) -> list[Row]:
+def read_custom(
+    raw: list[Row], layout: Layout, where: str, start: int = 0, seen: Counter[str] | None = None
+) -> list[Row]:
     """One trace per row in our own column names, after renaming with filter.columns (format custom)."""
     columns = layout.columns
     renamed = {theirs: ours for ours, theirs in columns.items()}
@@ -337,10 +344,10 @@ def read_custom(raw: list[Row], layout: Layout, where: str) -> list[Row]:
     if layout.answers != "column":  # the rows carry our names now: read the reference under them
         ours = Layout("custom", False, {"answer": "answer", "solution": "solution"}, layout.answers)
         for index, row in enumerate(rows):
-            row["answer"], row["answer_missing"] = _reference(row, ours, f"{where}: row {index + 1}")
-    check_values(rows, where, answers=layout.answers == "column" and not coded)
-    seen: Counter[str] = Counter()
-    for number, row in enumerate(rows, 1):
+            row["answer"], row["answer_missing"] = _reference(row, ours, f"{where}: row {start + index + 1}")
+    check_values(rows, where, answers=layout.answers == "column" and not coded, start=start)
+    seen = Counter() if seen is None else seen
+    for number, row in enumerate(rows, start + 1):
         if not isinstance(row.get("problem", ""), str):
             raise DistillError(
                 f"{where}: row {number}: problem must be a string, got {type(row['problem']).__name__}; "
@@ -363,10 +370,10 @@ def read_custom(raw: list[Row], layout: Layout, where: str) -> list[Row]:
     return rows
 
 
-def check_values(rows: list[Row], where: str, answers: bool = True) -> None:
+def check_values(rows: list[Row], where: str, answers: bool = True, start: int = 0) -> None:
     """Every row has a completion string and, when ``answers``, a non-empty answer (numbers become text);
-    a code row (with ``tests``) needs no answer."""
-    for number, row in enumerate(rows, 1):
+    a code row (with ``tests``) needs no answer. ``start``: the first row's position in its source."""
+    for number, row in enumerate(rows, start + 1):
         answer = row.get("answer")
         if isinstance(answer, int | float) and not isinstance(answer, bool):
             row["answer"] = str(answer)  # AMC-style numeric answers: the verifier compares them as numbers

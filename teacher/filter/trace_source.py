@@ -6,6 +6,7 @@ and left unread, and every source item not turned into a trace, by reason."""
 from __future__ import annotations
 
 import re
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,22 @@ def read_source(traces: str, cfg: FilterConfig, limit: int | None = None) -> tup
         raise DistillError(
             f"{where}: no traces in {len(raw)} rows ({reasons}); check filter.format / filter.columns"
         )
+    return rows, describe(traces, kind, commit, cfg, layout, len(raw), len(rows), unused, limit)
+
+
+def describe(
+    traces: str,
+    kind: str,
+    commit: str | None,
+    cfg: FilterConfig,
+    layout: Layout,
+    source_rows: int,
+    trace_rows: int,
+    unused: Counter[str],
+    limit: int | None = None,
+) -> dict[str, Any]:
+    """What was read: for the report, the model card's lineage and ``distill filter --dry-run``."""
+    limit = limit or cfg.limit
     info = {
         "traces": traces,
         "kind": kind,
@@ -84,12 +101,12 @@ def read_source(traces: str, cfg: FilterConfig, limit: int | None = None) -> tup
         "limit": limit,
         "streamed": kind != "file" and limit is not None,
         **_layout_info(layout, cfg),
-        "source_rows": len(raw),
-        "trace_rows": len(rows),
+        "source_rows": source_rows,
+        "trace_rows": trace_rows,
         "not_used": dict(unused.most_common()),
     }
     info["summary"] = summary_line(info)
-    return rows, info
+    return info
 
 
 def _layout_info(layout: Layout, cfg: FilterConfig) -> dict[str, Any]:

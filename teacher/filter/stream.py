@@ -1,0 +1,201 @@
+"""The filter stage over a stream of trace batches, in bounded memory, resumable by batch, in chunks.
+
+Pass 1, batch by batch (teacher.filter.batches): verify (the worker pool), run the row-level filters
+(contaminated ... repetition), and write into ``<out>/batches/`` the batch's verified rows
+(``rows-NNNNN.parquet``), its compact columns (``state-NNNNN.parquet``, teacher.filter.compact) and last
+``meta-NNNNN.json``: a batch with its meta file is finished and a rerun skips it (a killed filter resumes
+from its last finished batch). ``--chunk I/N`` does the batches numbered I, I+N, I+2N, ...; every chunk reads
+the whole source (cheap next to verifying it) so that all cut it into the same batches.
+
+Finish, once every batch is: the whole-set filters (correctness, pass-rate band, exact and near dedup, the
+per-prompt cap) run over the compact columns of all rows, near dedup reading the kept texts once more; then
+verified.parquet and train.parquet are written batch by batch (pyarrow ParquetWriter) with the types one
+read of the whole set gives, and the report. The outputs equal the in-memory filter's (the same kept rows,
+order and report).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from distill.chunks import Chunk
+from distill.recipe import FilterConfig
+from distill.runs import atomic_path, atomic_write_json
+from teacher.filter import compact
+from teacher.filter.batches import TraceBatches
+from teacher.filter.decontaminate import Decontaminator
+from teacher.filter.outputs import write_outputs
+from teacher.filter.report import build_report, write_report
+
+Row = dict[str, Any]
+BATCH_ROWS = 4096  # traces per batch: a few MB of text in memory at a time
+BATCHES = "batches"
+
+
+def run_stream(
+    source: str | Path,
+    out_dir: Path,
+    cfg: FilterConfig,
+    decontaminator: Decontaminator | None = None,
+    batch_rows: int = BATCH_ROWS,
+    chunk: Chunk | None = None,
+) -> dict[str, Any] | None:
+    """Filter ``source`` into ``out_dir``; returns the report, or None when chunk ``chunk`` is done but
+    other chunks' batches are not yet (the last chunk to finish writes the outputs)."""
+    from teacher.filter import stage
+
+    work = out_dir / BATCHES
+    reader = TraceBatches(source, cfg, batch_rows)
+    total = 0
+    for number, rows in enumerate(reader):
+        total = number + 1
+        if chunk is not None and number % chunk.count != chunk.index:
+            continue
+        if _finished(work, number, len(rows), batch_rows) is None:
+            _filter_batch(rows, cfg, decontaminator, source, work, number, batch_rows)
+            print(f"[distill] filter: batch {number + 1} done ({reader.rows:,} traces read)", flush=True)
+    if reader.info:
+        print(f"[distill] filter: {reader.info['summary']}", flush=True)
+    missing = [n for n in range(total) if _finished(work, n, None, batch_rows) is None]
+    if missing:
+        print(
+            f"[distill] filter: chunk {chunk} done; {len(missing)} of {total} batches left to other chunks "
+            f"(e.g. batch {missing[0]}); the last chunk to finish writes the outputs",
+            flush=True,
+        )
+        return None
+    report = finish(work, total, out_dir, cfg, decontaminator, reader.info, source, stage)
+    shutil.rmtree(work)
+    return report
+
+
+def _paths(work: Path, number: int) -> tuple[Path, Path, Path]:
+    name = f"{number:05d}"
+    return work / f"rows-{name}.parquet", work / f"state-{name}.parquet", work / f"meta-{name}.json"
+
+
+def _finished(work: Path, number: int, rows: int | None, batch_rows: int) -> dict | None:
+    """The meta of a finished batch (same batch size, same row count), else None."""
+    meta_path = _paths(work, number)[2]
+    if not meta_path.is_file():
+        return None
+    meta = json.loads(meta_path.read_text())
+    if meta.get("batch_rows") != batch_rows or (rows is not None and meta.get("rows") != rows):
+        return None
+    return meta
+
+
+def _filter_batch(
+    rows: list[Row],
+    cfg: FilterConfig,
+    decontaminator: Decontaminator | None,
+    source: str | Path,
+    work: Path,
+    number: int,
+    batch_rows: int,
+) -> None:
+    """Verify one batch, run the row-level filters, and write its rows, compact columns and meta."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from teacher.filter import stage
+
+    unjudged = stage.check_fits(rows, cfg, source)
+    limits = cfg.min_completion_tokens or cfg.max_completion_tokens
+    counted = bool(
+        limits and cfg.tokenizer and any(not isinstance(r.get("completion_tokens"), int) for r in rows)
+    )
+    if counted:
+        stage.count_tokens(rows, cfg.tokenizer)
+    started = time.perf_counter()
+    verified = stage.verify_rows(
+        rows, cfg.answer_fallback, cfg.workers, cfg.verify_timeout, not cfg.reverify, cfg
+    )
+    verify_seconds = time.perf_counter() - started
+    seconds = stage.apply_row_filters(verified, stage.row_filters(cfg, decontaminator))
+    rows_path, state_path, meta_path = _paths(work, number)
+    columns = stage.output_columns(source=True, judge=False, code=True)
+    with atomic_path(rows_path) as tmp:
+        pq.write_table(pa.Table.from_pylist([{k: r.get(k) for k in columns} for r in verified]), tmp)
+    with atomic_path(state_path) as tmp:
+        pq.write_table(pa.table(compact.state_of(verified)), tmp)
+    meta = {
+        "rows": len(rows),
+        "batch_rows": batch_rows,
+        "unjudged": unjudged,
+        "counted_tokens": counted,
+        "verify_seconds": verify_seconds,
+        "seconds": seconds,
+    }
+    atomic_write_json(meta_path, meta)  # last: its presence marks the batch finished
+
+
+def _load_state(work: Path, total: int) -> compact.State:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    tables = [pq.read_table(_paths(work, n)[1]) for n in range(total)]
+    return pa.concat_tables(tables, promote_options="default").to_pydict()
+
+
+def _texts(work: Path, total: int):
+    """Texts of the rows asked for, in row order, read back from the batch files (near dedup)."""
+    import pyarrow.parquet as pq
+
+    def texts(wanted: set[int]):
+        offset = 0
+        for number in range(total):
+            table = pq.read_table(_paths(work, number)[0], columns=["problem", "messages", "completion"])
+            size = table.num_rows
+            if any(offset <= i < offset + size for i in wanted):
+                for position, row in enumerate(table.to_pylist()):
+                    if offset + position in wanted:
+                        yield offset + position, compact.trace_text(row)
+            offset += size
+
+    return texts
+
+
+def finish(
+    work: Path,
+    total: int,
+    out_dir: Path,
+    cfg: FilterConfig,
+    decontaminator: Decontaminator | None,
+    info: dict[str, Any] | None,
+    source: str | Path,
+    stage,
+) -> dict[str, Any]:
+    """The whole-set filters over every batch's compact columns, the report, then the outputs."""
+    metas = [json.loads(_paths(work, n)[2].read_text()) for n in range(total)]
+    state = _load_state(work, total)
+    size = len(state["prompt_id"])
+    counted = any(meta["counted_tokens"] for meta in metas)
+    notes = [f"completion_tokens counted with the tokenizer of {cfg.tokenizer}"] if counted else []
+    cfg, more = stage.fit_correctness(cfg, sum(m["unjudged"] for m in metas), size, source)
+    notes += more
+    seconds: dict[str, float] = {}
+    for meta in metas:
+        for name, value in meta["seconds"].items():
+            seconds[name] = seconds.get(name, 0.0) + value
+    row_names = [name for name, _ in stage.row_filters(cfg, decontaminator)]
+    removed_by, detail, funnel = compact.decide(state, cfg, row_names, seconds, _texts(work, total))
+    state["removed_by"], state["removed_detail"] = removed_by, detail
+    verify_seconds = sum(m["verify_seconds"] for m in metas)
+    report = build_report(state, funnel, cfg, verify_seconds, decontaminator)
+    report["notes"] += notes
+    code = stage.code_summary(state, cfg)
+    if code is not None:
+        report["code"] = code
+    if info:
+        info["source_verdicts"] = compact.source_verdicts(state, info["columns"].get("verdicts"))
+        report["source"] = info
+    write_report(report, state, out_dir)  # written first: it explains an empty result too
+    stage.refuse_empty(report, out_dir)
+    columns = stage.output_columns(source=info is not None, judge=False, code="code" in report)
+    write_outputs(work, [_paths(work, n)[0] for n in range(total)], removed_by, detail, columns, out_dir)
+    return report
