@@ -19,7 +19,7 @@ import traceback
 from pydantic import ValidationError
 
 from distill import __version__, cli_inspect, cli_recipes
-from distill.cli_scale import add_scale_args, run_scale, scale_mode
+from distill.cli_scale import add_filter_scale_args, add_scale_args, run_filter_scale, run_scale, scale_mode
 from distill.errors import DistillError, is_bad_input, library_error_line
 from distill.install_check import shadowed_package
 from distill.recipe import LAUNCH_STRATEGIES, TRACE_FORMATS, LaunchConfig
@@ -243,6 +243,7 @@ def _add_stage_command(sub, name: str, text: str) -> None:
         stage.add_argument(
             "--workers", type=_at_least(0), metavar="N", help="verification processes (filter.workers)"
         )
+        add_filter_scale_args(stage, _at_least)
     if name == "sft":
         _add_launch_args(stage)
     if name == "publish":
@@ -328,6 +329,8 @@ def _dispatch(args: argparse.Namespace) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     if args.command == "generate" and scale_mode(args):
         return run_scale(recipe, args)
+    if args.command == "filter" and scale_mode(args):
+        return run_filter_scale(recipe, args)
     from distill.pipeline import run_pipeline
 
     if args.command == "run":

@@ -1,10 +1,12 @@
-"""`distill generate` beyond one process: the --chunk, --merge, --status and --slurm flags (thin wrappers
-over teacher.generate.scale, teacher.generate.chunk_status and teacher.generate.slurm; the README's "Generating at scale")."""
+"""`distill generate` and `distill filter` beyond one process: the --chunk, --merge, --status and --slurm
+flags (thin wrappers over teacher.generate.scale, teacher.generate.chunk_status, teacher.generate.slurm and
+teacher.filter.spec.run_chunk; the README's "Generating at scale", docs/data-scale.md)."""
 
 from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 from distill.errors import DistillError
 
@@ -45,9 +47,33 @@ def add_scale_args(stage: argparse.ArgumentParser, at_least) -> None:
     group.add_argument("--submit", action="store_true", help="with --slurm: also run sbatch on the script")
 
 
+def add_filter_scale_args(stage: argparse.ArgumentParser, at_least) -> None:
+    group = stage.add_argument_group("across nodes (docs/data-scale.md)")
+    mode = group.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--chunk",
+        metavar="I/N",
+        help="verify only the trace batches I, I+N, I+2N, ... (counted from 0) into the stage's shared partial "
+        "folder; chunks may run at once on machines sharing the file system; the last to finish merges",
+    )
+    mode.add_argument(
+        "--merge",
+        action="store_true",
+        help="run the set-wide filters over every finished batch and write the outputs (batches no chunk "
+        "finished are filtered first)",
+    )
+    mode.add_argument(
+        "--slurm", action="store_true", help="write a Slurm array script (one task per chunk) instead"
+    )
+    group.add_argument("--chunks", type=at_least(1), metavar="N", help="with --slurm: array tasks")
+    group.add_argument("--partition", metavar="P", help="with --slurm: #SBATCH --partition")
+    group.add_argument("--time", metavar="T", help="with --slurm: #SBATCH --time, e.g. 04:00:00")
+    group.add_argument("--submit", action="store_true", help="with --slurm: also run sbatch on the script")
+
+
 def scale_mode(args: argparse.Namespace) -> bool:
     _check_companions(args)
-    return bool(args.chunk or args.merge or args.status or args.slurm)
+    return bool(args.chunk or args.merge or getattr(args, "status", False) or args.slurm)
 
 
 _COMPANIONS = {
@@ -63,7 +89,7 @@ _COMPANIONS = {
 
 def _check_companions(args: argparse.Namespace) -> None:
     for flag, mode in _COMPANIONS.items():
-        if getattr(args, flag) not in (None, False) and not getattr(args, mode):
+        if getattr(args, flag, None) not in (None, False) and not getattr(args, mode):
             name = "--from" if flag == "sources" else "--" + flag.replace("_", "-")
             raise DistillError(f"{name} goes with --{mode}")
 
@@ -92,6 +118,52 @@ def run_scale(recipe, args: argparse.Namespace) -> int:
     preflight(recipe, {"generate"})
     if scale.run_chunk(concrete, run, fp, folder, chunk):
         scale.merge(concrete, fp, folder, auto=True, snapshot=recipe)
+    return 0
+
+
+def run_filter_scale(recipe, args: argparse.Namespace) -> int:
+    """`distill filter --chunk I/N | --merge | --slurm`."""
+    from distill.chunks import parse_chunk
+    from distill.pipeline import preflight, run_pipeline, stage_target
+    from distill.runs import Run
+
+    if args.slurm:
+        return _write_filter_slurm(recipe, args)
+    chunk = parse_chunk(args.chunk) if args.chunk else None
+    run, fp, folder = stage_target(recipe, "filter")
+    if run.is_done("filter", fp):
+        print("[distill] filter: up to date (merged), skipped", flush=True)
+        return 0
+    if chunk is not None:
+        from teacher.filter.spec import run_chunk
+
+        preflight(recipe, {"filter"})
+        if not run_chunk(recipe, run, Run.work_dir(folder, fp), chunk):
+            return 0
+    run_pipeline(recipe, only="filter", command=args.command_line)  # the merge: set-wide filters, outputs
+    return 0
+
+
+def _write_filter_slurm(recipe, args: argparse.Namespace) -> int:
+    from distill.launch import chunk_array_script, submit, write_script
+
+    if args.chunks is None:
+        raise DistillError("--slurm needs --chunks N: how many array tasks to split the trace batches over")
+    notes = (
+        f"Written by `distill filter --slurm`: {args.chunks} array tasks, each verifying every "
+        f"{args.chunks}th batch of\n"
+        "the traces. Each resumes from its finished batches when rerun; the chunk that finishes last runs "
+        "the\nset-wide filters and writes the outputs. Uses the Python environment that wrote it."
+    )
+    logs = recipe.run_path().resolve() / "slurm"
+    distill_args = [str(Path(args.recipe).resolve()), *args.overrides]
+    text = chunk_array_script(
+        "filter", recipe.name, logs, distill_args, args.chunks, notes, 0, args.partition, args.time
+    )
+    path = write_script(recipe.run_path() / "slurm" / "filter.sbatch", text)
+    print(f"[distill] wrote {path}: {args.chunks} array tasks; submit with:\nsbatch {path}", flush=True)
+    if args.submit:
+        print(submit(path), flush=True)
     return 0
 
 

@@ -69,7 +69,7 @@ def free_port() -> int:
 
 
 def launch_command(launch: LaunchConfig, job_file: Path, module: str) -> list[str]:
-    """``module`` is the training process (student.trainer, teacher.grpo.trainer...), given the job file.
+    """``module`` is the training process (student.trainer, distill.grpo.trainer...), given the job file.
     A single-node job left at the default rendezvous port takes one the kernel picks: two jobs started
     together on one machine (two runs, a test suite's workers) would both find 29500 free and the second
     fail at its rendezvous. A port the recipe set, and a multi-node job's (every node was given it), is kept."""
@@ -166,6 +166,33 @@ def sbatch_script(header: SbatchHeader, notes: str, body: str) -> str:
     """A whole batch script: the header, comment lines saying what it does (``notes``), strict bash, body."""
     comments = "\n".join(f"# {line}" if line else "#" for line in notes.splitlines())
     return "\n".join(["#!/bin/bash", *header.lines(), comments, "set -euo pipefail", body]) + "\n"
+
+
+def chunk_array_script(
+    stage: str,
+    recipe_name: str,
+    logs: Path,
+    distill_args: list[str],
+    chunks: int,
+    notes: str,
+    gpus: int = 0,
+    partition: str | None = None,
+    time_limit: str | None = None,
+) -> str:
+    """A Slurm array script: task I runs `distill STAGE ARGS --chunk I/N` (generate, filter), requeued
+    tasks resuming from what their chunk already wrote."""
+    header = SbatchHeader(
+        f"distill-{stage}-{recipe_name}",
+        f"{logs}/{stage}-%A_%a.log",
+        gpus_per_node=gpus,
+        array=chunks,
+        partition=partition,
+        time_limit=time_limit,
+        requeue=True,
+    )
+    command = shlex.join([sys.executable, "-m", "distill.cli", stage, *distill_args])
+    body = f'cd {shlex.quote(str(Path.cwd()))}\nexec {command} --chunk "$SLURM_ARRAY_TASK_ID/{chunks}"'
+    return sbatch_script(header, notes, body)
 
 
 def training_script(

@@ -80,9 +80,15 @@ def preflight(recipe: Recipe, families: set[str]) -> PreflightReport:
 def generate_target(recipe: Recipe) -> tuple[Run, str, Path]:
     """(the run, read only; the generate stage's fingerprint; its folder) - what chunked generation, the
     merge and `--status` share with a plain `distill generate`, so all of them use one partial folder."""
-    spec = next((s for s in plan(recipe) if s.name == "generate"), None)
+    return stage_target(recipe, "generate")
+
+
+def stage_target(recipe: Recipe, name: str) -> tuple[Run, str, Path]:
+    """(the run, read only; stage ``name``'s fingerprint; its folder): what its chunks share with a plain
+    run of the stage (generate, filter), so that all of them use one partial folder."""
+    spec = next((s for s in plan(recipe) if s.name == name), None)
     if spec is None:
-        raise DistillError(f"this recipe has no generate stage ({_stage('generate').missing})")
+        raise DistillError(f"this recipe has no {name} stage ({_stage(name).missing})")
     run = Run(recipe.run_path(), write=False)
     fp = fingerprint(spec.config, [run.completion_id(u) for u in spec.upstream])
     return run, fp, run.root / spec.folder

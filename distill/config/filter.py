@@ -146,6 +146,11 @@ class FilterConfig(Section):
         "when the traces carry no completion_tokens (published sets), e.g. your student's model.",
     )
     workers: int = runtime(2, ge=0, description="Verification processes (0: in-process, no hard deadline).")
+    batch_rows: int = runtime(
+        4096,
+        ge=1,
+        description="Traces verified per batch: memory held at once, the unit of resume and chunks.",
+    )
     verify_timeout: float = Field(
         10.0, gt=0, description="Hard seconds per answer; a stuck worker is killed."
     )

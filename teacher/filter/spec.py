@@ -84,6 +84,20 @@ def _filter(recipe: Recipe, run: Run, folder: Path, source: Path) -> StageResult
     return StageResult([folder / name for name in _OUTPUTS], summary)
 
 
+def run_chunk(recipe: Recipe, run: Run, work: Path, chunk) -> bool:
+    """`distill filter --chunk I/N`: filter chunk I of N of the trace batches into the stage's partial folder
+    ``work``; True when every batch is finished (the outputs are then written by a plain run, the merge)."""
+    from distill.errors import DistillError
+    from teacher.filter.stage import run_filter
+    from teacher.filter.stream import all_finished
+
+    if recipe.filter.judge is not None:
+        raise DistillError("distill filter --chunk: not with filter.judge (the judge reads the set whole)")
+    source = Path(recipe.filter.traces) if recipe.filter.traces else run.root / "generate"
+    run_filter(source, work, recipe.filter, recipe.eval.data_dir, chunk=chunk)
+    return all_finished(work)
+
+
 def check(recipe: Recipe, report: PreflightReport) -> None:
     """filter.judge (and each round's): the judge section, its endpoint, templates and key."""
     if recipe.has_filter():

@@ -36,7 +36,7 @@ from teacher.filter.compact import source_verdicts, state_of
 from teacher.filter.decontaminate import Decontaminator, build_decontaminator
 from teacher.filter.judge_step import JUDGE_COLUMNS, judge_notes, judge_rows
 from teacher.filter.report import build_report, write_report
-from teacher.filter.stream import BATCH_ROWS, run_stream
+from teacher.filter.stream import run_stream
 from teacher.filter.trace_source import read_source
 
 REMOVAL_COLUMNS = ("kept", "removed_by", "removed_detail")
@@ -349,7 +349,7 @@ def run_filter(
         else None
     )
     if cfg.judge is None or judge is None:
-        return run_stream(source, out_dir, cfg, decontaminator, batch_rows or BATCH_ROWS, chunk)
+        return run_stream(source, out_dir, cfg, decontaminator, batch_rows or cfg.batch_rows, chunk)
     if chunk is not None:
         raise DistillError("distill filter --chunk: not with filter.judge (the judge reads the set whole)")
     return _run_whole(source, out_dir, cfg, decontaminator, judge)

@@ -32,7 +32,6 @@ from teacher.filter.outputs import write_outputs
 from teacher.filter.report import build_report, write_report
 
 Row = dict[str, Any]
-BATCH_ROWS = 4096  # traces per batch: a few MB of text in memory at a time
 BATCHES = "batches"
 
 
@@ -41,11 +40,11 @@ def run_stream(
     out_dir: Path,
     cfg: FilterConfig,
     decontaminator: Decontaminator | None = None,
-    batch_rows: int = BATCH_ROWS,
+    batch_rows: int = 4096,
     chunk: Chunk | None = None,
 ) -> dict[str, Any] | None:
-    """Filter ``source`` into ``out_dir``; returns the report, or None when chunk ``chunk`` is done but
-    other chunks' batches are not yet (the last chunk to finish writes the outputs)."""
+    """Filter ``source`` into ``out_dir``; returns the report. With ``chunk`` only that chunk's batches are
+    filtered and None comes back: a plain run then writes the outputs (``all_finished`` tells when)."""
     from teacher.filter import stage
 
     work = out_dir / BATCHES
@@ -60,17 +59,25 @@ def run_stream(
             print(f"[distill] filter: batch {number + 1} done ({reader.rows:,} traces read)", flush=True)
     if reader.info:
         print(f"[distill] filter: {reader.info['summary']}", flush=True)
-    missing = [n for n in range(total) if _finished(work, n, None, batch_rows) is None]
-    if missing:
-        print(
-            f"[distill] filter: chunk {chunk} done; {len(missing)} of {total} batches left to other chunks "
-            f"(e.g. batch {missing[0]}); the last chunk to finish writes the outputs",
-            flush=True,
-        )
+    atomic_write_json(work / "batches.json", {"batches": total, "batch_rows": batch_rows})
+    if chunk is not None:
+        left = len(_missing(work))
+        print(f"[distill] filter: chunk {chunk} done; {left} of {total} batches left", flush=True)
         return None
     report = finish(work, total, out_dir, cfg, decontaminator, reader.info, source, stage)
     shutil.rmtree(work)
     return report
+
+
+def _missing(work: Path) -> list[int]:
+    plan = json.loads((work / "batches.json").read_text())
+    return [n for n in range(plan["batches"]) if _finished(work, n, None, plan["batch_rows"]) is None]
+
+
+def all_finished(out_dir: Path) -> bool:
+    """Whether every batch of a chunked filter is finished (the source read to its end by some chunk)."""
+    work = out_dir / BATCHES
+    return (work / "batches.json").is_file() and not _missing(work)
 
 
 def _paths(work: Path, number: int) -> tuple[Path, Path, Path]:

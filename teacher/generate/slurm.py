@@ -8,12 +8,10 @@ plain bash, written into the run dir to be read before it is submitted; distill 
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 
 from distill.errors import DistillError
-from distill.launch import SbatchHeader, sbatch_script, write_script
+from distill.launch import chunk_array_script, write_script
 from distill.recipe import Recipe
 
 
@@ -42,15 +40,6 @@ def slurm_script(
     time_limit: str | None = None,
 ) -> str:
     logs = recipe.run_path().resolve() / "slurm"
-    header = SbatchHeader(
-        f"distill-generate-{recipe.name}",
-        f"{logs}/generate-%A_%a.log",
-        gpus_per_node=gpus,
-        array=chunks,
-        partition=partition,
-        time_limit=time_limit,
-        requeue=True,  # each chunk resumes from its own shards
-    )
     notes = (  # the lines as they read in the script
         f"Written by `distill generate --slurm`: {chunks} array tasks, one chunk of the prompts each, "
         "every task\n"
@@ -59,9 +48,9 @@ def slurm_script(
         "finishes last merges them and marks the stage done. Progress: distill generate RECIPE --status.\n"
         "Rerun chosen chunks: sbatch --array=3,7 {this file}. Uses the Python environment that wrote it."
     )
-    command = shlex.join([sys.executable, "-m", "distill.cli", "generate", *distill_args])
-    body = f'cd {shlex.quote(str(Path.cwd()))}\nexec {command} --chunk "$SLURM_ARRAY_TASK_ID/{chunks}"'
-    return sbatch_script(header, notes, body)
+    return chunk_array_script(
+        "generate", recipe.name, logs, distill_args, chunks, notes, gpus, partition, time_limit
+    )
 
 
 def write_slurm_script(

@@ -18,7 +18,7 @@ from trace_sets import openr1_table, trace_rows, write_benchmark, write_jsonl
 
 from distill.chunks import Chunk
 from distill.recipe import FilterConfig
-from teacher.filter import stage
+from teacher.filter import stage, stream
 from teacher.filter.decontaminate import build_decontaminator
 
 REPO = Path(__file__).resolve().parents[2]
@@ -91,15 +91,18 @@ def test_streamed_filter_equals_the_whole_set_filter(tmp_path: Path, sources: di
     assert_same_outputs(tmp_path / "whole", tmp_path / "stream")
 
 
-def test_chunks_then_the_last_one_merges_equal_one_process(tmp_path: Path, sources: dict):
+def test_chunks_then_a_merge_equal_one_process(tmp_path: Path, sources: dict, capsys):
     cfg = FilterConfig.model_validate(_everything_on(sources["bench"]))
     stage.run_filter(sources["jsonl"], tmp_path / "one", cfg, batch_rows=50)
     shared = tmp_path / "chunked"  # one folder, as the stage's partial folder on a shared file system
-    assert stage.run_filter(sources["jsonl"], shared, cfg, chunk=Chunk(2, 3), batch_rows=50) is None
-    assert stage.run_filter(sources["jsonl"], shared, cfg, chunk=Chunk(0, 3), batch_rows=50) is None
+    for index in (2, 0, 1):
+        assert stage.run_filter(sources["jsonl"], shared, cfg, chunk=Chunk(index, 3), batch_rows=50) is None
+        assert stream.all_finished(shared) == (index == 1)
     assert not (shared / "train.parquet").exists()
-    report = stage.run_filter(sources["jsonl"], shared, cfg, chunk=Chunk(1, 3), batch_rows=50)
-    assert report is not None and report["rows_in"] == 450
+    capsys.readouterr()
+    report = stage.run_filter(sources["jsonl"], shared, cfg, batch_rows=50)  # the merge
+    assert "] filter: batch " not in capsys.readouterr().out  # it verified nothing again
+    assert report["rows_in"] == 450
     assert_same_outputs(tmp_path / "one", shared)
 
 
@@ -140,7 +143,7 @@ _CAPPED = """
 import resource, sys
 from pathlib import Path
 from distill.recipe import FilterConfig
-from teacher.filter import stage
+from teacher.filter import stage, stream
 import datasketch, math_verify, pyarrow.parquet  # imported before the cap: the cap is on the filter's growth
 
 def vm_mb():
@@ -177,3 +180,27 @@ def test_fifty_thousand_traces_fit_a_memory_cap_the_whole_set_filter_exceeds(tmp
     report = json.loads((tmp_path / "stream" / "report.json").read_text())
     assert report["rows_in"] == 50_000 and report["rows_out"] > 0
     assert pq.read_metadata(tmp_path / "stream" / "verified.parquet").num_rows == 50_000
+
+
+def test_cli_filter_chunks_merge_and_slurm(tmp_path: Path, tiny_recipe_dict: dict, sources: dict, capsys):
+    import yaml
+
+    from distill.cli import main
+
+    tiny_recipe_dict["filter"] = {"workers": 0, "batch_rows": 100}
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump(tiny_recipe_dict))
+    run_dir = Path(tiny_recipe_dict["run_dir"])
+    args = ["filter", str(recipe), "--traces", str(sources["jsonl"])]
+    assert main([*args, "--chunk", "1/2"]) == 0
+    assert not (run_dir / "filter").exists()  # batches 1 and 3 only: nothing merged yet
+    assert main([*args, "--chunk", "0/2"]) == 0  # the last chunk to finish merges
+    assert json.loads((run_dir / "filter" / "report.json").read_text())["rows_in"] == 450
+    assert main([*args, "--chunk", "0/2"]) == 0
+    assert "up to date" in capsys.readouterr().out
+    one = tmp_path / "one"
+    stage.run_filter(sources["jsonl"], one, FilterConfig(workers=0))
+    assert_same_outputs(one, run_dir / "filter")
+    assert main([*args, "--slurm", "--chunks", "4"]) == 0
+    script = (run_dir / "slurm" / "filter.sbatch").read_text()
+    assert "#SBATCH --array=0-3" in script and '--chunk "$SLURM_ARRAY_TASK_ID/4"' in script
