@@ -47,6 +47,14 @@ def print_plan(recipe) -> int:
     if recipe.grpo is not None:
         print(_grpo_plan(recipe.grpo, render_plan) + ("\n" if recipe.students else ""))
     for index, student in enumerate(recipe.students):
+        if student.method == "grpo":  # the GRPO policy's run, at its longest stage
+            from student.grpo import run_options
+
+            print(
+                ("\n" if index else "")
+                + _grpo_plan(run_options(student, student.model), render_plan, student.name)
+            )
+            continue
         try:
             table = render_plan(student, teacher_ref=teacher_model(recipe, student))
         except DistillError as exc:
@@ -55,12 +63,12 @@ def print_plan(recipe) -> int:
     return 0
 
 
-def _grpo_plan(grpo, render_plan) -> str:
+def _grpo_plan(grpo, render_plan, name: str = "grpo-teacher") -> str:
     """The GRPO policy's training memory (the students' planner) and what GRPO adds on top of it."""
     try:
-        table = render_plan(grpo.policy_shape())
+        table = render_plan(grpo.policy_shape(name))
     except DistillError as exc:
-        return f"grpo teacher: no estimate ({exc})"
+        return f"{name}: no estimate ({exc})"
     extra = []
     if grpo.generation == "vllm-colocate":
         extra.append(f"vLLM (colocated) takes {grpo.vllm_gpu_memory_utilization:.0%} of each GPU on top")

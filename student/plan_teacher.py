@@ -19,8 +19,9 @@ VLLM_SHARE = 0.3  # TRL DistillationConfig.vllm_gpu_memory_utilization default
 
 
 def teacher_model(recipe: Recipe, student: StudentConfig) -> str | None:
-    """A model reference with the shape of the teacher whose logits ``student`` matches (None for sft)."""
-    if student.method == "sft":
+    """A model reference with the shape of the teacher whose logits ``student`` matches (None for sft and
+    grpo, which match no teacher)."""
+    if student.method in ("sft", "grpo"):
         return None
     ref = student.distill_from or (recipe.teacher.model if recipe.teacher else None)
     if ref == "grpo":

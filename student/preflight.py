@@ -22,7 +22,7 @@ def check_student(where: str, student: StudentConfig, report: PreflightReport | 
     """The base model resolves, max_length fits its context, and the packages the settings need exist."""
     config = check_model(f"{where}.model", student.model)
     context = model_context_length(config) if config else None
-    if context and student.max_length > context:
+    if context and student.max_length > context and student.method != "grpo":  # grpo: its own lengths
         raise DistillError(
             f"{where}.max_length {student.max_length} exceeds the context of {student.model} "
             f"({context} tokens, max_position_embeddings in {config}); lower it"
@@ -33,6 +33,12 @@ def check_student(where: str, student: StudentConfig, report: PreflightReport | 
     for setting, module, package in _needed_packages(student):
         if importlib.util.find_spec(module) is None:
             raise DistillError(f"{where}.{setting} needs the {package} package: pip install {package}")
+    if student.method == "grpo":
+        from distill.grpo.preflight import check_grpo
+
+        check_grpo(
+            student.grpo_options(), student.model, student.launch, report, f"{where}.grpo", f"{where}.model"
+        )
     if student.lora and student.lora.quantize_4bit and not has_cuda():
         raise DistillError(
             f"{where}.lora.quantize_4bit: 4-bit (QLoRA) loading needs a CUDA GPU and this machine has none; "
@@ -60,7 +66,7 @@ def check_teachers(recipe: Recipe, report: PreflightReport | None = None) -> Non
     """Each on_policy / kd student's teacher is local weights (or a model reference) with the student's
     tokenizer: checked before any stage starts, so a mismatch never costs a generate or SFT run."""
     for index, student in enumerate(recipe.students):
-        if student.method == "sft":
+        if student.method in ("sft", "grpo"):  # grpo: no teacher, verifiable rewards
             continue
         where = f"students.{index}.distill_from"
         ref, stand_in = _teacher_model(recipe, student, where)

@@ -38,6 +38,10 @@ def method_of(cfg: StudentConfig) -> training.Method:
         from student.methods.kd import METHOD as KD
 
         return KD
+    if cfg.method == "grpo":  # the one GRPO training process, shared with the grpo stage
+        from distill.grpo.trainer import METHOD as GRPO
+
+        return GRPO
     return METHOD
 
 

@@ -35,9 +35,11 @@ def student_config(recipe: Recipe, student: StudentConfig) -> dict:
     ``added`` ones, left out) without the options of the methods it does not use, plus the teacher it
     distils from."""
     config = runtime_free(student)
-    sft_only = {"distill_from"} if student.method == "sft" else set()
-    for key in ({"on_policy", "kd"} - {student.method}) | sft_only:
+    no_teacher = {"distill_from"} if student.method in ("sft", "grpo") else set()
+    for key in ({"on_policy", "kd"} - {student.method}) | no_teacher:
         config.pop(key, None)
+    if student.method == "grpo":
+        return {**config, **grpo_inputs(recipe, student)}
     if student.method != "sft":
         config["teacher_model"] = teacher_reference(recipe, student)
     if _prompts_from_data(student):  # what it samples: the data section and its file's content
@@ -48,6 +50,20 @@ def student_config(recipe: Recipe, student: StudentConfig) -> dict:
             )
         config["data"] = {**recipe.section("data"), "source_digest": source_digest(recipe.data.source)}
     return config
+
+
+def grpo_inputs(recipe: Recipe, student: StudentConfig) -> dict:
+    """What a grpo student's training reads besides its section: its prompts (the data section and its file's
+    content) and, for the judge reward, the judge."""
+    from student.grpo import prompt_source
+
+    data = prompt_source(recipe, student)
+    inputs = {"data": data.model_dump(mode="json"), "source_digest": source_digest(data.source)}
+    if "judge" in student.grpo_options().rewards:
+        from distill.judge import judge_fingerprint
+
+        inputs["judge"] = judge_fingerprint(recipe.judge, ("rubric",))
+    return inputs
 
 
 def _prompts_from_data(student: StudentConfig) -> bool:
@@ -68,7 +84,9 @@ def teacher_reference(recipe: Recipe, student: StudentConfig) -> str:
 
 def upstream(recipe: Recipe, student: StudentConfig) -> list[str]:
     """The filter node of its traces (the recipe's own, or a round's), plus the students (and the grpo
-    teacher) whose final weights it reads."""
+    teacher) whose final weights it reads. A grpo student reads no traces: only the student it starts from."""
+    if student.method == "grpo":
+        return [f"sft:{student.init}"] if student.init else []
     nodes = [traces_node(student)]
     if student.init:
         nodes.append(f"sft:{student.init}")
@@ -125,13 +143,15 @@ def _runner(name: str):
         import torch
 
         from distill.models import resolve_model
+        from distill.prompts import chat_prompts
         from distill.training import FINAL
         from student.plan import check_fits
         from student.plan_teacher import teacher_shape
         from student.sft import train_student
-        from teacher.prompts import chat_prompts
 
         cfg = next(s for s in recipe.students if s.name == name)
+        if cfg.method == "grpo":
+            return _run_grpo(recipe, run, folder, cfg)
         # `single` on a machine without CUDA trains in host memory: GPU sizes say nothing about it.
         on_gpus = cfg.launch.strategy != "single" or torch.cuda.is_available()
         warning = check_fits(cfg, teacher=teacher_shape(recipe, cfg)) if on_gpus else None
@@ -147,6 +167,22 @@ def _runner(name: str):
         return StageResult([folder / FINAL, folder / metrics_file(cfg)], metrics)
 
     return run
+
+
+def _run_grpo(recipe: Recipe, run: Run, folder: Path, cfg: StudentConfig) -> StageResult:
+    from distill.models import resolve_model
+    from distill.training import FINAL
+    from student.grpo import train_grpo_student
+
+    model = str(run.root / "students" / cfg.init / FINAL) if cfg.init else resolve_model(cfg.model)
+    judge = None
+    if "judge" in cfg.grpo_options().rewards:
+        from distill.judge import judge_job
+
+        judge = judge_job(recipe, run.root)  # the run's judge cache, shared with the other stages
+    metrics = train_grpo_student(recipe, cfg, model, folder, judge)
+    metrics["init"] = f"student {cfg.init}" if cfg.init else cfg.model
+    return StageResult([folder / FINAL, folder / metrics_file(cfg)], metrics)
 
 
 def metrics_file(cfg: StudentConfig) -> str:

@@ -7,6 +7,7 @@ from typing import Any, Literal, get_args
 from pydantic import Field, field_validator, model_validator
 
 from distill.config.base import Section, added, runtime, tracker_list
+from distill.config.grpo_options import GRPOOptions
 
 LaunchStrategy = Literal["single", "cpu", "ddp", "zero2", "zero3", "zero3-offload", "fsdp2"]
 LAUNCH_STRATEGIES: tuple[str, ...] = get_args(LaunchStrategy)
@@ -68,7 +69,7 @@ class LoraConfig(Section):
     )
 
 
-StudentMethod = Literal["sft", "on_policy", "kd"]
+StudentMethod = Literal["sft", "on_policy", "kd", "grpo"]
 STUDENT_PREFIX = "student:"  # distill_from: student:<name> is another student's final weights
 
 
@@ -133,7 +134,8 @@ class StudentConfig(Section):
     method: StudentMethod = added(
         "sft",
         description="sft (the kept traces, TRL SFTTrainer) | on_policy (student samples, teacher scores every "
-        "token: TRL DistillationTrainer) | kd (teacher's logits on the kept traces: TRL GKDTrainer, lmbda 0).",
+        "token: TRL DistillationTrainer) | kd (teacher's logits on the kept traces: TRL GKDTrainer, lmbda 0) | grpo "
+        "(reinforced on verifiable rewards from `init` or `model`: the grpo stage's GRPO, options under `grpo`).",
     )
     distill_from: str | None = added(
         None,
@@ -153,6 +155,11 @@ class StudentConfig(Section):
     )
     on_policy: OnPolicyConfig = added(OnPolicyConfig())
     kd: KDConfig = added(KDConfig())
+    grpo: GRPOOptions | None = added(
+        None,
+        description="method grpo: the grpo stage's options (rewards, groups, lengths, stages, dynamic sampling, "
+        "learning rate, steps...); its prompts: grpo.data, else the recipe's data section.",
+    )
     learning_rate: float = Field(2e-5, gt=0)
     epochs: float = Field(1.0, gt=0)
     max_steps: int | None = Field(
@@ -201,3 +208,24 @@ class StudentConfig(Section):
     @classmethod
     def _one_tracker(cls, value: Any) -> Any:
         return tracker_list(value)
+
+    @model_validator(mode="after")
+    def _grpo_options_in_one_place(self) -> StudentConfig:
+        if self.method != "grpo":
+            if self.grpo is not None:
+                raise ValueError(f"grpo options are for method grpo (this student's method is {self.method})")
+            return self
+        # A grpo student trains by its grpo options (GRPO's learning rate, steps...): the SFT ones would be
+        # ignored silently, so setting them is refused.
+        ignored = sorted(set(self.model_fields_set) & set(GRPOOptions.model_fields) - {"data"})
+        if ignored:
+            raise ValueError(
+                f"method grpo takes {', '.join(ignored)} from its grpo options: move them under "
+                f"students[{self.name}].grpo"
+            )
+        (self.grpo or GRPOOptions()).check_groups(self.launch.world_size)
+        return self
+
+    def grpo_options(self) -> GRPOOptions:
+        """A grpo student's GRPO options (the defaults when it gives none)."""
+        return self.grpo or GRPOOptions()

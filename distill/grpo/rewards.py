@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from distill.config.grpo import REWARD_NAMES
+from distill.config.grpo_options import REWARD_NAMES
 from distill.verify import Limits, Verdict, code_problem, verify_code_many, verify_many
 
 # One <think> block opening the completion, non-empty reasoning, then a non-empty final answer.
@@ -182,7 +182,7 @@ def judge_reward(
     """The recipe's judge's rubric score (distill/judge, template ``rubric``) scaled to [0, 1]: for prompts no
     verifier can check. Each call has the verifier's deadline (``timeout`` seconds): a late answer, an
     unparsed reply (judge_unparsed) or a failed call scores 0 and is counted (``judge_usage``). ``judge`` is
-    the job's {config, urls, cache} (teacher/grpo/stage.py); replies are cached in the run's judge cache."""
+    the job's {config, urls, cache} (distill/grpo/run.py); replies are cached in the run's judge cache."""
     client = _judge_client(judge)
     problems = [_prompt_text(p) for p in (prompts or [""] * len(completions))]
     items = [
@@ -225,6 +225,24 @@ def _prompt_text(prompt: Any) -> str:
     return str(prompt or "")
 
 
+def language_reward(completions: list[Any], prompts: list[Any] | None = None, **_: Any) -> list[float]:
+    """R1's language-consistency reward (DeepSeek-R1, section 2.3.3): the share of the chain of thought (the
+    ``<think>`` block, else the whole completion) written in the prompt's language, by the filter's detector
+    (distill/language.py): the share of its letters in the prompt's script, 0 when both languages can be
+    identified and differ. Text too short to tell (under 20 letters of prose: "47 + 38 = 85") scores 1.0, the
+    neutral value: it mixes nothing."""
+    from distill.language import language_share
+
+    problems = [_prompt_text(p) for p in (prompts or [""] * len(completions))]
+    scores = []
+    for problem, completion in zip(problems, completions, strict=True):
+        text = completion_text(completion)
+        match = _THINK_FORMAT.match(text)
+        share = language_share(problem, match["reasoning"] if match else text)
+        scores.append(1.0 if share is None else round(share, 4))
+    return scores
+
+
 _FUNCTIONS: dict[str, Callable[..., list[float]]] = {
     "accuracy": accuracy_reward,
     "format": format_reward,
@@ -232,6 +250,7 @@ _FUNCTIONS: dict[str, Callable[..., list[float]]] = {
     "repetition": repetition_reward,
     "judge": judge_reward,
     "code": code_reward,
+    "language": language_reward,
 }
 
 

@@ -1,7 +1,8 @@
-"""The GRPO training process: TRL's GRPOTrainer on the prepared prompts, resumable, saving the teacher.
+"""The GRPO training process: TRL's GRPOTrainer on the prepared prompts, resumable, saving the policy.
 
+The one GRPO training process of distill: the `grpo` stage (the teacher) and grpo students both run it.
 Runs in the stage's own process (launch strategy ``single``) or in every process that ``accelerate launch``
-starts (``python -m teacher.grpo.trainer JOB.json``). The job file is the only input; what every trainer
+starts (``python -m distill.grpo.trainer JOB.json``). The job file is the only input; what every trainer
 shares (resume, checkpoint markers, the final save, the entry point) is distill/training.py. Rank 0 writes
 ``grpo_metrics.json``: what really ran (world size, steps, resume point), rewards per function over the
 first and last steps, KL, entropy, completion lengths, and the whole log history.
@@ -16,6 +17,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from distill.grpo.rewards import build_reward_funcs
 from distill.recipe import GRPOTeacherConfig
 from distill.training import (
     Method,
@@ -27,7 +29,6 @@ from distill.training import (
     shared_trainer_args,
     what_ran,
 )
-from teacher.grpo.rewards import build_reward_funcs
 
 METRICS_FILE = "grpo_metrics.json"
 _WINDOW = 10  # steps averaged for the "first" and "last" figures
@@ -69,10 +70,11 @@ def load_policy(model_path: str, cfg: GRPOTeacherConfig, cpu: bool):
 
 
 def run_grpo(job: dict[str, Any]) -> dict[str, Any]:
-    """Train as described by ``job`` (see teacher/grpo/stage.py); returns rank 0's metrics."""
+    """Train as described by ``job`` (see distill/grpo/run.py); returns rank 0's metrics."""
     import datasets
     from transformers import AutoTokenizer
-    from trl import GRPOTrainer
+
+    from distill.grpo.sampling_trainer import DistillGRPOTrainer  # imports TRL: only in the training process
 
     cfg = GRPOTeacherConfig.model_validate(job["grpo"])
     out_dir = Path(job["out_dir"])
@@ -80,7 +82,10 @@ def run_grpo(job: dict[str, Any]) -> dict[str, Any]:
     tokenizer = AutoTokenizer.from_pretrained(job["model_path"])
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    trainer = GRPOTrainer(
+    trainer = DistillGRPOTrainer(
+        dynamic_sampling=cfg.dynamic_sampling,
+        max_extra_draws=cfg.max_extra_draws,
+        reflection_phrases=cfg.reflection_phrases,
         model=load_policy(job["model_path"], cfg, cpu),
         reward_funcs=build_reward_funcs(cfg.rewards, {**cfg.reward_options(), **_judge_options(job, cfg)}),
         args=build_args(cfg, out_dir, cpu),
@@ -121,12 +126,13 @@ def _ran(trainer, result, cfg: GRPOTeacherConfig, job: dict[str, Any]) -> dict[s
     metrics = {**summarise(trainer.state.log_history, cfg.rewards), **what_ran(trainer, result, job)}
     metrics["train_loss"] = run_loss(trainer.state.log_history)  # the whole run's, resumes included
     if "judge" in cfg.rewards:  # calls, cache hits, tokens, unparsed replies and timeouts (this process)
-        from teacher.grpo.rewards import judge_usage
+        from distill.grpo.rewards import judge_usage
 
         metrics["judge"] = judge_usage()
     resumed_step = int(metrics["resumed_from"].split("-")[-1]) if metrics["resumed_from"] else 0
     steps_now = max(trainer.state.global_step - resumed_step, 1)
     metrics["seconds_per_step"] = round(metrics["train_seconds"] / steps_now, 2)
+    metrics["curves"] = curves(trainer.state.log_history)
     return {**metrics, "log_history": trainer.state.log_history}
 
 
@@ -145,6 +151,9 @@ def summarise(history: list[dict[str, Any]], rewards: list[str]) -> dict[str, An
         "kl": "kl",
         "entropy": "entropy",
         "tokens_per_second": "tokens_per_second",
+        "reflection_rate": "aha/reflection_rate",
+        "zero_variance_share": "dynamic_sampling/zero_variance_share",
+        "extra_prompts": "dynamic_sampling/extra_prompts",
         **{f"reward_{name}": f"rewards/{name}/mean" for name in rewards},
     }
     out: dict[str, Any] = {"logged_steps": len(steps)}
@@ -155,7 +164,28 @@ def summarise(history: list[dict[str, Any]], rewards: list[str]) -> dict[str, An
     return out
 
 
-METHOD = Method(module="teacher.grpo.trainer", train=run_grpo, metrics_file=METRICS_FILE)
+# Per-step curves kept in the manifest (R1's response-length figure and its "aha moment" as numbers, and what
+# dynamic sampling did): manifest name -> log key.
+CURVES = {
+    "reward": "reward",
+    "response_length": "completions/mean_length",
+    "reflection_rate": "aha/reflection_rate",
+    "zero_variance_share": "dynamic_sampling/zero_variance_share",
+    "extra_prompts": "dynamic_sampling/extra_prompts",
+}
+
+
+def curves(history: list[dict[str, Any]]) -> dict[str, list]:
+    """Step -> value lists of the logged CURVES (those the run logged), from the whole log history."""
+    steps = [entry for entry in history if "reward" in entry and "step" in entry]
+    out: dict[str, list] = {"step": [entry["step"] for entry in steps]}
+    for name, key in CURVES.items():
+        if any(key in entry for entry in steps):
+            out[name] = [None if entry.get(key) is None else round(entry[key], 4) for entry in steps]
+    return out
+
+
+METHOD = Method(module="distill.grpo.trainer", train=run_grpo, metrics_file=METRICS_FILE)
 
 if __name__ == "__main__":
     sys.exit(main(run_grpo))

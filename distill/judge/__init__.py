@@ -6,7 +6,7 @@
 - ``client``: ``Judge.ask(use, items)`` with fleet routing, retries, deadlines and usage.
 - ``cost`` and ``agreement``: tokens and price; agreement and Cohen's kappa against the verifier.
 
-Uses: filter.judge (teacher/filter/judge_step.py), the GRPO reward ``judge`` (teacher/grpo/rewards.py), the
+Uses: filter.judge (teacher/filter/judge_step.py), the GRPO reward ``judge`` (distill/grpo/rewards.py), the
 pairwise judged eval (eval/judged.py). Each calls ``check_judge`` in its preflight and ``open_judge`` to run.
 """
 

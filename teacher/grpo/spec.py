@@ -28,10 +28,10 @@ def plan(recipe: Recipe) -> list[StageSpec]:
 
 
 def run(recipe: Recipe, run: Run, folder: Path) -> StageResult:
+    from distill.grpo.trainer import METRICS_FILE
     from distill.models import resolve_model
     from distill.training import FINAL
     from teacher.grpo.stage import train_teacher
-    from teacher.grpo.trainer import METRICS_FILE
 
     cfg = recipe.grpo
     judge = None
@@ -44,9 +44,9 @@ def run(recipe: Recipe, run: Run, folder: Path) -> StageResult:
 
 
 def check(recipe: Recipe, report: PreflightReport) -> None:
-    from teacher.grpo.preflight import check_grpo
+    from distill.grpo.preflight import check_grpo
 
-    check_grpo(recipe.grpo, report)
+    check_grpo(recipe.grpo, recipe.grpo.model, recipe.grpo.launch, report)
     if "judge" in recipe.grpo.rewards:
         from distill.judge import check_judge
 
@@ -54,7 +54,7 @@ def check(recipe: Recipe, report: PreflightReport) -> None:
 
 
 def check_inputs(recipe: Recipe, report: PreflightReport) -> None:
-    from teacher.grpo.preflight import check_grpo_prompts
+    from distill.grpo.preflight import check_grpo_prompts
 
     report.note(check_grpo_prompts(recipe.grpo.data or recipe.data))
 

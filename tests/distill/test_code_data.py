@@ -21,8 +21,8 @@ WRONG = fenced("def add(a, b):\n    return a * b\n")
 
 
 def test_code_reward_share_all_or_nothing_and_rows_without_tests():
+    from distill.grpo.rewards import build_reward_funcs
     from distill.recipe import GRPOTeacherConfig
-    from teacher.grpo.rewards import build_reward_funcs
 
     columns = {"tests": [ADD_TESTS] * 4 + [None], "answer": ["", "", "", "", "4"]}
     completions = [RIGHT, TWO_OF_THREE, WRONG, "no code at all", "\\boxed{4}"]
@@ -38,10 +38,8 @@ def test_code_reward_share_all_or_nothing_and_rows_without_tests():
 def test_grpo_pass_rate_filter_checks_code_prompts_with_their_tests():
     # The pass-rate pre-filter must score as the rewards do: a prompt with tests by the code checker
     # (every test passed), a math prompt by the answer verifier, in one mixed set.
-    from types import SimpleNamespace
-
+    from distill.grpo.prompts import samples_correct
     from distill.recipe import GRPOTeacherConfig
-    from teacher.grpo.stage import samples_correct
 
     by_id = {
         "code": {"prompt_id": "code", "answer": "", "tests": ADD_TESTS, "entry_point": "add"},
@@ -54,9 +52,9 @@ def test_grpo_pass_rate_filter_checks_code_prompts_with_their_tests():
         ("math", "\\boxed{4}"),
         ("math", "5"),
     ]
-    results = [SimpleNamespace(prompt_id=pid, completion=text) for pid, text in samples]
+    rows = [by_id[pid] for pid, _ in samples]
     cfg = GRPOTeacherConfig(model="tiny-random-llama", rewards=["code", "accuracy"])
-    assert samples_correct(cfg, by_id, results) == [True, False, False, True, False]
+    assert samples_correct(cfg, rows, [text for _, text in samples]) == [True, False, False, True, False]
 
 
 def _trace(prompt_id: str, index: int, completion: str, tests) -> dict:

@@ -12,10 +12,10 @@ import yaml
 from suite import kill_at_first_checkpoint
 
 from distill.cli import main
+from distill.grpo.trainer import summarise
 from distill.grpo_teacher import with_trained_teacher
 from distill.pipeline import plan
 from distill.recipe import load_recipe
-from teacher.grpo.trainer import summarise
 
 REPO = Path(__file__).resolve().parents[2]
 GRPO = {
@@ -145,8 +145,8 @@ def test_prompt_plus_completion_over_the_context_is_refused_before_anything_runs
 
 def test_pass_rate_filter_keeps_only_prompts_inside_the_band(tmp_path, tiny_model_dir):
     from distill.errors import DistillError
+    from distill.grpo.prompts import prepare_prompts
     from distill.recipe import DataConfig, GRPOTeacherConfig
-    from teacher.grpo.stage import prepare_prompts
 
     data = DataConfig(source=str(REPO / "recipes" / "data" / "addition_train.jsonl"), limit=3)
     base = {**GRPO, "max_prompt_length": 128, "max_completion_length": 4}
@@ -168,7 +168,7 @@ def test_two_process_launch_through_the_shared_launcher(grpo_recipe):
     knobs = ["grpo.launch.strategy=cpu", "grpo.launch.nproc=2", "grpo.batch_size=2", "grpo.max_steps=2"]
     result = distill("grpo", str(grpo_recipe), *knobs)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "-m teacher.grpo.trainer" in result.stdout
+    assert "-m distill.grpo.trainer" in result.stdout
     metrics = manifest(grpo_recipe)["stages"]["grpo"]["metrics"]
     assert metrics["world_size"] == 2 and metrics["steps"] == 2 and metrics["strategy"] == "cpu"
     run_dir = Path(yaml.safe_load(grpo_recipe.read_text())["run_dir"])

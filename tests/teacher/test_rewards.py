@@ -5,7 +5,7 @@ import time
 import pytest
 from suite import hangs_past_alarms
 
-from teacher.grpo.rewards import (
+from distill.grpo.rewards import (
     REWARD_NAMES,
     accuracy_reward,
     build_reward_funcs,
@@ -105,4 +105,25 @@ def test_build_reward_funcs_binds_options_and_names():
     ]
     with pytest.raises(ValueError, match="unknown reward 'acc'"):
         build_reward_funcs(["acc"], {})
-    assert set(REWARD_NAMES) == {"accuracy", "format", "cosine", "repetition", "code", "judge"}
+    assert set(REWARD_NAMES) == {"accuracy", "format", "cosine", "repetition", "code", "judge", "language"}
+
+
+def test_language_reward_is_the_share_of_the_reasoning_in_the_prompts_language():
+    # R1's language-consistency reward on planted texts: English, half Chinese, French (same script, other
+    # language), too short to tell, and only the <think> block counts.
+    (language,) = build_reward_funcs(["language"], {})
+    prompt = [
+        {
+            "role": "user",
+            "content": "A train travels at sixty miles per hour for three hours. How far does it go?",
+        }
+    ]
+    english = "<think>The train moves sixty miles each hour, so over three hours it covers the distance.</think> \\boxed{180}"
+    mixed = "<think>The train moves sixty miles each hour 火车每小时行驶六十英里所以三个小时</think> 180"
+    french = "<think>Le train roule soixante miles chaque heure, donc en trois heures il parcourt la distance.</think> 180"
+    short = "<think>60 x 3 = 180</think> 180"
+    outside = "<think>The train moves sixty miles each hour, so three hours make it.</think> 火车每小时行驶六十英里所以三个小时"
+    scores = language([english, mixed, french, short, outside], prompts=[prompt] * 5)
+    assert scores[0] == 1.0 and 0.3 < scores[1] < 0.8 and scores[2] == 0.0
+    assert scores[3] == 1.0  # nothing to judge: neutral
+    assert scores[4] == 1.0  # the answer after </think> is not the chain of thought
