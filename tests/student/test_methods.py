@@ -354,10 +354,10 @@ def test_on_policy_prompts_from_data_samples_every_data_prompt(tmp_path, teacher
     traces); it enters the fingerprint with the data file's content; without a data section, one line."""
     from distill.errors import DistillError
     from distill.pipeline import plan
+    from distill.prompts import chat_prompts
     from distill.recipe import Recipe
     from distill.runs import fingerprint
     from student.methods.on_policy import PROMPTS_FILE
-    from distill.prompts import chat_prompts
 
     def student_fp(data: dict) -> str:
         spec = next(s for s in plan(Recipe.model_validate(data)) if s.name.startswith("sft:"))
