@@ -313,11 +313,25 @@ _BAR_FIELDS = (
     ("learning_rate", "lr"),
     ("tokens_per_second", "tok/s"),
 )
-_LINE_FIELDS = (*_BAR_FIELDS, ("grad_norm", "grad norm"), ("real_token_share", "real tokens"))
+_LINE_FIELDS = (
+    *_BAR_FIELDS,
+    ("grad_norm", "grad norm"),
+    ("real_token_share", "real tokens"),
+    ("dynamic_sampling/zero_variance_share", "zero-variance groups"),  # GRPO's dynamic sampling
+    ("dynamic_sampling/extra_prompts", "extra prompts"),
+    ("aha/reflection_rate", "reflection"),  # GRPO's "aha" curve
+)
 
 
 def _fields(logs: dict[str, Any], fields: tuple[tuple[str, str], ...]) -> str:
-    formats = {"learning_rate": "{:.2e}", "tokens_per_second": "{:,.0f}", "real_token_share": "{:.1%}"}
+    formats = {
+        "learning_rate": "{:.2e}",
+        "tokens_per_second": "{:,.0f}",
+        "real_token_share": "{:.1%}",
+        "dynamic_sampling/zero_variance_share": "{:.0%}",
+        "dynamic_sampling/extra_prompts": "{:.0f}",
+        "aha/reflection_rate": "{:.1%}",
+    }
     return ", ".join(
         f"{label} {formats.get(key, '{:.4g}').format(logs[key])}"
         for key, label in fields
