@@ -24,7 +24,7 @@ def report_or_status(recipe, command: str) -> int:
 
 def preview_traces(recipe) -> int:
     """`distill filter --dry-run`: how the source is read, on its first rows; nothing is written."""
-    from teacher.filter.stage import read_traces
+    from teacher.filter.batches import TraceBatches
     from teacher.filter.trace_source import PREVIEW_ROWS, preview, source_kind
 
     cfg = recipe.filter
@@ -32,11 +32,13 @@ def preview_traces(recipe) -> int:
         raise DistillError("--dry-run previews external traces: give --traces SOURCE (or set filter.traces)")
     # A Hub set is streamed for a few rows unless --limit asks for more; a local source is read whole.
     limit = cfg.limit or (PREVIEW_ROWS if source_kind(cfg.traces) == "hub" else None)
-    rows, info = read_traces(cfg.traces, cfg, limit)
-    if info is None:
-        print(f"{cfg.traces}: a generate stage folder, {len(rows)} traces")
+    reader = TraceBatches(cfg.traces, cfg.model_copy(update={"limit": limit}), cfg.batch_rows)
+    shown = 3  # source rows previewed; the rest is only counted, a batch at a time
+    rows = [row for batch in reader for row in batch if row.get("source_row", shown) < shown]
+    if reader.info is None:
+        print(f"{cfg.traces}: a generate stage folder, {reader.rows} traces")
         return 0
-    print(preview(rows, info))
+    print(preview(rows, reader.info, shown))
     return 0
 
 

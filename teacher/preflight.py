@@ -66,18 +66,21 @@ def check_prompts(recipe: Recipe, report: PreflightReport) -> str:
 def check_filter_inputs(cfg: FilterConfig, data_dir: str | Path | None = None) -> str | None:
     """External traces (``filter.traces``) read in their shape, with the columns it needs, and the
     decontamination benchmarks load. A Hub id is checked on its first rows only (streamed), so this stays
-    cheap; a local file is read whole, so a bad row fails here rather than in the stage. A benchmark name
-    must be known and, offline, have its local copy under ``data_dir`` (eval.data_dir) or the default data
-    dir. Returns a summary."""
+    cheap; a local file is read batch by batch, so a bad row fails here rather than in the stage. A
+    benchmark name must be known and, offline, have its local copy under ``data_dir`` (eval.data_dir) or the
+    default data dir. Returns a summary."""
+    from teacher.filter.batches import TraceBatches
     from teacher.filter.decontaminate import check_names, load_benchmark
-    from teacher.filter.stage import check_fits, read_traces
+    from teacher.filter.stage import check_fits
     from teacher.filter.trace_source import source_kind
 
     note = None
     if cfg.traces:
-        limit = min(cfg.limit or _HUB_ROWS, _HUB_ROWS) if source_kind(cfg.traces) == "hub" else None
-        rows, info = read_traces(cfg.traces, cfg, limit)
-        check_fits(rows, cfg, cfg.traces)
+        limit = min(cfg.limit or _HUB_ROWS, _HUB_ROWS) if source_kind(cfg.traces) == "hub" else cfg.limit
+        reader = TraceBatches(cfg.traces, cfg.model_copy(update={"limit": limit}), cfg.batch_rows)
+        for batch in reader:  # batch by batch: a large local set is checked in bounded memory
+            check_fits(batch, cfg, cfg.traces)
+        info = reader.info
         if cfg.tokenizer and (cfg.min_completion_tokens or cfg.max_completion_tokens):
             check_model("filter.tokenizer", cfg.tokenizer)
         note = f"traces {info['summary']}" if info else None

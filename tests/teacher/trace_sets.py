@@ -51,11 +51,12 @@ def _completion(rng: random.Random, a: int, b: int, kind: str, words: int) -> st
 _KINDS = ["ok"] * 10 + ["wrong"] * 4 + ["loop", "chinese", "no_think", "truncated", "duplicate", "near"]
 
 
-def trace_rows(problems: int, samples: int = 2, words: int = 60, seed: int = 0) -> list[dict]:
-    """Rows in distill's trace columns (prompt_id, sample_idx, problem, answer, completion, messages, ...)."""
+def trace_rows(problems: int, samples: int = 2, words: int = 60, seed: int = 0, first: int = 0) -> list[dict]:
+    """Rows in distill's trace columns (prompt_id, sample_idx, problem, answer, completion, messages, ...);
+    ``first``: the first problem's number (sets written in parts)."""
     rng = random.Random(seed)
     rows: list[dict] = []
-    for p in range(problems):
+    for p in range(first, first + problems):
         a, b = rng.randint(10, 999), rng.randint(10, 999)
         problem = BENCHMARK_PROBLEM if p % 97 == 13 else f"What is {a} + {b}?"
         answer = str(a + b)
@@ -97,21 +98,21 @@ def write_benchmark(path: Path) -> Path:
     return write_jsonl(rows, path)
 
 
-def openr1_table(problems: int, samples: int = 2, words: int = 60, seed: int = 0):
+def openr1_table(problems: int, samples: int = 2, words: int = 60, seed: int = 0, first: int = 0):
     """A pyarrow table in OpenR1-Math-220k's schema: one row per problem, its generations in lists."""
     import pyarrow as pa
 
-    rows = trace_rows(problems, samples, words, seed)
+    rows = trace_rows(problems, samples, words, seed, first)
     by_problem: dict[str, list[dict]] = {}
     for row in rows:
         by_problem.setdefault(row["prompt_id"], []).append(row)
     out = []
     for pid, group in by_problem.items():
-        first = group[0]
-        answer = "" if int(pid[1:]) % 53 == 7 else first["answer"]  # some problems lack one
+        head = group[0]
+        answer = "" if int(pid[1:]) % 53 == 7 else head["answer"]  # some problems lack one
         out.append(
             {
-                "problem": first["problem"],
+                "problem": head["problem"],
                 "solution": f"Add them: {B}{{{answer}}}",
                 "answer": answer,
                 "problem_type": "Algebra",
@@ -125,7 +126,7 @@ def openr1_table(problems: int, samples: int = 2, words: int = 60, seed: int = 0
                 "finish_reasons": [r["finish_reason"] for r in group],
                 "correctness_count": sum(f"{B}{{{answer}}}" in r["completion"] for r in group),
                 "messages": [
-                    {"role": "user", "content": first["problem"]},
+                    {"role": "user", "content": head["problem"]},
                     {"role": "assistant", "content": group[0]["completion"]},
                 ],
             }
