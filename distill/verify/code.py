@@ -146,16 +146,12 @@ def _text(value) -> str:
     return value if isinstance(value, str) else str(value)
 
 
-def _call_based_asserts(tests: dict, name: str) -> list[str]:
-    # APPS/TACO call-based rows name a function; LeetCode-style answers define it as a method of Solution.
-    call = (
-        f"({name} if {name!r} in globals() else getattr(Solution(), {name!r}))"
-        if name.isidentifier()
-        else name
-    )
+def _call_based_asserts(tests: dict) -> list[str]:
+    # Run by the checker process: ``__entry__`` calls the program's function (or, LeetCode-style, the method
+    # of a ``Solution()``) across the pipe; ``__same__`` compares type-aware (see sandbox_checker.same).
     return [
-        f"import json\nassert {call}(*json.loads({json.dumps(json.dumps(i))})) == "
-        f"json.loads({json.dumps(json.dumps(o[0] if isinstance(o, list) and len(o) == 1 else o))})"
+        f"import json\nassert __same__(__entry__(*json.loads({json.dumps(json.dumps(i))})), "
+        f"json.loads({json.dumps(json.dumps(o[0] if isinstance(o, list) and len(o) == 1 else o))}))"
         for i, o in zip(tests["inputs"], tests["outputs"], strict=False)
     ]
 
@@ -189,15 +185,23 @@ def check_program(source: str, problem: CodeProblem, runner: Runner | None = Non
     pairs = _stdio_pairs(problem.tests)
     if pairs is not None:
         return _check_stdio(source, pairs, problem, runner)
-    tests, call_check = problem.tests, False
+    tests, call_check, entry = problem.tests, False, problem.entry_point
     if isinstance(tests, dict) and "inputs" in tests:
-        tests = _call_based_asserts(tests, problem.fn_name or problem.entry_point or "solution")
+        tests, entry = _call_based_asserts(tests), problem.fn_name or problem.entry_point or "solution"
     elif isinstance(tests, str):
         call_check = bool(re.search(r"^def\s+check\s*\(", tests, re.M)) and bool(problem.entry_point)
         tests = [tests] if call_check else [line for line in tests.splitlines() if line.strip()]
     if not tests:
         return CodeVerdict(False, source, "error: the problem has no tests")
-    job = Job(source, "function", list(tests), problem.entry_point, call_check, limits=problem.limits)
+    job = Job(
+        source,
+        "function",
+        list(tests),
+        entry,
+        call_check,
+        limits=problem.limits,
+        float_tolerance=problem.float_tolerance,
+    )
     return _function_verdict(source, runner.run(job), len(tests))
 
 
@@ -304,30 +308,40 @@ def verify_code_many(
         return list(pool.map(lambda item: verify_code(item[1], item[0], runner), items))
 
 
-_RUNNERS: dict[bool, LocalRunner] = {}
+_RUNNERS: dict[tuple[bool, str], LocalRunner] = {}
+SANDBOXES = ("auto", "local", "forkserver", "bwrap")
 
 
-def default_runner(network_isolation: bool = True) -> LocalRunner:
-    """The shared local runner (as root the fork server, ~2.5x the programs/s; ``DISTILL_SANDBOX=local``
-    forces an interpreter start per program); logs once whether network isolation is on."""
-    if network_isolation not in _RUNNERS:
-        import os
+def default_runner(network_isolation: bool = True, sandbox: str | None = None) -> LocalRunner:
+    """The shared runner of one kind (``sandbox``, default ``DISTILL_SANDBOX`` or ``auto``): ``auto`` is the
+    fork server as root (~2.5x the programs/s), else ``local`` (an interpreter start per program); ``bwrap``
+    runs each program inside bubblewrap (docs/sandbox.md). Logs once which protections are on."""
+    import os
 
+    kind = (sandbox or os.environ.get("DISTILL_SANDBOX") or "auto").lower()
+    if kind not in SANDBOXES:
+        raise ValueError(f"DISTILL_SANDBOX={kind!r}: expected one of {', '.join(SANDBOXES)}")
+    if (network_isolation, kind) not in _RUNNERS:
         from distill.verify.sandbox import isolation
+        from distill.verify.sandbox_bwrap import BwrapRunner
         from distill.verify.sandbox_forkserver import ForkServerRunner
 
-        fork = isolation(network_isolation).own_user and os.environ.get("DISTILL_SANDBOX", "") != "local"
-        runner = (ForkServerRunner if fork else LocalRunner)(network=network_isolation)
+        if kind == "auto":
+            kind_class = ForkServerRunner if isolation(network_isolation).own_user else LocalRunner
+        else:
+            kind_class = {"local": LocalRunner, "forkserver": ForkServerRunner, "bwrap": BwrapRunner}[kind]
+        runner = kind_class(network=network_isolation)
         log.info(
-            "code sandbox: %s, %s (python %s)",
+            "code sandbox: %s, %s (python %s)%s",
             runner.isolation.note,
             type(runner).__name__,
             runner.isolation.python,
+            "; private /tmp, /var/tmp, /dev/shm" if runner.private_tmp else "; /tmp swept after each run",
         )
         if not runner.isolation.network:
             log.warning("code sandbox: network isolation is OFF: programs can open connections")
-        _RUNNERS[network_isolation] = runner
-    return _RUNNERS[network_isolation]
+        _RUNNERS[network_isolation, kind] = runner
+    return _RUNNERS[network_isolation, kind]
 
 
 def count_reasons(verdicts: list) -> dict[str, int]:

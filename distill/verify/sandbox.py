@@ -46,13 +46,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
-from distill.verify.sandbox_io import Pump, kill_all, kill_group, kill_user
+from distill.verify.sandbox_io import Link, Pump, end_checker, kill_all, kill_group, kill_user
+from distill.verify.sandbox_tmp import sweep_tmp
 
 _DRIVER = (pathlib.Path(__file__).with_name("sandbox_driver.py")).read_text()
+_CHECKER = (pathlib.Path(__file__).with_name("sandbox_checker.py")).read_text()
 # User ids of no real user: a range of a million per parent process (by pid), each run a new one, so no two
 # runs share an id while a zombie of the first (still counted by RLIMIT_NPROC) waits for init to reap it.
 _UID_SPAN = 1_000_000
-_UID_BASE = 100_000_000 + (os.getpid() % 4_000) * _UID_SPAN
+_UID_BASE = 100_000_000 + (os.getpid() % 2_000) * _UID_SPAN  # below 2**31: bwrap maps no larger id
 
 
 @dataclass(frozen=True)
@@ -64,7 +66,8 @@ class Limits:
     memory_mb: int = 1024  # RLIMIT_AS (address space), per process
     file_size_mb: int = 16  # RLIMIT_FSIZE: the largest file it may write
     processes: int = 32  # RLIMIT_NPROC (binds when each run has its own user id, i.e. as root)
-    output_bytes: int = 1 << 20  # cap on each of stdout, stderr and the result pipe
+    output_bytes: int = 1 << 20  # cap on each of stdout, stderr, the result pipe and each reply to a call
+    tmp_mb: int = 64  # size of each private tmpfs (/tmp, /var/tmp, /dev/shm) where the runner mounts them
 
     def for_driver(self) -> dict:
         cpu = self.cpu_seconds or math.ceil(self.wall_seconds) + 1
@@ -86,6 +89,7 @@ class Job:
     entry_point: str | None = None
     call_check: bool = False  # tests define check(candidate): call it with the entry point
     stdin: bytes = b""
+    float_tolerance: float | None = None  # for call-based pairs compared by the checker's ``same``
     limits: Limits = field(default_factory=Limits)
 
 
@@ -100,6 +104,7 @@ class RunResult:
     seconds: float = 0.0
     network_isolated: bool = False
     error: str = ""  # the runner itself failed (the program never ran)
+    removed_files: int = 0  # files of the program's user id left in /tmp, /var/tmp, /dev/shm and removed
 
 
 class Runner(Protocol):
@@ -122,21 +127,22 @@ class Isolation:
         return asdict(self)
 
 
-@functools.lru_cache(maxsize=4)
-def driver_command(python: str) -> str:
-    """The ``-c`` argument that runs the driver: its code compiled once by ``python`` and passed marshalled
-    (compiling the source at every start costs ~2 ms of CPU per program); the source itself as a fallback."""
+@functools.lru_cache(maxsize=8)
+def driver_command(python: str, source: str = _DRIVER) -> str:
+    """The ``-c`` argument that runs the driver (or the checker): its code compiled once by ``python`` and
+    passed marshalled (compiling the source at every start costs ~2 ms of CPU per program); the source itself
+    as a fallback."""
     compile_it = (
         "import marshal,sys;sys.stdout.write(marshal.dumps(compile(sys.stdin.read(),'driver','exec')).hex())"
     )
     try:
         done = subprocess.run(
-            [python, "-I", "-S", "-c", compile_it], input=_DRIVER, capture_output=True, text=True, timeout=30
+            [python, "-I", "-S", "-c", compile_it], input=source, capture_output=True, text=True, timeout=30
         )
     except (OSError, subprocess.SubprocessError):
-        return _DRIVER
+        return source
     if done.returncode != 0 or not done.stdout:
-        return _DRIVER
+        return source
     return f"import marshal;exec(marshal.loads(bytes.fromhex('{done.stdout.strip()}')))"
 
 
@@ -197,9 +203,11 @@ _UIDS = _UserIds()
 
 
 class LocalRunner:
-    """Runs Python programs on this machine, each in its own process group, user id and network namespace."""
+    """Runs Python programs on this machine, each in its own process group, user id and network namespace;
+    the tests of a function-call job in a checker process beside it (``sandbox_checker.py``)."""
 
     language = "python"
+    private_tmp = False  # /tmp, /var/tmp, /dev/shm of its own per program (else: swept after the run)
 
     def __init__(self, network: bool = True) -> None:
         self.isolation = isolation(network)
@@ -218,45 +226,63 @@ class LocalRunner:
         iso = self.isolation
         uid = _UIDS.acquire() if iso.own_user else None
         workdir = tempfile.mkdtemp(prefix="distill-sandbox-")
+        removed = 0
         try:
             if uid is not None:
                 os.chown(workdir, uid, uid)
-            return self._spawn(job, workdir, uid)
+            result = self._spawn(job, workdir, uid)
         finally:
             if uid is not None:
                 kill_user(uid)
             shutil.rmtree(workdir, ignore_errors=True)
+            if uid is not None and not self.private_tmp:
+                removed = sweep_tmp(uid)
+        result.removed_files = removed
+        return result
+
+    def _sandbox_command(self, job: Job, uid: int | None) -> list[str]:
+        cmd = [p.replace("{uid}", str(uid)) for p in self.isolation.prefix]
+        return cmd + [self.isolation.python, "-I", "-S", "-c", driver_command(self.isolation.python)]
 
     def _spawn(self, job: Job, workdir: str, uid: int | None) -> RunResult:
         iso = self.isolation
-        read_fd, write_fd = os.pipe()
         nonce = secrets.token_hex(16)
         env = {"PATH": "/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8"}
-        cmd = [p.replace("{uid}", str(uid)) for p in iso.prefix]
-        cmd += [iso.python, "-I", "-S", "-c", driver_command(iso.python)]
         drop = {"user": uid, "group": uid, "extra_groups": []} if uid is not None and not iso.prefix else {}
+        read_fd, write_fd = os.pipe()
+        link = Link() if job.mode == "function" else None
+        checker = checker_uid = None
         try:
             proc = subprocess.Popen(
-                cmd,
+                self._sandbox_command(job, uid),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
-                pass_fds=(write_fd,),
+                pass_fds=(write_fd,) if link is None else link.program_ends,
                 cwd=workdir,
                 env=env,
                 start_new_session=True,
                 **drop,
             )
+            if link is not None:
+                checker_uid = _UIDS.acquire() if uid is not None else None
+                checker = self._start_checker(job, nonce, write_fd, link, checker_uid)
         finally:
             os.close(write_fd)
+            if link is not None:
+                link.close_child_ends()
         try:
-            data = _payload(job, nonce, write_fd)
+            if link is None:
+                data = _payload(job, nonce, write_fd)
+            else:
+                data = _payload(job, nonce, *link.program_ends)
             pump = Pump(proc, data, read_fd, job.limits.output_bytes, functools.partial(kill_all, proc, uid))
             streams, timed_out, overflow = pump.run(job.limits.wall_seconds)
         finally:
             kill_group(proc)
             proc.wait()
             os.close(read_fd)
+            end_checker(checker, checker_uid)
             for pipe in (proc.stdin, proc.stdout, proc.stderr):
                 with contextlib.suppress(OSError):
                     pipe.close()
@@ -269,21 +295,59 @@ class LocalRunner:
             overflow=overflow,
         )
 
+    def _start_checker(
+        self, job: Job, nonce: str, result_fd: int, link: Link, uid: int | None
+    ) -> subprocess.Popen:
+        """The trusted checker, as this user (or, as root, a user id of its own: not the program's)."""
+        python = self.isolation.python
+        prefix = ["unshare", "-G", str(uid), "-S", str(uid), "--"] if uid is not None else []
+        checker = subprocess.Popen(
+            [*prefix, python, "-I", "-S", "-c", driver_command(python, _CHECKER)],
+            stdin=subprocess.PIPE,
+            stdout=result_fd,
+            stderr=subprocess.DEVNULL,
+            pass_fds=link.checker_ends,
+            cwd="/",
+            env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
+            start_new_session=True,
+        )
+        with contextlib.suppress(OSError):  # a checker that died at once: the verdict says no tests ran
+            checker.stdin.write(checker_payload(job, nonce, *link.checker_ends))
+        with contextlib.suppress(OSError):
+            checker.stdin.close()
+        return checker
 
-def _payload(job: Job, nonce: str, result_fd: int) -> bytes:
-    """What the driver reads from stdin: length, the marshalled job, then the program's own input."""
+
+def _payload(job: Job, nonce: str, result_fd: int, request_fd: int | None = None) -> bytes:
+    """What the driver reads from stdin: length, the marshalled job, then the program's own input. In function
+    mode ``result_fd`` is the reply pipe to the checker and ``request_fd`` its requests; the tests stay out."""
     job_fields = {
         "nonce": nonce,
         "result_fd": result_fd,  # the same number in the child (pass_fds)
+        "request_fd": request_fd,
         "mode": job.mode,
         "source": job.source,
-        "tests": job.tests,
         "entry_point": job.entry_point,
-        "call_check": job.call_check,
         "limits": job.limits.for_driver(),
     }
     data = marshal.dumps(job_fields, 2)  # version 2: plain types, read by any Python 3 the sandbox runs
     return len(data).to_bytes(8, "big") + data + (job.stdin if job.mode == "stdio" else b"")
+
+
+def checker_payload(job: Job, nonce: str, reply_fd: int, request_fd: int) -> bytes:
+    """What the checker reads from stdin: length and the marshalled tests (it writes events to its stdout)."""
+    fields = {
+        "nonce": nonce,
+        "reply_fd": reply_fd,
+        "request_fd": request_fd,
+        "reply_bytes": job.limits.output_bytes,
+        "tests": list(job.tests),
+        "entry_point": job.entry_point,
+        "call_check": job.call_check,
+        "float_tolerance": job.float_tolerance,
+    }
+    data = marshal.dumps(fields, 2)
+    return len(data).to_bytes(8, "big") + data
 
 
 def _events(raw: bytes, nonce: str) -> list[dict]:

@@ -1,4 +1,4 @@
-"""The program-side half of the sandbox: run one Python program under limits and report over a pipe.
+"""The program-side half of the sandbox: run one Python program under limits; serve calls, or report.
 
 This file is not imported by distill: ``distill.verify.sandbox`` reads its text and runs it as
 ``python -I -S -c <this file>`` inside the sandbox (a fresh interpreter, no site-packages, no environment
@@ -7,26 +7,31 @@ variables read, no script directory on ``sys.path``). It uses the standard libra
 Protocol. stdin starts with an 8-byte big-endian length and the job, a ``marshal``-ed dict (``json`` would
 import ``re`` and ``enum``: more start-up time than the interpreter itself); whatever follows on stdin is the
 program's own input (stdin/stdout tests), or nothing (stdin is then /dev/null). The driver lowers its
-resource limits, then runs the program and reports one line per event on the result pipe: the job's nonce,
-a tab, and the ``repr`` of a dict ``{"event": "syntax" | "test" | "done", ...}`` (a program that writes on
-that pipe cannot forge a line without the nonce).
+resource limits, then runs the program.
 
-Function-call mode runs the program once, then each test (asserts, or a ``check`` called with the entry
-point) in a namespace with a *private copy of the builtins taken before the program ran*, so a program that
-patches ``builtins.abs`` or shadows ``len`` cannot change what the tests compute.
+Nothing here decides a verdict: this process is the program's, and the program can reach all of it
+(``sys._getframe``, ``gc.get_objects``). In function mode the tests run in the checker process
+(``sandbox_checker.py``); this driver only answers its requests on two pipes, each message a 4-byte length
+and a ``marshal``-ed tuple: first ``("ready",)`` (or ``("syntax", error)``, ``("done", status, error)`` when
+the program did not get that far), then per request ``("names", [...])`` -> what each name is, or
+``("call", name, args, kwargs)`` -> ``("value", result)`` (builtin types only) or ``("raise", type, text,
+kind)``. Whatever the program writes there instead is data the checker validates, never a verdict. In stdio
+mode the driver reports ``done`` on the result pipe (the output itself is compared by the parent).
 """
 
 import marshal
 import os
 import sys
 
+_PLAIN = (int, float, complex, str, bytes, bool, type(None))
 
-def _read_exact(count):
+
+def _read_exact(fd, count):
     buf = bytearray()
     while len(buf) < count:
-        chunk = os.read(0, count - len(buf))
+        chunk = os.read(fd, count - len(buf))
         if not chunk:
-            raise SystemExit(71)
+            return None
         buf += chunk
     return bytes(buf)
 
@@ -51,7 +56,10 @@ def _limit(job):
 
 
 def _describe(exc):
-    text = str(exc).strip().splitlines()
+    try:
+        text = str(exc).strip().splitlines()
+    except BaseException:  # noqa: BLE001 - the program's own __str__
+        text = []
     return (type(exc).__name__ + (": " + text[0] if text else ""))[:300]
 
 
@@ -63,30 +71,76 @@ def _kind(exc):
     return "runtime_error"
 
 
-def _run_function_tests(code, job, emit, builtins_copy):
+def _plain(value, depth=0):
+    """Builtin data only (exact types: a subclass with its own ``__eq__`` is not plain); no program code runs."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return True
+    if depth > 200:
+        return False
+    if kind in (list, tuple, set, frozenset):
+        return all(_plain(item, depth + 1) for item in value)
+    if kind is dict:
+        return all(_plain(k, depth + 1) and _plain(v, depth + 1) for k, v in value.items())
+    return False
+
+
+def _what(namespace, name):
+    value = namespace[name]
+    if type(value) is type(sys):
+        return ("module", str(getattr(value, "__name__", "")))
+    if callable(value):
+        return ("call",)
+    return ("value", value) if _plain(value) else ("opaque", type(value).__name__)
+
+
+def _call(namespace, name, args, kwargs):
+    try:
+        if name in namespace:
+            target = namespace[name]
+        elif name.isidentifier() and "Solution" in namespace:  # LeetCode-style: a method of Solution
+            target = getattr(namespace["Solution"](), name)
+        else:
+            target = eval(name, namespace)  # noqa: S307 - the program's own namespace, in its sandbox
+        value = target(*args, **kwargs)
+    except BaseException as exc:  # noqa: BLE001 - a program may raise anything, SystemExit included
+        return ("raise", type(exc).__name__, _describe(exc), _kind(exc))
+    if not _plain(value):
+        text = f"the result ({type(value).__name__}) cannot reach the tests: builtin data types only"
+        return ("raise", "TypeError", text, "runtime_error")
+    return ("value", value)
+
+
+def _serve_calls(code, job):
+    reply_fd, request_fd = job["result_fd"], job["request_fd"]
+    dumps, loads, write = marshal.dumps, marshal.loads, os.write  # bound before the program runs
+
+    def send(message):
+        try:
+            data = dumps(message)
+        except (ValueError, TypeError):  # e.g. a recursive list
+            data = dumps(("raise", "TypeError", "the result cannot be marshalled", "runtime_error"))
+        frame = memoryview(len(data).to_bytes(4, "big") + data)
+        while len(frame):
+            frame = frame[write(reply_fd, frame) :]
+
     namespace = {"__name__": "__main__", "__builtins__": __builtins__}
     try:
         exec(code, namespace)
-    except BaseException as exc:  # noqa: BLE001 - a program may raise anything, SystemExit included
-        emit(
-            event="done",
-            status=_kind(exc) if _kind(exc) != "failed" else "runtime_error",
-            error=_describe(exc),
-        )
+    except BaseException as exc:  # noqa: BLE001
+        send(("done", _kind(exc) if _kind(exc) != "failed" else "runtime_error", _describe(exc)))
         return
-    entry = job.get("entry_point")
-    for index, test in enumerate(job["tests"]):
-        scope = {k: v for k, v in namespace.items() if k not in builtins_copy and not k.startswith("__")}
-        scope.update(__builtins__=dict(builtins_copy), __name__="__test__")
-        try:
-            exec(compile(test, f"<test {index + 1}>", "exec"), scope)
-            if job["call_check"]:
-                scope["check"](namespace[entry])
-        except BaseException as exc:  # noqa: BLE001
-            emit(event="test", i=index, ok=False, status=_kind(exc), error=_describe(exc))
-            continue
-        emit(event="test", i=index, ok=True)
-    emit(event="done", status="ok")
+    send(("ready",))
+    while True:
+        head = _read_exact(request_fd, 4)
+        body = head and _read_exact(request_fd, int.from_bytes(head, "big"))
+        if body is None:
+            return  # the checker is done (or gone)
+        request = loads(body)
+        if request[0] == "names":
+            send(("names", {n: _what(namespace, n) for n in request[1] if n in namespace}))
+        else:
+            send(_call(namespace, *request[1:]))
 
 
 def _run_stdio(code, emit):
@@ -109,7 +163,30 @@ def _run_stdio(code, emit):
 
 
 def main():
-    job = marshal.loads(_read_exact(int.from_bytes(_read_exact(8), "big")))
+    head = _read_exact(0, 8)
+    body = head and _read_exact(0, int.from_bytes(head, "big"))
+    if not body:
+        raise SystemExit(71)
+    job = marshal.loads(body)
+    _limit(job)
+    if job["mode"] == "function":
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
+        try:
+            code = compile(job.pop("source"), "solution.py", "exec")
+        except (SyntaxError, ValueError) as exc:
+            code, error = None, _describe(exc)
+        if code is None:
+            data = marshal.dumps(("syntax", error))
+            os.write(job["result_fd"], len(data).to_bytes(4, "big") + data)
+            return
+        _serve_calls(code, job)
+        try:  # noqa: SIM105
+            sys.stdout.flush()
+        except BaseException:  # noqa: BLE001
+            pass
+        os._exit(0)  # threads the program left running do not hold the verdict up
     results = os.fdopen(job["result_fd"], "w", buffering=1)
     prefix = job.pop("nonce") + "\t"
     write = results.write  # bound before the program runs
@@ -120,24 +197,12 @@ def main():
         except BaseException:  # noqa: BLE001 - the program closed the pipe: the parent sees no report
             pass
 
-    _limit(job)
-    if job["mode"] == "function":
-        devnull = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(devnull, 0)
-        os.close(devnull)
-    import builtins
-
-    builtins_copy = dict(builtins.__dict__)
     try:
-        code = compile(job["source"], "solution.py", "exec")
+        code = compile(job.pop("source"), "solution.py", "exec")
     except (SyntaxError, ValueError) as exc:
         emit(event="syntax", error=_describe(exc))
         return
-    del job["source"]
-    if job["mode"] == "function":
-        _run_function_tests(code, job, emit, builtins_copy)
-    else:
-        _run_stdio(code, emit)
+    _run_stdio(code, emit)
 
 
 main()

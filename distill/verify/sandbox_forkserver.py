@@ -22,60 +22,95 @@ import subprocess
 import threading
 
 from distill.verify.sandbox import (
+    _CHECKER,
     _DRIVER,
+    _UIDS,
     Job,
     LocalRunner,
     RunResult,
     _events,
     _payload,
+    checker_payload,
 )
-from distill.verify.sandbox_io import Pump, kill_all, kill_group, kill_user
+from distill.verify.sandbox_io import Link, Pump, kill_all, kill_group, kill_user
+from distill.verify.sandbox_tmp import MOUNT_CODE, private_mounts_work
 
-# The server: receives (workdir, uid, network) + the child's 4 descriptors, forks, reports the pid, waits for
-# the child and reports its wait status. One request at a time (one server per pool thread).
-_SERVER = r"""
+# The server: receives a request + the program's descriptors (stdin, stdout, stderr, result or reply, [request])
+# and, for a function-call job, the checker's (stdin, stdout, stderr, reply, request); forks the program (and
+# the checker), reports the pids, waits for them and reports the program's wait status. One request at a
+# time (one server per pool thread).
+_SERVER = (
+    r"""
 import ctypes, marshal, os, socket, sys
 libc = ctypes.CDLL(None, use_errno=True)
-driver = compile(sys.stdin.read(), "sandbox_driver.py", "exec")
+driver_text, checker_text = sys.stdin.read().split("\0")
+driver = compile(driver_text, "sandbox_driver.py", "exec")
+checker = compile(checker_text, "sandbox_checker.py", "exec")
 sock = socket.socket(fileno=int(sys.argv[1]))
+"""
+    + MOUNT_CODE
+    + r"""
+def child(fds, uid, code, env, setup):
+    try:
+        os.setsid()
+        for target, fd in enumerate(fds):
+            os.dup2(fd, target)
+        os.closerange(len(fds), 1 << 16)
+        setup()
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+        libc.prctl(4, 1, 0, 0, 0)  # PR_SET_DUMPABLE: /proc/<pid> owned by uid, so kill_user finds it
+        os.environ.clear()
+        os.environ.update(env)
+        exec(code, {"__name__": "__main__", "__builtins__": __builtins__})
+        sys.stdout.flush()
+        os._exit(0)
+    except SystemExit as exc:
+        os._exit(exc.code if isinstance(exc.code, int) else 1)
+    except BaseException:
+        os._exit(71)
+
+def program_setup(request):
+    if request["private_tmp"]:
+        if not private_tmp(libc, request["tmp_mb"], request["network"]):
+            os._exit(70)
+        os.makedirs(request["workdir"], exist_ok=True)
+        os.chown(request["workdir"], request["uid"], request["uid"])
+    elif request["network"] and libc.unshare(0x40000000) != 0:
+        os._exit(70)
+    os.chdir(request["workdir"])
+
+def checker_setup():
+    os.chdir("/")
+
 while True:
     try:
-        data, fds, _, _ = socket.recv_fds(sock, 1 << 16, 4)
+        data, fds, _, _ = socket.recv_fds(sock, 1 << 16, 10)
     except OSError:
         os._exit(0)
     if not data:
         os._exit(0)
     request = marshal.loads(data)
+    split = request["program_fds"]
     pid = os.fork()
     if pid == 0:
-        try:
-            os.setsid()
-            for target, fd in enumerate(fds):
-                os.dup2(fd, target)
-            os.closerange(4, 1 << 16)
-            if request["network"] and libc.unshare(0x40000000) != 0:
-                os._exit(70)
-            os.chdir(request["workdir"])
-            uid = request["uid"]
-            os.setgroups([])
-            os.setgid(uid)
-            os.setuid(uid)
-            libc.prctl(4, 1, 0, 0, 0)  # PR_SET_DUMPABLE: /proc/<pid> owned by uid, so kill_user finds it
-            os.environ.clear()
-            os.environ.update(request["env"])
-            exec(driver, {"__name__": "__main__", "__builtins__": __builtins__})
-            sys.stdout.flush()
-            os._exit(0)
-        except SystemExit as exc:
-            os._exit(exc.code if isinstance(exc.code, int) else 1)
-        except BaseException:
-            os._exit(71)
+        child(fds[:split], request["uid"], driver, request["env"], lambda: program_setup(request))
+    checker_pid = 0
+    if request["checker_uid"] is not None:
+        checker_pid = os.fork()
+        if checker_pid == 0:
+            env = {"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"}
+            child(fds[split:], request["checker_uid"], checker, env, checker_setup)
     for fd in fds:
         os.close(fd)
     sock.sendall(marshal.dumps(("pid", pid)))
     _, status = os.waitpid(pid, 0)
+    if checker_pid:
+        os.waitpid(checker_pid, 0)
     sock.sendall(marshal.dumps(("status", status)))
 """
+)
 
 
 class _Server:
@@ -91,7 +126,7 @@ class _Server:
         )
         theirs.close()
         self.sock.settimeout(60)  # a server that stops answering is replaced, never waited on forever
-        self.proc.stdin.write(_DRIVER)
+        self.proc.stdin.write(_DRIVER + "\0" + _CHECKER)
         self.proc.stdin.close()
 
     def start(self, request: dict, fds: list[int]) -> int:
@@ -139,6 +174,7 @@ class ForkServerRunner(LocalRunner):
         super().__init__(network)
         if not self.isolation.own_user:
             raise RuntimeError("ForkServerRunner needs root (a user id per run); use LocalRunner")
+        self.private_tmp = private_mounts_work(self.isolation.python)
         self._idle: list[_Server] = []  # one server per program running at once, reused
         self._lock = threading.Lock()
 
@@ -157,29 +193,46 @@ class ForkServerRunner(LocalRunner):
 
     def _spawn(self, job: Job, workdir: str, uid: int | None) -> RunResult:
         nonce = secrets.token_hex(16)
-        pipes = [os.pipe() for _ in range(4)]  # stdin, stdout, stderr, result
-        child_ends = [pipes[0][0], pipes[1][1], pipes[2][1], pipes[3][1]]
+        stdin, stdout, stderr, result = (os.pipe() for _ in range(4))
+        link = Link() if job.mode == "function" else None
+        if link is None:
+            ends, checker_uid = [stdin[0], stdout[1], stderr[1], result[1]], None
+        else:  # the program talks to the checker only; the checker writes the events to us
+            checker_in = os.pipe()
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            ends = [stdin[0], stdout[1], stderr[1], *link.program_ends]
+            ends += [checker_in[0], result[1], devnull, *link.checker_ends]
+            checker_uid = _UIDS.acquire()
         env = {"PATH": "/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8"}
-        request = {"workdir": workdir, "uid": uid, "network": self.isolation.network, "env": env}
+        request = {
+            "workdir": workdir,
+            "uid": uid,
+            "network": self.isolation.network,
+            "env": env,
+            "private_tmp": self.private_tmp,
+            "tmp_mb": job.limits.tmp_mb,
+            "program_fds": 4 if link is None else 5,
+            "checker_uid": checker_uid,
+        }
         server = self._acquire()
         try:
-            pid = server.start(request, child_ends)
+            pid = server.start(request, ends)
         except BaseException:
             server.close()
-            for fd in (pipes[0][1], pipes[1][0], pipes[2][0], pipes[3][0]):
+            for fd in (stdin[1], stdout[0], stderr[0], result[0], *([checker_in[1]] if link else [])):
                 os.close(fd)
             raise
         finally:
-            for fd in child_ends:
+            for fd in ends:
                 os.close(fd)
-        child = _Child(
-            pid, os.fdopen(pipes[0][1], "wb"), os.fdopen(pipes[1][0], "rb"), os.fdopen(pipes[2][0], "rb")
-        )
+        if link is not None:
+            _feed(checker_in[1], checker_payload(job, nonce, 3, 4))
+        child = _Child(pid, os.fdopen(stdin[1], "wb"), os.fdopen(stdout[0], "rb"), os.fdopen(stderr[0], "rb"))
         try:
             pump = Pump(
                 child,
-                _payload(job, nonce, 3),
-                pipes[3][0],
+                _payload(job, nonce, 3, 4 if link else None),
+                result[0],
                 job.limits.output_bytes,
                 functools.partial(kill_all, child, uid),
             )
@@ -187,7 +240,9 @@ class ForkServerRunner(LocalRunner):
         finally:
             kill_group(child)
             kill_user(uid)
-            os.close(pipes[3][0])
+            if checker_uid is not None:
+                kill_user(checker_uid)
+            os.close(result[0])
             for pipe in (child.stdin, child.stdout, child.stderr):
                 with contextlib.suppress(OSError):
                     pipe.close()
@@ -206,3 +261,12 @@ class ForkServerRunner(LocalRunner):
             timed_out,
             overflow,
         )
+
+
+def _feed(fd: int, data: bytes) -> None:
+    """Write the checker's job and close its stdin (a checker that died at once simply reports nothing)."""
+    with contextlib.suppress(OSError):
+        view = memoryview(data)
+        while len(view):
+            view = view[os.write(fd, view) :]
+    os.close(fd)

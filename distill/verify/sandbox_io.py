@@ -140,3 +140,27 @@ class Pump:
                 kill_group(self.proc)
                 return True
         return False
+
+
+class Link:
+    """The two pipes between a program and its checker: requests (calls) one way, replies the other."""
+
+    def __init__(self) -> None:
+        self.reply_read, self.reply_write = os.pipe()
+        self.request_read, self.request_write = os.pipe()
+        self.program_ends = (self.reply_write, self.request_read)
+        self.checker_ends = (self.reply_read, self.request_write)
+
+    def close_child_ends(self) -> None:
+        for fd in (*self.program_ends, *self.checker_ends):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def end_checker(checker: subprocess.Popen | None, uid: int | None) -> None:
+    if checker is None:
+        return
+    kill_group(checker)
+    checker.wait()
+    if uid is not None:
+        kill_user(uid)

