@@ -82,12 +82,20 @@ def _teacher_target(recipe, resolve) -> EvalTarget:
     return target
 
 
-def differences(results: dict[str, dict], targets: list[EvalTarget], bases: dict[str, str], tasks):
-    """Each student against its base model and the teacher, paired over problems, per task."""
+def differences(
+    results: dict[str, dict],
+    targets: list[EvalTarget],
+    bases: dict[str, str],
+    tasks,
+    inits: dict[str, str] | None = None,
+):
+    """Each student against its base model, the teacher and (``inits``: student -> the student it started
+    from) the model it came from: what each phase of a multi-stage recipe added, paired over problems."""
     teacher = next((t.label for t in targets if t.role == "teacher"), None)
     out = []
     for student in (t.label for t in targets if t.role == "student"):
-        for versus, reference in (("base", bases.get(student)), ("teacher", teacher)):
+        compared = (("base", bases.get(student)), ("teacher", teacher), ("init", (inits or {}).get(student)))
+        for versus, reference in compared:
             if reference is None:
                 continue
             for task in tasks:
@@ -138,7 +146,8 @@ def evaluate(recipe, run_root: Path, out_dir: Path) -> StageResult:
         {**row, "trained_template": templates[row["model"]]} if row["model"] in templates else row
         for row in rows
     ]
-    diffs = differences(results, targets, bases, cfg.tasks)
+    inits = {s.name: s.init for s in recipe.students if s.init}
+    diffs = differences(results, targets, bases, cfg.tasks, inits)
     outputs = write_comparison(rows, diffs, out_dir, extraction=extraction_rule(cfg.tasks))
     students = [t.label for t in targets if t.role == "student"]
     gate = release_gate(rows, diffs, students, recipe.release.gate, cfg.tasks)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from distill.report.lineage import lineage_rows
 from distill.report.traces import collect_nodes
 from distill.runs import MANIFEST, Run
 
@@ -77,6 +78,7 @@ def collect(
     facts["generation"] = _generation(root, manifest, by_name.get("generate"))
     facts["filter"] = read_json(root / "filter" / "report.json") if _has(by_name, "filter") else None
     facts["traces"] = collect_nodes(root, stages, recipe)
+    facts["phases"] = lineage_rows(manifest) if recipe.get("students") or recipe.get("grpo") else []
     facts["training"] = [_training(root, s) for s in stages if s["family"] in TRAINING_FILES]
     facts["eval"] = _eval(root) if _has(by_name, "eval") else None
     facts["release"] = read_json(root / "release" / "release.json") if _has(by_name, "publish") else None

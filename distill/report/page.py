@@ -8,9 +8,9 @@ from __future__ import annotations
 from html import escape
 from typing import Any
 
+from distill.report import lineage, traces
 from distill.report import sections_data as data
 from distill.report import sections_results as results
-from distill.report import traces
 from distill.report.cells import fmt, pct, table
 
 CSS = """
@@ -31,7 +31,7 @@ table.traces pre{margin:0;max-height:24em;overflow:auto;word-break:normal;overfl
 table.traces caption{text-align:left;font-weight:600;padding:2px 0}table.t-removed caption{color:#a33}
 table.t-passed caption{color:#285}td.t-sample{font-size:.85em;word-break:break-all}
 """
-SECTIONS = ("stages", "generation", "filter", "traces", "training", "eval", "release", "cost")
+SECTIONS = ("stages", "phases", "generation", "filter", "traces", "training", "eval", "release", "cost")
 
 
 def render(facts: dict[str, Any]) -> str:
@@ -39,6 +39,7 @@ def render(facts: dict[str, Any]) -> str:
     drawers = [
         ("header", lambda: _header(facts)),
         ("stages", lambda: _stages(facts["stages"])),
+        ("phases", lambda: lineage.lineage_section(facts.get("phases") or [])),
         ("generation", lambda: data.generation(facts.get("generation"))),
         ("filter", lambda: data.filter(facts.get("filter"))),
         ("traces", lambda: traces.section(facts.get("traces") or [])),

@@ -38,7 +38,19 @@ def status_text(root: Path, rows: list[dict[str, Any]], state: str) -> str:
         "  ".join(cell.ljust(w) for cell, w in zip(line[:-1], widths, strict=True)) + "  " + line[-1]
         for line in lines
     )
-    return f"{root}: {state}\n{text}"
+    return f"{root}: {state}\n{text}{_phases(root)}"
+
+
+def _phases(root: Path) -> str:
+    """A recipe of several phases (grpo, rounds, a student started from another): its graph, below."""
+    from distill.report.collect import read_json
+    from distill.report.lineage import lineage_rows, lineage_text, multi_phase
+    from distill.runs import MANIFEST
+
+    manifest = read_json(root / MANIFEST) or {}
+    if not multi_phase(manifest.get("recipe") or {}):
+        return ""
+    return "\n\n" + lineage_text(lineage_rows(manifest))
 
 
 def status_table(root: Path, planned: list[Planned]) -> tuple[str, int]:

@@ -136,6 +136,20 @@ def test_differences_pair_each_student_with_its_base_and_the_teacher():
     assert diffs["teacher"]["difference"] == 0.75 and diffs["teacher"]["problems"] == 2
 
 
+def test_a_student_started_from_another_is_paired_with_it():
+    """init: what one phase (say GRPO after SFT) added over the student it started from."""
+    from eval.backends import EvalTarget
+    from eval.stage import differences
+
+    targets = [EvalTarget("A", "a", "hf", "student"), EvalTarget("B", "b", "hf", "student")]
+    per_problem = {"A": {"x": {"p": [2, 1, 0], "q": [2, 0, 0]}}, "B": {"x": {"p": [2, 2, 1], "q": [2, 1, 0]}}}
+    results = {label: {"per_problem": p} for label, p in per_problem.items()}
+    diffs = differences(results, targets, {}, ["x"], {"B": "A"})
+    assert [(d["student"], d["versus"], d["reference"], d["difference"]) for d in diffs] == [
+        ("B", "init", "A", 0.5)
+    ]
+
+
 def write(tmp_path, recipe: dict) -> Path:
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump(recipe))
