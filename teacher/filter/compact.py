@@ -3,7 +3,8 @@
 A streamed filter (teacher.filter.stream) keeps, per verified row, its prompt id and sample index, its
 verdict, the first row-level filter that removed it, a 16-byte key of its normalised trace (exact dedup), its
 near-dedup group key, lengths, and the few report fields. The set-level filters then run over these columns
-in the stage's order; near dedup alone reads the texts again (``texts``), only those still kept.
+in the stage's order; near dedup alone reads texts again (``signatures``: MinHash signatures of the rows
+still kept, computed where the texts are).
 """
 
 from __future__ import annotations
@@ -38,7 +39,8 @@ STATE_COLUMNS = (
     "problem_head",
 )
 _HEAD = 160  # characters of a contaminated problem the report shows
-Texts = Callable[[set[int]], Iterator[tuple[int, str]]]
+# near dedup's signatures of the rows asked for, in row order (computed where the texts are)
+Signatures = Callable[[set[int]], Iterator[tuple[int, Any]]]
 
 
 def trace_text(row: Row) -> str:
@@ -107,7 +109,11 @@ class Funnel:
 
 
 def decide(
-    state: State, cfg: FilterConfig, row_filters: list[str], seconds: dict[str, float], texts: Texts
+    state: State,
+    cfg: FilterConfig,
+    row_filters: list[str],
+    seconds: dict[str, float],
+    signatures: Signatures,
 ) -> tuple[list, list, list[dict]]:
     """Final (removed_by, removed_detail, funnel) of every row: the row-level filters' verdicts as recorded,
     then correctness, pass-rate band, exact and near dedup and the per-prompt cap over the compact columns."""
@@ -132,7 +138,7 @@ def decide(
     if cfg.dedup.exact:
         _timed(funnel, "exact_duplicate", lambda kept: _exact(state, kept))
     if cfg.dedup.near:
-        _timed(funnel, "near_duplicate", lambda kept: _near(state, kept, cfg, texts))
+        _timed(funnel, "near_duplicate", lambda kept: _near(state, kept, cfg, signatures))
     if cfg.keep_per_prompt:
         _timed(
             funnel,
@@ -184,11 +190,11 @@ def _exact(state: State, kept: list[int]) -> list[str | None]:
     return out
 
 
-def _near(state: State, kept: list[int], cfg: FilterConfig, texts: Texts) -> list[str | None]:
+def _near(state: State, kept: list[int], cfg: FilterConfig, signatures: Signatures) -> list[str | None]:
     index = NearDuplicates(cfg.dedup.threshold, cfg.dedup.ngram, cfg.dedup.num_perm)
     found: dict[int, int | None] = {}
-    for i, text in texts(set(kept)):  # in row order
-        found[i] = index.check(i, text, state["near_group"][i])
+    for i, values in signatures(set(kept)):  # in row order
+        found[i] = index.check_signature(i, values, state["near_group"][i])
     return [None if found[i] is None else f"near {_name(state, found[i])}" for i in kept]
 
 

@@ -9,6 +9,7 @@ teach the same thing twice.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 
@@ -52,44 +53,56 @@ def near_duplicates(
     return [index.check(i, text, group) for i, (text, group) in enumerate(zip(texts, groups, strict=True))]
 
 
+@functools.cache
+def _template(num_perm: int):
+    from datasketch import MinHash
+
+    return MinHash(num_perm=num_perm, seed=1)  # permutations are costly to draw: share one set
+
+
+def signature(text: str, ngram: int = 5, num_perm: int = 128) -> np.ndarray:
+    """The MinHash signature (num_perm 64-bit values) of the text's shingles: a pure function of the text,
+    so it may be computed anywhere (in worker processes) and checked later."""
+    from datasketch import MinHash
+
+    template = _template(num_perm)
+    sketch = MinHash(num_perm=num_perm, permutations=template.permutations, scheme=template.scheme)
+    sketch.update_batch(list(shingles(text, ngram)))
+    return sketch.hashvalues
+
+
 class NearDuplicates:
     """Texts seen one at a time (a stream): each is checked against the earlier *kept* ones.
 
     Candidates come from MinHash LSH (datasketch); each is confirmed by its estimated Jaccard similarity
-    so that LSH's false positives never remove a row. Per kept text it holds the signature (num_perm
-    64-bit values), its LSH band keys and a short group key, never the text.
+    (datasketch's MinHash.jaccard: the share of equal signature values) so that LSH's false positives never
+    remove a row. Per kept text it holds the signature, its LSH band keys and a group key, never the text.
     """
 
     def __init__(self, threshold: float = 0.85, ngram: int = 5, num_perm: int = 128) -> None:
-        from datasketch import MinHash, MinHashLSH
+        from datasketch import MinHashLSH
 
         self.threshold, self.ngram, self.num_perm = threshold, ngram, num_perm
         self.lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
-        self.template = MinHash(num_perm=num_perm, seed=1)  # permutations are costly to draw: share one set
         self.kept: dict[int, tuple[np.ndarray, bytes]] = {}
 
     def check(self, index: int, text: str, group: str) -> int | None:
         """The smallest index of a kept near-duplicate of ``text`` in its group; else None (it is kept)."""
-        from datasketch import MinHash
+        return self.check_signature(index, signature(text, self.ngram, self.num_perm), group)
 
-        template = self.template
-        sketch = MinHash(num_perm=self.num_perm, permutations=template.permutations, scheme=template.scheme)
-        sketch.update_batch(list(shingles(text, self.ngram)))
-        values, group_key = sketch.hashvalues, _group_key(group)
+    def check_signature(self, index: int, values: np.ndarray, group: str) -> int | None:
+        from datasketch import LeanMinHash
+
+        sketch = LeanMinHash(seed=1, hashvalues=values, scheme=_template(self.num_perm).scheme)
+        group_key = hashlib.blake2b(group.encode(), digest_size=16).digest()
         match = None
         for key in self.lsh.query(sketch):
             other = int(key)
             other_values, other_group = self.kept[other]
-            # datasketch's MinHash.jaccard: the share of equal signature values
-            if other_group == group_key and np.count_nonzero(values == other_values) / len(values) >= (
-                self.threshold
-            ):
+            similar = np.count_nonzero(values == other_values) / len(values) >= self.threshold
+            if other_group == group_key and similar:
                 match = other if match is None else min(match, other)
         if match is None:
             self.lsh.insert(str(index), sketch)
             self.kept[index] = (values, group_key)
         return match
-
-
-def _group_key(group: str) -> bytes:
-    return hashlib.blake2b(group.encode(), digest_size=16).digest()

@@ -8,9 +8,10 @@ from its last finished batch). ``--chunk I/N`` does the batches numbered I, I+N,
 the whole source (cheap next to verifying it) so that all cut it into the same batches.
 
 Finish, once every batch is: the whole-set filters (correctness, pass-rate band, exact and near dedup, the
-per-prompt cap) run over the compact columns of all rows, near dedup reading the kept texts once more; then
-verified.parquet and train.parquet are written batch by batch (pyarrow ParquetWriter) with the types one
-read of the whole set gives, and the report. The outputs equal the in-memory filter's (the same kept rows,
+per-prompt cap) run over the compact columns of all rows, near dedup reading the kept texts once more to
+compute their MinHash signatures over the worker processes; then verified.parquet and train.parquet are
+written batch by batch (pyarrow ParquetWriter) with the types one read of the whole set gives, and the
+report. The outputs equal the in-memory filter's (the same kept rows,
 order and report).
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,7 @@ from distill.runs import atomic_path, atomic_write_json
 from teacher.filter import compact
 from teacher.filter.batches import TraceBatches
 from teacher.filter.decontaminate import Decontaminator
+from teacher.filter.dedup import signature
 from teacher.filter.outputs import write_outputs
 from teacher.filter.report import build_report, write_report
 
@@ -149,22 +152,44 @@ def _load_state(work: Path, total: int) -> compact.State:
     return pa.concat_tables(tables, promote_options="default").to_pydict()
 
 
-def _texts(work: Path, total: int):
-    """Texts of the rows asked for, in row order, read back from the batch files (near dedup)."""
+def _signatures(work: Path, sizes: list[int], cfg: FilterConfig) -> compact.Signatures:
+    """Near dedup's MinHash signatures of the rows asked for, batch file by batch file over ``cfg.workers``
+    processes (the costly part of near dedup; the LSH itself stays in this process, in row order)."""
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    dedup = cfg.dedup
+
+    def signatures(wanted: set[int]):
+        jobs, offset = [], 0
+        for number, size in enumerate(sizes):
+            rows = sorted(i for i in wanted if offset <= i < offset + size)
+            if rows:
+                jobs.append((_paths(work, number)[0], offset, rows, dedup.ngram, dedup.num_perm))
+            offset += size
+        if cfg.workers <= 0:
+            for job in jobs:
+                yield from batch_signatures(*job)
+            return
+        with ProcessPoolExecutor(cfg.workers, mp_context=get_context("spawn")) as pool:
+            pending = deque(pool.submit(batch_signatures, *job) for job in jobs[: 2 * cfg.workers])
+            for job in jobs[2 * cfg.workers :] + [None] * len(pending):
+                yield from pending.popleft().result()  # in order; a few batches ahead at most
+                if job is not None:
+                    pending.append(pool.submit(batch_signatures, *job))
+
+    return signatures
+
+
+def batch_signatures(path: Path, offset: int, rows: list[int], ngram: int, num_perm: int) -> list:
+    """(row, signature) of ``rows`` (positions in the whole set) of one batch file starting at ``offset``."""
     import pyarrow.parquet as pq
 
-    def texts(wanted: set[int]):
-        offset = 0
-        for number in range(total):
-            table = pq.read_table(_paths(work, number)[0], columns=["problem", "messages", "completion"])
-            size = table.num_rows
-            if any(offset <= i < offset + size for i in wanted):
-                for position, row in enumerate(table.to_pylist()):
-                    if offset + position in wanted:
-                        yield offset + position, compact.trace_text(row)
-            offset += size
-
-    return texts
+    table = pq.read_table(path, columns=["problem", "messages", "completion"])
+    picked = table.take([i - offset for i in rows]).to_pylist()
+    return [
+        (i, signature(compact.trace_text(row), ngram, num_perm)) for i, row in zip(rows, picked, strict=True)
+    ]
 
 
 def finish(
@@ -190,7 +215,9 @@ def finish(
         for name, value in meta["seconds"].items():
             seconds[name] = seconds.get(name, 0.0) + value
     row_names = [name for name, _ in stage.row_filters(cfg, decontaminator)]
-    removed_by, detail, funnel = compact.decide(state, cfg, row_names, seconds, _texts(work, total))
+    removed_by, detail, funnel = compact.decide(
+        state, cfg, row_names, seconds, _signatures(work, [m["rows"] for m in metas], cfg)
+    )
     state["removed_by"], state["removed_detail"] = removed_by, detail
     verify_seconds = sum(m["verify_seconds"] for m in metas)
     report = build_report(state, funnel, cfg, verify_seconds, decontaminator)

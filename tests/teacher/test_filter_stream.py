@@ -74,12 +74,15 @@ def sources(tmp_path_factory) -> dict:
     }
 
 
-@pytest.mark.parametrize("case", ["jsonl-everything", "jsonl-defaults", "openr1-cap", "openr1-reverify"])
+@pytest.mark.parametrize(
+    "case", ["jsonl-everything", "jsonl-defaults", "jsonl-workers", "openr1-cap", "openr1-reverify"]
+)
 def test_streamed_filter_equals_the_whole_set_filter(tmp_path: Path, sources: dict, case: str):
     kind, settings = case.split("-")
     fields = {
         "everything": _everything_on(sources["bench"]),
         "defaults": {"workers": 0},
+        "workers": {"workers": 2},  # verification and near dedup's signatures in worker processes
         "cap": {"workers": 0, "keep_per_prompt": 1},
         "reverify": {"workers": 0, "reverify": True, "keep_per_prompt": 2, "require_think_format": True},
     }[settings]
