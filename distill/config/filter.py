@@ -194,6 +194,14 @@ class FilterConfig(Section):
     def _known_fallback(cls, value: str) -> str:
         return check_answer_fallback(value)
 
+    @model_validator(mode="after")
+    def _readability_removes_through_correctness(self) -> FilterConfig:
+        if self.judge is not None and self.judge.readability and not self.correctness:
+            raise ValueError(
+                "judge.readability drops unreadable traces through the correctness step: set correctness: true"
+            )
+        return self
+
     @field_validator("pass_rate_band")
     @classmethod
     def _band_in_order(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:

@@ -14,7 +14,7 @@ from pydantic import Field, field_validator, model_validator
 
 from distill.config.base import Section, added, check_key_env_name, runtime
 
-JUDGE_USES = ("equivalence", "rubric", "pairwise")
+JUDGE_USES = ("equivalence", "rubric", "pairwise", "readability")
 
 
 class JudgePrices(Section):
@@ -48,7 +48,7 @@ class JudgeConfig(Section):
     templates: dict[str, str] = Field(
         default_factory=dict,
         description="Replace a shipped template (distill/judge/templates/<use>.yaml): use -> your file, for "
-        "uses equivalence, rubric, pairwise. Its content enters the fingerprint.",
+        "uses equivalence, rubric, pairwise, readability. Its content enters the fingerprint.",
     )
     concurrency: int = runtime(8, ge=1, description="Requests in flight per endpoint.")
     max_retries: int = runtime(6, ge=0, description="Retries per call on 429/5xx/timeouts/disconnects.")
@@ -92,6 +92,13 @@ class FilterJudgeConfig(Section):
         "readability, language consistency), kept at min_score or above.",
     )
     min_score: int = Field(7, ge=1, le=10, description="Keep threshold of the 1-10 rubric score.")
+    readability: bool = added(
+        False,
+        description="Every trace the verifier (or the judge) kept: a 1-10 readability score of its reasoning "
+        "(language consistency, structure, a plainly stated answer; template `readability`), kept at "
+        "min_readability or above: R1's cold-start filter, for any round.",
+    )
+    min_readability: int = added(6, ge=1, le=10, description="Keep threshold of the readability score.")
     agreement_sample: int = Field(
         0,
         ge=0,

@@ -22,10 +22,30 @@ from distill.errors import DistillError
 SHIPPED = Path(__file__).with_name("templates")
 _PLACEHOLDER = re.compile(r"\{\{\s*(\w+)\s*\}\}")
 
+# What a judged text could use to leave its block or speak as someone else: a tag (`</candidate>`, `<system>`,
+# `<start_of_turn>`), a chat template's special tokens (`<|im_start|>`, `<｜User｜>`, `[INST]`, `<<SYS>>`).
+_TAG = re.compile(r"<((?:\s*/\s*)?[A-Za-z_][^<>\n]{0,80})>")
+_CHAT_MARKER = re.compile(r"<\|[^<>\n]{0,60}?\|>|<｜[^<>\n]{0,60}?｜>|\[/?INST\]|<</?SYS>>")
+
+
+def escape_value(text: str) -> str:
+    """A value as it is placed in a template: every tag-like ``<...>`` and chat-template marker written with
+    ``&lt;``/``&gt;`` (``[INST]`` as ``&#91;INST&#93;``), so it can neither close its ``<candidate>``-style
+    block nor open a chat role; everything else (math, code, ``a < b``) is left as it was."""
+    text = _CHAT_MARKER.sub(
+        lambda m: (
+            m.group(0).replace("<", "&lt;").replace(">", "&gt;").replace("[", "&#91;").replace("]", "&#93;")
+        ),
+        text,
+    )
+    return _TAG.sub(lambda m: f"&lt;{m.group(1)}&gt;", text)
+
+
 # Per use: the output kind it parses and the variables the caller fills in.
 USES: dict[str, tuple[str, tuple[str, ...]]] = {
     "equivalence": ("verdict", ("problem", "reference", "answer")),
     "rubric": ("score", ("problem", "response")),
+    "readability": ("score", ("problem", "response")),
     "pairwise": ("pairwise", ("problem", "response_a", "response_b")),
 }
 # What the prompt must ask for, per output kind: the marker the parser looks for.
@@ -44,13 +64,14 @@ class Template:
     digest: str = ""  # sha256 of the file's text: the cache key and the fingerprint take it
 
     def render(self, values: dict[str, Any]) -> list[dict[str, str]]:
-        """Chat messages with the values substituted once (a value's own ``{{...}}`` is never expanded)."""
+        """Chat messages with the values substituted once (a value's own ``{{...}}`` is never expanded) and
+        escaped (``escape_value``: a value cannot close its block or start a chat role)."""
         missing = [name for name in self.variables if name not in values]
         if missing:
             raise DistillError(f"{self.source}: no value for {', '.join(missing)} (a bug in the caller)")
 
         def fill(text: str) -> str:
-            return _PLACEHOLDER.sub(lambda m: str(values[m.group(1)]), text)
+            return _PLACEHOLDER.sub(lambda m: escape_value(str(values[m.group(1)])), text)
 
         messages = [{"role": "system", "content": fill(self.system)}] if self.system.strip() else []
         return [*messages, {"role": "user", "content": fill(self.prompt)}]

@@ -3,6 +3,9 @@
 - *equivalence*: a trace with a reference answer but no verifier verdict (the reference does not parse, no
   answer could be extracted, the verifier timed out or raised) — does its final answer match the reference?
 - *quality*: a trace whose prompt has no reference answer — a 1-10 rubric score, kept at ``min_score`` or more.
+- *readability* (R1's cold-start filter): every trace still kept after the verdicts above — a 1-10 score of
+  its reasoning's readability (language consistency, structure, a plainly stated answer), kept at
+  ``min_readability`` or more; below it, or unparsed, the row is no longer kept (``judge: readability 3 < 6``).
 - *agreement sample*: ``agreement_sample`` traces the verifier did decide are judged too (their verdicts kept)
   to measure how often the judge agrees with it, and Cohen's kappa.
 
@@ -61,6 +64,13 @@ def judge_rows(rows: list[Row], cfg: Any, judge: Judge, drop_truncated: bool = F
         )
         _raise_on_failures(results)
         report["quality"] = _apply_quality(quality, results, cfg.min_score)
+    if cfg.readability:  # after the verdicts: only what would be kept costs a call
+        readable = [r for r in rows if r.get("correct") is True]
+        results = judge.ask(
+            "readability", [{"problem": problem_text(r), "response": r["completion"]} for r in readable]
+        )
+        _raise_on_failures(results)
+        report["readability"] = _apply_readability(readable, results, cfg.min_readability)
     report["cost"] = judge.report()
     return report
 
@@ -79,6 +89,12 @@ def judge_notes(report: dict[str, Any]) -> list[str]:
         notes.append(
             f"judge quality: {q['asked']} traces without a reference: {q['kept']} scored >= {q['min_score']}, "
             f"{q['below_threshold']} below, {q['judge_unparsed']} judge_unparsed (not kept)"
+        )
+    if "readability" in report:
+        r = report["readability"]
+        notes.append(
+            f"judge readability: {r['asked']} kept traces scored: {r['kept']} >= {r['min_score']}, "
+            f"{r['below_threshold']} below, {r['judge_unparsed']} judge_unparsed (no longer kept)"
         )
     if report.get("agreement"):
         a = report["agreement"]
@@ -148,6 +164,30 @@ def _apply_quality(rows: list[Row], results: list[JudgeResult], min_score: int) 
         scores[score] += 1
         row["correct"] = score >= min_score
         row["verify_reason"] = f"judge: score {score} {'>=' if row['correct'] else '<'} {min_score}"
+    kept = sum(n for score, n in scores.items() if score >= min_score)
+    return {
+        "asked": len(rows),
+        "kept": kept,
+        "below_threshold": sum(scores.values()) - kept,
+        "judge_unparsed": unparsed,
+        "min_score": min_score,
+        "scores": {str(s): n for s, n in sorted(scores.items())},
+    }
+
+
+def _apply_readability(rows: list[Row], results: list[JudgeResult], min_score: int) -> dict[str, Any]:
+    """Kept traces below ``min_score`` (or unparsed) are kept no more; the verdicts above are kept on record."""
+    scores: Counter[int] = Counter()
+    unparsed = 0
+    for row, result in zip(rows, results, strict=True):
+        _mark(row, "readability", result)
+        score = int(result.value) if result.status == "ok" else None
+        if score is not None:
+            scores[score] += 1
+        if score is None or score < min_score:
+            unparsed += score is None
+            why = "judge_unparsed" if score is None else f"{score} < {min_score}"
+            row["correct"], row["verify_reason"] = False, f"judge: readability {why}"
     kept = sum(n for score, n in scores.items() if score >= min_score)
     return {
         "asked": len(rows),

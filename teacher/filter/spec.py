@@ -46,7 +46,8 @@ def _config(recipe: Recipe) -> dict:
     if cfg.judge is not None:  # the judge's model, sampling and templates (by content) decide verdicts
         from distill.judge import judge_fingerprint
 
-        config["judge"] = {**config["judge"], "judge": judge_fingerprint(recipe.judge, _JUDGE_USES)}
+        uses = (*_JUDGE_USES, *(["readability"] if cfg.judge.readability else []))
+        config["judge"] = {**config["judge"], "judge": judge_fingerprint(recipe.judge, uses)}
     return config
 
 
@@ -114,6 +115,7 @@ def _check_judge(recipe: Recipe, report: PreflightReport) -> None:
 
     uses = (*(["equivalence"] if judged.equivalence or judged.agreement_sample else []),)
     uses += ("rubric",) if judged.quality else ()
+    uses += ("readability",) if judged.readability else ()
     report.note(check_judge(recipe, "filter.judge", uses))
 
 
