@@ -81,3 +81,37 @@ def test_on_policy_kill_after_checkpoint_then_resume(tiny_recipe, capsys):
 
     final = students / recipe["students"][0]["name"] / "final"
     assert AutoModelForCausalLM.from_pretrained(final).config.num_hidden_layers == 2
+
+
+@pytest.mark.integration
+def test_two_process_grpo_student_runs_the_steps_it_was_asked(tiny_recipe):
+    # A grpo student (from the model, R1-Zero style: no traces needed) through the same launcher: world size 2
+    # really ran, each step's 4 completions (2 groups of 2) split over the two processes, dynamic sampling's
+    # refill collective across both ranks.
+    recipe = yaml.safe_load(tiny_recipe.read_text())
+    recipe["students"] = [
+        {
+            "name": "rl",
+            "model": "tiny-random-llama",
+            "method": "grpo",
+            "launch": {"strategy": "cpu", "nproc": 2, "main_port": 29663},
+            "grpo": {
+                "rewards": ["accuracy", "format"],
+                "num_generations": 2,
+                "batch_size": 2,
+                "max_steps": 2,
+                "max_completion_length": 6,
+                "max_prompt_length": 128,
+                "dynamic_sampling": True,
+                "max_extra_draws": 1,
+                "report_to": [],
+            },
+        }
+    ]
+    tiny_recipe.write_text(yaml.safe_dump(recipe, sort_keys=False))
+    assert main(["sft", str(tiny_recipe)]) == 0
+    manifest = json.loads((Path(recipe["run_dir"]) / "manifest.json").read_text())
+    metrics = manifest["stages"]["sft:rl"]["metrics"]
+    assert metrics["world_size"] == 2 and metrics["steps"] == 2 and metrics["strategy"] == "cpu"
+    assert metrics["method"] == "grpo" and metrics["curves"]["step"] == [1, 2]
+    assert (Path(recipe["run_dir"]) / "students" / "rl" / "launch.log").exists()
