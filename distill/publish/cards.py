@@ -107,7 +107,12 @@ def model_card(
     return "\n".join(parts)
 
 
-_METHOD_TAGS = {"sft": ["sft"], "on_policy": ["on-policy-distillation"], "kd": ["knowledge-distillation"]}
+_METHOD_TAGS = {
+    "sft": ["sft"],
+    "on_policy": ["on-policy-distillation"],
+    "kd": ["knowledge-distillation"],
+    "grpo": ["grpo", "reinforcement-learning"],
+}
 
 
 def method_facts(student, metrics: dict[str, Any]) -> dict[str, Any]:
@@ -118,6 +123,8 @@ def method_facts(student, metrics: dict[str, Any]) -> dict[str, Any]:
         facts["init"] = f"the final weights of student {student.init} (same recipe)"
     if student.method == "sft":
         return facts
+    if student.method == "grpo":
+        return {**facts, **grpo_facts(student, metrics)}
     knobs = student.on_policy if student.method == "on_policy" else student.kd
     kind = {0.0: "forward KL", 0.5: "JSD", 1.0: "reverse KL"}.get(
         knobs.beta, f"generalised JSD beta {knobs.beta}"
@@ -132,8 +139,34 @@ def method_facts(student, metrics: dict[str, Any]) -> dict[str, Any]:
     return facts
 
 
+def grpo_facts(student, metrics: dict[str, Any]) -> dict[str, Any]:
+    """A grpo student's card lines: where it started, the rewards and their weights, the stages, the steps."""
+    options = student.grpo_options()
+    weights = options.reward_weights or [1.0] * len(options.rewards)
+    stages = [
+        f"{s.get('stage')} ({s.get('max_completion_length')} tokens, {s.get('steps')} steps)"
+        for s in metrics.get("stages") or []
+    ]
+    return {
+        "init": metrics.get("init") if not student.init else f"the final weights of student {student.init}",
+        "rewards": ", ".join(
+            f"{name} x {weight:g}" for name, weight in zip(options.rewards, weights, strict=True)
+        ),
+        "stages": " -> ".join(stages) or f"one stage of {options.max_completion_length} completion tokens",
+        "steps": metrics.get("steps"),
+        "dynamic_sampling": options.dynamic_sampling,
+    }
+
+
 def _method_intro(teacher: str, method: dict[str, Any]) -> str:
     init = f" It started from {method['init']}." if method.get("init") else ""
+    if method.get("method") == "grpo":
+        sampling = ", DAPO dynamic sampling" if method.get("dynamic_sampling") else ""
+        return (
+            f"Reinforced with GRPO by distill (TRL GRPOTrainer{sampling}) on verifiable rewards: "
+            f"{method.get('rewards')}; stages: {method.get('stages')}; {method.get('steps')} steps in all."
+            f"{init}\n"
+        )
     if method.get("method") == "on_policy":
         return (
             f"Distilled on-policy with distill: this model sampled its own answers to the kept traces' prompts and "

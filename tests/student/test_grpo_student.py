@@ -200,3 +200,27 @@ def test_bad_grpo_student_inputs_are_one_line_before_any_stage(
     err = capsys.readouterr().err.strip()
     assert message in err and len(err.splitlines()) == 1, err
     assert not Path(recipe["run_dir"]).exists()
+
+
+def test_model_card_states_init_rewards_weights_stages_and_steps():
+    from distill.publish.cards import method_facts, model_card
+    from distill.recipe import StudentConfig
+
+    student = StudentConfig(
+        name="rl",
+        model="tiny-random-llama",
+        method="grpo",
+        init="s1",
+        grpo={"rewards": ["accuracy", "language"], "reward_weights": [1.0, 0.1], "stages": STAGES},
+    )
+    metrics = {"steps": 4, "stages": [{"stage": "short", "max_completion_length": 4, "steps": 1},
+                                      {"stage": "long", "max_completion_length": 8, "steps": 3}]}  # fmt: skip
+    facts = method_facts(student, metrics)
+    card = model_card(
+        "org/rl", base_model=None, teacher="t", rows=[], benchmarks={}, lineage={"teacher": "t", **facts},
+        comparison_md="| table |\n", license="apache-2.0", method=facts,
+    )  # fmt: skip
+    intro = card.split("# rl\n")[1].split("## Evaluation")[0]
+    assert "GRPO" in intro and "accuracy x 1, language x 0.1" in intro and "4 steps in all" in intro
+    assert "short (4 tokens, 1 steps) -> long (8 tokens, 3 steps)" in intro
+    assert "the final weights of student s1" in intro and "grpo" in card.split("---\n")[1]
