@@ -7,9 +7,12 @@ traces of ~1.3k tokens (~5.3k characters; tokens here are characters / 4), plus 
 tokens. Each stage of each code version runs in a subprocess of its own (the version's checkout on
 PYTHONPATH), its peak RSS taken from wait4: the largest process, verification workers included.
 
-Stages (``--stages``, one function each in STAGES; helper C adds tokenize and the first training step):
+Stages (``--stages``, one function each in STAGES):
   read     the traces read as the filter reads them (old: every row into a list; new: batch by batch)
   filter   `distill filter` end to end (read, verify, filters, outputs); verify and filter seconds from its report
+  tokenize the kept traces (prompt/completion rows) to token ids + completion masks with SmolLM2's tokenizer
+           (old: tokenize_rows + save_tokenized, one process, Python lists; new: tokenize_to_shards on 2 cores)
+  tokenize_1proc  the new code on one process;  trl_map  TRL's own path: datasets.map(num_proc=2), per row
 
 Run (2 cores; the 100k old-code filter peaks near 4 GB):
     python bench/bench_data_scale.py --sizes 20000 100000 --long 10000 --base 1680eeb
@@ -89,12 +92,85 @@ print(json.dumps({
     "filters_seconds": sum(step["seconds"] for step in report["funnel"]),
 }))
 """
-STAGES = {"read": _READ, "filter": _FILTER}
+
+# Tokenize and the first training step (student side). The rows are the filter's train.parquet shape
+# (prompt/completion messages), built from the source part by part in the stage's subprocess before its
+# clock starts; the tokenizer is SmolLM2's ($DISTILL_BENCH_TOKENIZER, the embedded model's files).
+_TRAIN_ROWS = """
+import os, sys, time
+from pathlib import Path
+import pyarrow as pa, pyarrow.parquet as pq
+source = Path(sys.argv[1])
+train = source.with_name(source.stem + "-train.parquet")
+if not train.exists():
+    tmp, writer = train.with_suffix(".tmp"), None
+    for batch in pq.ParquetFile(source).iter_batches(batch_size=2000, columns=["problem", "generations"]):
+        rows = [
+            {"prompt": [{"role": "system", "content": "Reason step by step, then give the answer in \\\\boxed{}."},
+                        {"role": "user", "content": problem}],
+             "completion": [{"role": "assistant", "content": text}]}
+            for problem, texts in zip(batch.column("problem").to_pylist(), batch.column("generations").to_pylist())
+            for text in texts
+        ]
+        table = pa.Table.from_pylist(rows)
+        writer = writer or pq.ParquetWriter(tmp, table.schema)
+        writer.write_table(table)
+    writer.close()
+    tmp.rename(train)
+out = Path(sys.argv[2]); out.mkdir(parents=True, exist_ok=True)
+from transformers import AutoTokenizer
+tokenizer = AutoTokenizer.from_pretrained(os.environ["DISTILL_BENCH_TOKENIZER"])
+started = time.perf_counter()
+"""
+_TOKENIZE = (
+    _TRAIN_ROWS
+    + """
+import json
+try:
+    from student.data import align_eos, tokenize_to_shards
+    align_eos(tokenizer)
+    stats = tokenize_to_shards(train, tokenizer, out / "tokens", 4096, "drop", num_proc=int(os.environ.get("PROCS", 2)))
+except ImportError:  # the code before: one process, Python lists, one parquet file
+    from distill.records import read_rows
+    from student.data import align_eos, save_tokenized, tokenize_rows
+    align_eos(tokenizer)
+    data = tokenize_rows(read_rows(train), tokenizer, 4096, "drop", str(train))
+    save_tokenized(data, out / "tokens.parquet")
+    stats = data.stats(4096)
+print(json.dumps({"rows": stats["train_rows"], "tokens": stats["tokens"], "seconds": time.perf_counter() - started}))
+"""
+)
+_TRL_MAP = (
+    _TRAIN_ROWS
+    + """
+import json
+import datasets
+def tokenize(row):  # what TRL's SFTTrainer does per prompt/completion row (two chat-template calls)
+    prompt = tokenizer.apply_chat_template(row["prompt"], add_generation_prompt=True, tokenize=True)
+    full = tokenizer.apply_chat_template(row["prompt"] + row["completion"], tokenize=True)
+    prompt, full = list(prompt["input_ids"] if hasattr(prompt, "keys") else prompt), list(full["input_ids"] if hasattr(full, "keys") else full)
+    return {"input_ids": full, "completion_mask": [0] * len(prompt) + [1] * (len(full) - len(prompt))}
+rows = datasets.Dataset.from_parquet(str(train), cache_dir=str(out / "cache"))
+done = rows.map(tokenize, num_proc=2, remove_columns=rows.column_names)
+tokens = sum(len(ids) for batch in done.iter(batch_size=4096) for ids in batch["input_ids"])
+print(json.dumps({"rows": len(done), "tokens": tokens, "seconds": time.perf_counter() - started}))
+"""
+)
+STAGES = {
+    "read": _READ,
+    "filter": _FILTER,
+    "tokenize": _TOKENIZE,  # new: every core (PROCS=2); old: tokenize_rows + save_tokenized
+    "tokenize_1proc": _TOKENIZE,  # new code, PROCS=1 (the ratio the target is about)
+    "trl_map": _TRL_MAP,  # TRL's own path, code-independent
+}
+NEW_ONLY = {"tokenize_1proc", "trl_map"}
 
 
 def run_stage(code: Path, stage: str, source: Path, out: Path) -> dict:
     """One stage in a subprocess of its own, with ``code`` (a checkout) first on the path; + peak RSS."""
     env = {**os.environ, "PYTHONPATH": str(code), "HF_HUB_OFFLINE": "1"}
+    if stage == "tokenize_1proc":
+        env["PROCS"] = "1"
     with tempfile.TemporaryFile("w+") as stdout:
         started = time.perf_counter()
         child = subprocess.Popen(
@@ -134,6 +210,8 @@ def row_line(size: str, code: str, stage: str, result: dict, tokens_per_row: flo
         return f"| {size} | {code} | {stage} | failed ({result['failed']}) | | | {result['peak_rss_mb']:,} |"
     seconds = result["seconds"]
     rows_s = result["rows"] / seconds
+    if "tokens" in result:  # counted by the tokenizer, not estimated from characters
+        tokens_per_row = result["tokens"] / result["rows"]
     extra = ""
     if stage == "filter":
         extra = f" (verify {result['verify_seconds']:.0f} s, filters {result['filters_seconds']:.0f} s)"
@@ -151,14 +229,20 @@ def main() -> int:
     parser.add_argument("--long", type=int, nargs="*", default=[], help="traces of ~8k tokens")
     parser.add_argument("--stages", default="read,filter", help=f"comma-separated, of {', '.join(STAGES)}")
     parser.add_argument("--base", default="1680eeb", help="the commit to compare with (a git worktree)")
-    parser.add_argument("--no-base", action="store_true", help="run only this checkout's code")
+    parser.add_argument("--no-base", action="store_true", help="run only the new code")
+    parser.add_argument("--new", default=None, help="the commit measured as new (default: this working tree)")
     parser.add_argument("--base-up-to", type=int, default=10**9, help="run the base code only up to N traces")
     parser.add_argument("--data", type=Path, default=Path(tempfile.gettempdir()) / "distill-data-scale")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args()
     args.data.mkdir(parents=True, exist_ok=True)
+    if {"tokenize", "tokenize_1proc", "trl_map"} & set(args.stages.split(",")):
+        from distill.models import EMBEDDED_MODEL, builtin_files
+
+        os.environ["DISTILL_BENCH_TOKENIZER"] = str(builtin_files(EMBEDDED_MODEL))
     sets = [(n, "short") for n in args.sizes] + [(n, "long") for n in args.long]
-    codes = {"new": REPO} if args.no_base else {"old": base_checkout(args.base), "new": REPO}
+    new = base_checkout(args.new) if args.new else REPO
+    codes = {"new": new} if args.no_base else {"old": base_checkout(args.base), "new": new}
     lines = [
         "| traces | code | stage | seconds | rows/s | tokens/s | peak RSS MB |",
         "|---|---|---|---|---|---|---|",
@@ -171,6 +255,8 @@ def main() -> int:
             if code == "old" and traces > args.base_up_to:
                 continue
             for stage in args.stages.split(","):
+                if code == "old" and stage in NEW_ONLY:
+                    continue
                 out = args.data / f"out-{code}-{traces}-{kind}-{stage}"
                 subprocess.run(["rm", "-rf", str(out)], check=True)
                 result = run_stage(root, stage, source, out)
