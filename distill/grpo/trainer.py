@@ -17,6 +17,7 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from distill.grpo.curves import curves
 from distill.grpo.rewards import build_reward_funcs
 from distill.recipe import GRPOTeacherConfig
 from distill.training import (
@@ -161,27 +162,6 @@ def summarise(history: list[dict[str, Any]], rewards: list[str]) -> dict[str, An
         values = [entry[key] for entry in steps if entry.get(key) is not None]
         out[f"{label}_first{_WINDOW}"] = _mean(values[:_WINDOW])
         out[f"{label}_last{_WINDOW}"] = _mean(values[-_WINDOW:])
-    return out
-
-
-# Per-step curves kept in the manifest (R1's response-length figure and its "aha moment" as numbers, and what
-# dynamic sampling did): manifest name -> log key.
-CURVES = {
-    "reward": "reward",
-    "response_length": "completions/mean_length",
-    "reflection_rate": "aha/reflection_rate",
-    "zero_variance_share": "dynamic_sampling/zero_variance_share",
-    "extra_prompts": "dynamic_sampling/extra_prompts",
-}
-
-
-def curves(history: list[dict[str, Any]]) -> dict[str, list]:
-    """Step -> value lists of the logged CURVES (those the run logged), from the whole log history."""
-    steps = [entry for entry in history if "reward" in entry and "step" in entry]
-    out: dict[str, list] = {"step": [entry["step"] for entry in steps]}
-    for name, key in CURVES.items():
-        if any(key in entry for entry in steps):
-            out[name] = [None if entry.get(key) is None else round(entry[key], 4) for entry in steps]
     return out
 
 

@@ -222,8 +222,14 @@ def _training(root: Path, row: dict[str, Any]) -> dict[str, Any]:
     """A training run's logged history: the final metrics file (the whole run, resumes included), else the
     newest checkpoint's trainer_state.json (a run still going or killed)."""
     folder = root / row["folder"]
-    logged = read_json(folder / TRAINING_FILES[row["family"]]) or {}
-    history, source = logged.get("log_history"), TRAINING_FILES[row["family"]]
+    metrics = row.get("metrics") or {}
+    name = TRAINING_FILES["grpo"] if metrics.get("method") == "grpo" else TRAINING_FILES[row["family"]]
+    logged = read_json(folder / name) or {}
+    history, source = logged.get("log_history"), name
+    if not history and metrics.get("curves"):  # a GRPO run in context stages: the manifest keeps its curves
+        from distill.grpo.curves import curves_history
+
+        history, source = curves_history(metrics["curves"]), "the manifest's per-step curves"
     if not history:
         for candidate in [folder, *sorted(folder.parent.glob(f"{folder.name}.partial-*"))]:
             state = _last_trainer_state(candidate)

@@ -129,6 +129,9 @@ _CURVES = (
     ("reward", ("reward",)),
     ("KL", ("kl",)),
     ("completion length", ("completions/mean_length",)),
+    ("reflection-phrase rate (aha)", ("aha/reflection_rate",)),  # GRPO: R1's "aha moment" as a number
+    ("zero-variance groups", ("dynamic_sampling/zero_variance_share",)),  # GRPO dynamic sampling
+    ("extra prompts drawn", ("dynamic_sampling/extra_prompts",)),
 )
 
 

@@ -138,6 +138,10 @@ def test_stages_switch_budget_and_the_refilter_drops_what_the_policy_always_solv
     assert job["grpo"]["max_completion_length"] == 8 and job["model_path"].endswith("1-short/final")
     # each stage generated within its own budget
     assert short["completion_length_last10"] <= 4 and long["completion_length_last10"] <= 8
+    # the run report draws the "aha" curves from the manifest's per-step curves (both stages, steps 1-2)
+    assert metrics["curves"]["step"] == [1, 2]
+    report = (Path(recipe["run_dir"]) / "report.html").read_text()
+    assert "reflection-phrase rate (aha)" in report and "the manifest&#x27;s per-step curves" in report
 
 
 @pytest.mark.integration
