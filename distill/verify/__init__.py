@@ -4,8 +4,9 @@
 - ``pool``: ``verify_many``, batches over worker processes with a hard per-item deadline.
 - ``code``: programs from answers run against tests (``verify_code``, ``verify_code_many``), in
 - ``sandbox``: the runner interface, the local runner (process group, limits, own user id, network
-  namespace) and ``run_many``; ``sandbox_driver`` is the program-side half, ``sandbox_io`` the parent's
-  reading of one run (caps, deadline, reaping).
+  namespace) and ``run_many``; ``sandbox_driver`` is the program-side half, ``sandbox_checker`` the trusted
+  half that runs the tests, ``sandbox_io`` the parent's reading of one run (caps, deadline, reaping),
+  ``sandbox_tmp`` private mounts or the sweep, ``sandbox_forkserver`` and ``sandbox_bwrap`` the other runners.
 
 New domains (code, ...) join here as sibling modules; callers import from ``distill.verify``.
 """

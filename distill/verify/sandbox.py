@@ -13,17 +13,21 @@ returns what happened. Every limit is here, in ``Limits``. The local runner star
   set by the driver before the program's first line; not ``preexec_fn``, which is unsafe in the threaded
   pool), a wall deadline, and caps on stdout, stderr and the result pipe (the group is killed at a cap);
 - stdin: the test input only (stdin/stdout tests) or /dev/null;
+- function-call tests in a checker process beside the program (``sandbox_checker.py``, never the program's
+  user id): calls of the entry point cross two pipes as marshalled builtin data, so nothing the program does
+  in its own process (frames, ``gc``, patched serialisers, objects with their own ``__eq__``) reaches a verdict;
 - as root: a new user id per run (so ``RLIMIT_NPROC`` binds, files only you can read and
   ``/proc/<pid>/environ`` are out of reach and it cannot signal your processes; every process of that id is
   killed afterwards, even one that left the group), and a network namespace of its own (``unshare -n``: no
-  interface is up, connections fail). Without root, a user+network namespace (``unshare -rn``) where the
-  kernel allows it, else no network isolation; ``isolation()`` says which, and every ``RunResult`` records it.
+  interface is up, connections fail); files of that id left in ``/tmp``, ``/var/tmp``, ``/dev/shm`` are
+  removed after the run (``sandbox_tmp.sweep_tmp``). Without root, a user+network namespace (``unshare -rn``)
+  where the kernel allows it, else no network isolation; ``isolation()`` says which, and every ``RunResult``
+  records it.
 
 ``distill.verify.sandbox_forkserver.ForkServerRunner`` (the default as root, see ``code.default_runner``)
-gives the same guarantees with a fork of a pre-started sandbox interpreter instead of an interpreter start.
-
-What it does not protect against is listed in the README ("Code"). For untrusted code at scale use a
-container or VM runner (bubblewrap, gVisor, Firecracker, a remote sandbox) behind the same ``Runner``.
+gives the same guarantees with a fork of a pre-started sandbox interpreter instead of an interpreter start,
+and private tmpfs mounts instead of the sweep; ``sandbox_bwrap.BwrapRunner`` runs the program inside
+bubblewrap. Which runner guarantees what, and what none does: docs/sandbox.md.
 """
 
 from __future__ import annotations
@@ -282,7 +286,7 @@ class LocalRunner:
             kill_group(proc)
             proc.wait()
             os.close(read_fd)
-            end_checker(checker, checker_uid)
+            end_checker(checker)
             for pipe in (proc.stdin, proc.stdout, proc.stderr):
                 with contextlib.suppress(OSError):
                     pipe.close()

@@ -17,6 +17,7 @@ import functools
 import marshal
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import threading
@@ -104,7 +105,7 @@ while True:
             child(fds[split:], request["checker_uid"], checker, env, checker_setup)
     for fd in fds:
         os.close(fd)
-    sock.sendall(marshal.dumps(("pid", pid)))
+    sock.sendall(marshal.dumps(("pid", pid, checker_pid)))
     _, status = os.waitpid(pid, 0)
     if checker_pid:
         os.waitpid(checker_pid, 0)
@@ -129,12 +130,13 @@ class _Server:
         self.proc.stdin.write(_DRIVER + "\0" + _CHECKER)
         self.proc.stdin.close()
 
-    def start(self, request: dict, fds: list[int]) -> int:
+    def start(self, request: dict, fds: list[int]) -> tuple[int, int]:
+        """(the program's pid, the checker's or 0); both stay the server's children until it reports."""
         socket.send_fds(self.sock, [marshal.dumps(request, 2)], fds)
-        kind, pid = marshal.loads(self.sock.recv(1 << 10))
+        kind, pid, checker_pid = marshal.loads(self.sock.recv(1 << 10))
         if kind != "pid":
             raise RuntimeError(f"fork server: expected a pid, got {kind}")
-        return pid
+        return pid, checker_pid
 
     def status(self) -> int:
         kind, status = marshal.loads(self.sock.recv(1 << 10))
@@ -216,7 +218,7 @@ class ForkServerRunner(LocalRunner):
         }
         server = self._acquire()
         try:
-            pid = server.start(request, ends)
+            pid, checker_pid = server.start(request, ends)
         except BaseException:
             server.close()
             for fd in (stdin[1], stdout[0], stderr[0], result[0], *([checker_in[1]] if link else [])):
@@ -240,8 +242,11 @@ class ForkServerRunner(LocalRunner):
         finally:
             kill_group(child)
             kill_user(uid)
-            if checker_uid is not None:
-                kill_user(checker_uid)
+            if (
+                checker_pid
+            ):  # trusted, it starts no process; not reaped until the server reports: no pid reuse
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(checker_pid, signal.SIGKILL)
             os.close(result[0])
             for pipe in (child.stdin, child.stdout, child.stderr):
                 with contextlib.suppress(OSError):
