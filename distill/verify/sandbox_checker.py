@@ -180,7 +180,7 @@ def _bind(link, name, what):
         return what[1]
     if what[0] == "module" and len(what) == 2 and type(what[1]) is str:
         top = what[1].split(".")[0]
-        if top in sys.stdlib_module_names and top not in _NEVER_IMPORTED:
+        if top not in _NEVER_IMPORTED:  # `-I -S`: only the standard library is on sys.path
             try:
                 __import__(what[1])
                 return sys.modules[what[1]]
