@@ -16,7 +16,8 @@ from student import plan
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPES = sorted((REPO / "recipes").glob("*.yaml"))
-GPU_RECIPES = [p for p in RECIPES if p.name.startswith("r1-")]
+# The GPU-scale recipes; r1-pipeline-quickstart is R1's pipeline at toy scale on the CPU.
+GPU_RECIPES = [p for p in RECIPES if p.name.startswith("r1-") and "quickstart" not in p.name]
 BENCHMARKS = Path(os.environ.get("DISTILL_BENCHMARKS", REPO.parent / "shared" / "benchmarks"))
 
 

@@ -59,25 +59,25 @@ def _round_runner(name: str):
     return run_round
 
 
-def _every_round(recipe: Recipe) -> list[Recipe]:
-    """The recipe itself (when it generates) and each round as a recipe of its own, as the preflight sees
-    them: a teacher that is a node of the run stands in by the model it starts from."""
-    own = [recipe] if recipe.has_generate() else []
-    return own + [round_recipe(recipe, rnd) for rnd in recipe.rounds]
+def _every_round(recipe: Recipe) -> list[tuple[str, Recipe]]:
+    """(a label, the recipe) for the recipe itself (when it generates) and each round as a recipe of its own,
+    as the preflight sees them: a teacher that is a node of the run stands in by the model it starts from."""
+    own = [("", recipe)] if recipe.has_generate() else []
+    return own + [(f"round {rnd.name}: ", round_recipe(recipe, rnd)) for rnd in recipe.rounds]
 
 
 def check(recipe: Recipe, report: PreflightReport) -> None:
     from teacher.preflight import check_teacher
 
-    for sampler in _every_round(recipe):
+    for _, sampler in _every_round(recipe):
         check_teacher(sampler.teacher)
 
 
 def check_inputs(recipe: Recipe, report: PreflightReport) -> None:
     from teacher.preflight import check_prompts
 
-    for sampler in _every_round(recipe):
-        report.note(check_prompts(sampler, report))
+    for label, sampler in _every_round(recipe):
+        report.note(label + check_prompts(sampler, report))
 
 
 STAGE = Stage(
