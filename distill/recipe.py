@@ -69,7 +69,8 @@ class Recipe(Section):
             raise ValueError("teacher.model grpo is local weights: use teacher.backend transformers or vllm")
         if self.grpo is not None and self.grpo.data is None and self.data is None:
             raise ValueError("grpo needs training prompts: a data section (or grpo.data)")
-        if self.students and not (self.teacher or self.filter.traces):
+        trained_on_traces = [s for s in self.students if s.method != "grpo"]  # grpo: prompts + rewards
+        if trained_on_traces and not (self.teacher or self.filter.traces):
             raise ValueError("students need traces: a teacher + data section, or filter.traces")
         self._rounds_name_their_nodes()
         if self.eval.backend == "served" and self.students:

@@ -51,6 +51,10 @@ KNOWN_SHAPES: dict[str, ModelShape] = {
     "open-r1/Qwen2.5-Math-7B-RoPE-300k": _Q7,
     "open-r1/OpenR1-Distill-7B": _Q7,  # Qwen2.5-Math-7B-RoPE-300k SFT'd on R1 traces (on-policy teacher)
     "Qwen/Qwen2.5-1.5B": _Q15,
+    # Qwen2.5-Math-1.5B fine-tuned on R1 traces; its config: untied embeddings, 131,072 positions (DeepScaleR)
+    "deepseek-ai/DeepSeek-R1-Distill-Qwen-1.5B": replace(
+        _Q15, tie_word_embeddings=False, max_position_embeddings=131072
+    ),
     "Qwen/Qwen2.5-1.5B-Instruct": _Q15,
     "Qwen/Qwen2.5-7B": replace(_Q7, max_position_embeddings=131072),
     "Qwen/Qwen2.5-7B-Instruct": _Q7,
