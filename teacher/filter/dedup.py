@@ -74,35 +74,62 @@ def signature(text: str, ngram: int = 5, num_perm: int = 128) -> np.ndarray:
 class NearDuplicates:
     """Texts seen one at a time (a stream): each is checked against the earlier *kept* ones.
 
-    Candidates come from MinHash LSH (datasketch); each is confirmed by its estimated Jaccard similarity
-    (datasketch's MinHash.jaccard: the share of equal signature values) so that LSH's false positives never
-    remove a row. Per kept text it holds the signature, its LSH band keys and a group key, never the text.
+    Candidates come from MinHash LSH with datasketch's band layout for the threshold (MinHashLSH's b bands
+    of r values): two signatures are candidates when some band is equal. Each candidate is confirmed by its
+    estimated Jaccard similarity (datasketch's MinHash.jaccard: the share of equal values) so that LSH's
+    false positives never remove a row. The index is kept compact for sets of millions of rows: the kept
+    signatures in one growing array, and per band a dict from the band's hash to the kept rows having it
+    (datasketch's index holds ~4 KB of Python objects per row; this ~2 KB). A band hash collision can only
+    add a candidate, which the Jaccard check then judges.
     """
 
     def __init__(self, threshold: float = 0.85, ngram: int = 5, num_perm: int = 128) -> None:
         from datasketch import MinHashLSH
 
         self.threshold, self.ngram, self.num_perm = threshold, ngram, num_perm
-        self.lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
-        self.kept: dict[int, tuple[np.ndarray, bytes]] = {}
+        self.bands = MinHashLSH(threshold=threshold, num_perm=num_perm).hashranges
+        self.tables: list[dict[int, int | list[int]]] = [{} for _ in self.bands]
+        self.signatures = np.empty((1024, num_perm), dtype=np.uint64)
+        self.groups = np.empty(1024, dtype=np.uint64)  # 64-bit hashes of the group keys
+        self.indexes: list[int] = []  # kept position -> the row's index
 
     def check(self, index: int, text: str, group: str) -> int | None:
         """The smallest index of a kept near-duplicate of ``text`` in its group; else None (it is kept)."""
         return self.check_signature(index, signature(text, self.ngram, self.num_perm), group)
 
     def check_signature(self, index: int, values: np.ndarray, group: str) -> int | None:
-        from datasketch import LeanMinHash
-
-        sketch = LeanMinHash(seed=1, hashvalues=values, scheme=_template(self.num_perm).scheme)
-        group_key = hashlib.blake2b(group.encode(), digest_size=16).digest()
+        group_key = int.from_bytes(hashlib.blake2b(group.encode(), digest_size=8).digest(), "little")
+        keys = [hash(values[start:end].tobytes()) for start, end in self.bands]
+        candidates: set[int] = set()
+        for key, table in zip(keys, self.tables, strict=True):
+            found = table.get(key)
+            if found is not None:
+                candidates.update(found if isinstance(found, list) else (found,))
         match = None
-        for key in self.lsh.query(sketch):
-            other = int(key)
-            other_values, other_group = self.kept[other]
-            similar = np.count_nonzero(values == other_values) / len(values) >= self.threshold
-            if other_group == group_key and similar:
+        for position in candidates:
+            if self.groups[position] != group_key:
+                continue
+            if np.count_nonzero(values == self.signatures[position]) / len(values) >= self.threshold:
+                other = self.indexes[position]
                 match = other if match is None else min(match, other)
         if match is None:
-            self.lsh.insert(str(index), sketch)
-            self.kept[index] = (values, group_key)
+            self._keep(index, values, group_key, keys)
         return match
+
+    def _keep(self, index: int, values: np.ndarray, group_key: int, keys: list[int]) -> None:
+        position = len(self.indexes)
+        if position == len(self.signatures):  # grow by half: amortised O(1), no per-row objects
+            grown = position + position // 2
+            self.signatures = np.resize(self.signatures, (grown, self.num_perm))
+            self.groups = np.resize(self.groups, grown)
+        self.signatures[position] = values
+        self.groups[position] = group_key
+        self.indexes.append(index)
+        for key, table in zip(keys, self.tables, strict=True):
+            found = table.get(key)
+            if found is None:
+                table[key] = position
+            elif isinstance(found, list):
+                found.append(position)
+            else:
+                table[key] = [found, position]

@@ -207,3 +207,39 @@ def test_cli_filter_chunks_merge_and_slurm(tmp_path: Path, tiny_recipe_dict: dic
     assert main([*args, "--slurm", "--chunks", "4"]) == 0
     script = (run_dir / "slurm" / "filter.sbatch").read_text()
     assert "#SBATCH --array=0-3" in script and '--chunk "$SLURM_ARRAY_TASK_ID/4"' in script
+
+
+def test_compact_near_dedup_index_finds_what_datasketch_lsh_finds():
+    import random
+
+    from datasketch import MinHash, MinHashLSH
+
+    from teacher.filter.dedup import NearDuplicates, shingles
+
+    rng = random.Random(5)
+    words = [f"w{n}" for n in range(60)]
+    bases = [" ".join(rng.choice(words) for _ in range(300)) for _ in range(40)]
+    texts, groups = [], []
+    for n in range(600):  # edited copies of a few texts: many near-duplicates, some just below the bar
+        tokens = rng.choice(bases).split()
+        for _ in range(rng.randint(0, 4)):
+            tokens[rng.randrange(len(tokens))] = rng.choice(words)
+        texts.append(" ".join(tokens))
+        groups.append(str(n % 3))
+    lsh, kept, expected = MinHashLSH(threshold=0.85, num_perm=128), {}, []
+    for index, text in enumerate(texts):  # the filter's near dedup before the compact index
+        sketch = MinHash(num_perm=128, seed=1)
+        sketch.update_batch(list(shingles(text, 5)))
+        matches = [
+            int(key)
+            for key in lsh.query(sketch)
+            if groups[int(key)] == groups[index] and kept[int(key)].jaccard(sketch) >= 0.85
+        ]
+        expected.append(min(matches) if matches else None)
+        if not matches:
+            lsh.insert(str(index), sketch)
+            kept[index] = sketch
+    index = NearDuplicates(0.85, 5, 128)
+    found = [index.check(i, text, group) for i, (text, group) in enumerate(zip(texts, groups, strict=True))]
+    assert found == expected
+    assert 100 < sum(f is not None for f in found) < 590  # both verdicts occur
