@@ -66,8 +66,12 @@ def assert_same_outputs(one: Path, other: Path) -> None:
 @pytest.fixture(scope="module")
 def sources(tmp_path_factory) -> dict:
     folder = tmp_path_factory.mktemp("sources")
+    import datasets
+
     pq.write_table(openr1_table(120, 4, seed=2), folder / "openr1.parquet")
+    datasets.Dataset(openr1_table(90, 3, seed=6)).save_to_disk(str(folder / "saved"))
     return {
+        "saved": folder / "saved",  # a `datasets` folder: read from its memory-mapped Arrow table
         "jsonl": write_jsonl(trace_rows(150, 3, seed=1), folder / "traces.jsonl"),
         "openr1": folder / "openr1.parquet",
         "bench": write_benchmark(folder / "bench.jsonl"),
@@ -75,7 +79,8 @@ def sources(tmp_path_factory) -> dict:
 
 
 @pytest.mark.parametrize(
-    "case", ["jsonl-everything", "jsonl-defaults", "jsonl-workers", "openr1-cap", "openr1-reverify"]
+    "case",
+    ["jsonl-everything", "jsonl-defaults", "jsonl-workers", "openr1-cap", "openr1-reverify", "saved-cap"],
 )
 def test_streamed_filter_equals_the_whole_set_filter(tmp_path: Path, sources: dict, case: str):
     kind, settings = case.split("-")
