@@ -8,7 +8,8 @@ In the stage's process:
    one, write the job file, train in this process (strategy ``single``) or through `accelerate launch`
    (distill/launch.py), then ``check_result``: what really ran (world size, the model wrapper) against what
    the recipe asked for. accelerate falls back silently (FSDP2 on a CPU becomes DDP), and a model trained
-   another way than stated must not be recorded as if it had not;
+   another way than stated must not be recorded as if it had not. ``single`` trains in a child process
+   (distill/training_process.py), so an OS kill (out of memory) is reported in one line;
 2. ``follow_job``: the other nodes of a multi-node run wait for node 0's job file and join its rendezvous.
 
 In every training process:
@@ -80,8 +81,12 @@ def run_job(method: Method, job: dict[str, Any], launch: LaunchConfig, label: st
     if resume:
         print(f"[distill] {label}: resuming from {resume.name}", flush=True)
     (out_dir / method.metrics_file).unlink(missing_ok=True)
-    if launch.strategy == "single":
-        method.train(job)
+    if launch.strategy == "single" and os.environ.get("DISTILL_TRAIN_IN_PROCESS", "0") == "1":
+        method.train(job)  # under a debugger, or a test that looks inside the trainer
+    elif launch.strategy == "single":  # a child process all the same: an OS kill is reported, not fatal
+        from distill.training_process import train_in_child
+
+        train_in_child(method.module, job_file, label)
     else:
         from distill.launch import run_launched
 
@@ -191,6 +196,7 @@ def fit(
     from transformers.trainer_callback import ProgressCallback
 
     from distill.checkpoints import CompleteMarker, SkipEndCheckpoint
+    from distill.training_progress import job_label, training_progress
 
     out_dir = Path(job["out_dir"])
     trainer.add_callback(CompleteMarker())
@@ -298,88 +304,6 @@ def tied_parameter_names(model) -> set[str]:
     for name, parameter in model.named_parameters(remove_duplicate=False):
         names.setdefault(id(parameter), []).append(name)
     return {name for group in names.values() if len(group) > 1 for name in group}
-
-
-def job_label(job: dict[str, Any]) -> str:
-    student = job.get("student")
-    return f"sft {student['name']}" if isinstance(student, dict) and "name" in student else "grpo"
-
-
-# On the bar: the current values; on a line also the grad norm and the real-token share.
-_BAR_FIELDS = (
-    ("loss", "loss"),
-    ("reward", "reward"),
-    ("kl", "kl"),
-    ("learning_rate", "lr"),
-    ("tokens_per_second", "tok/s"),
-)
-_LINE_FIELDS = (
-    *_BAR_FIELDS,
-    ("grad_norm", "grad norm"),
-    ("real_token_share", "real tokens"),
-    ("dynamic_sampling/zero_variance_share", "zero-variance groups"),  # GRPO's dynamic sampling
-    ("dynamic_sampling/extra_prompts", "extra prompts"),
-    ("aha/reflection_rate", "reflection"),  # GRPO's "aha" curve
-)
-
-
-def _fields(logs: dict[str, Any], fields: tuple[tuple[str, str], ...]) -> str:
-    formats = {
-        "learning_rate": "{:.2e}",
-        "tokens_per_second": "{:,.0f}",
-        "real_token_share": "{:.1%}",
-        "dynamic_sampling/zero_variance_share": "{:.0%}",
-        "dynamic_sampling/extra_prompts": "{:.0f}",
-        "aha/reflection_rate": "{:.1%}",
-    }
-    return ", ".join(
-        f"{label} {formats.get(key, '{:.4g}').format(logs[key])}"
-        for key, label in fields
-        if isinstance(logs.get(key), int | float)
-    )
-
-
-def verbose() -> bool:
-    """A compact line per logging step even on a terminal (`--verbose`, DISTILL_VERBOSE=1)."""
-    return os.environ.get("DISTILL_VERBOSE", "0") not in ("", "0")
-
-
-def training_progress(label: str):
-    """One progress bar per training run with the current loss, lr and tokens/s on it (on a terminal); a
-    compact line per logging step with ``verbose()`` or when the output is not a terminal (a log file,
-    Slurm), where a bar would only add carriage returns. Rank 0 only, as transformers' own bar."""
-    from tqdm.auto import tqdm
-    from transformers.trainer_callback import ProgressCallback
-
-    class TrainingProgress(ProgressCallback):
-        def on_train_begin(self, args, state, control, **kwargs):
-            self.terminal = sys.stderr.isatty()
-            self.lines = verbose() or not self.terminal
-            if state.is_world_process_zero:  # a resumed run starts where its checkpoint left off
-                self.training_bar = tqdm(
-                    total=state.max_steps,
-                    initial=state.global_step,
-                    desc=label,
-                    dynamic_ncols=True,
-                    disable=not self.terminal,
-                )
-            self.current_step = state.global_step
-
-        def on_log(self, args, state, control, logs=None, **kwargs):
-            if (
-                not state.is_world_process_zero
-                or self.training_bar is None
-                or not logs
-                or "train_runtime" in logs
-            ):
-                return
-            if self.terminal:
-                self.training_bar.set_postfix_str(_fields(logs, _BAR_FIELDS))
-            if self.lines:
-                where = f"step {state.global_step:,}/{state.max_steps:,}"
-                tqdm.write(f"[distill] {label} {where}: {_fields(logs, _LINE_FIELDS)}")
-
-    return TrainingProgress()
 
 
 def wrapper_ran(trainer) -> dict[str, str]:

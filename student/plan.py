@@ -293,7 +293,19 @@ def render_plan(
             "in the model's config; extend its RoPE (e.g. rope_theta / max_position_embeddings) first"
         )
     warning = check_fits(cfg, shape, teacher)
-    return "\n".join(lines + ([f"warning: {warning}"] if warning else []))
+    return "\n".join(lines + _host_lines(cfg, shape) + ([f"warning: {warning}"] if warning else []))
+
+
+def _host_lines(cfg: StudentConfig, shape: ModelShape) -> list[str]:
+    """Where the student trains on the CPU (``cpu``, ``single`` without CUDA): its RAM, and the refusal."""
+    from student.plan_host import available_memory, check_host_fits, describe, host_estimate, trains_on_host
+
+    if not trains_on_host(cfg):
+        return []
+    available = available_memory()
+    line = f"host memory ({cfg.launch.strategy} on this machine's CPU): {describe(cfg, host_estimate(shape, cfg), shape)}"
+    problem = check_host_fits(cfg, shape, available)
+    return [line + f"; {available / GIB:.1f} GiB available"] + ([f"refused: {problem}"] if problem else [])
 
 
 def _teacher_label(cfg: StudentConfig, teacher_ref: str) -> str:

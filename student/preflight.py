@@ -39,11 +39,37 @@ def check_student(where: str, student: StudentConfig, report: PreflightReport | 
         check_grpo(
             student.grpo_options(), student.model, student.launch, report, f"{where}.grpo", f"{where}.model"
         )
+    if student.method != "grpo":
+        check_host_memory(where, student, report)
     if student.lora and student.lora.quantize_4bit and not has_cuda():
         raise DistillError(
             f"{where}.lora.quantize_4bit: 4-bit (QLoRA) loading needs a CUDA GPU and this machine has none; "
             "set it to false to train LoRA adapters in full precision"
         )
+
+
+def check_host_memory(where: str, student: StudentConfig, report: PreflightReport | None = None) -> None:
+    """A student that trains on the CPU (``cpu``, or ``single`` without CUDA) must fit in the RAM that is
+    available now; the kernel would kill it mid-run otherwise (student/plan_host.py counts what it keeps)."""
+    from student.plan_host import check_host_fits, packed, trains_on_host
+    from student.shapes import model_shape
+
+    if not trains_on_host(student):
+        return
+    try:
+        shape, _ = model_shape(student.model)
+    except DistillError:
+        if report is not None:
+            report.could_not_check(f"{where}: host memory for {student.model} (its shape is unknown here)")
+        return
+    problem = check_host_fits(student, shape)
+    if problem and not packed(student):  # rows may be shorter: checked again once the set is tokenized
+        if report is not None:
+            report.could_not_check(
+                f"{where}: host memory with rows shorter than max_length (at max_length: {problem})"
+            )
+    elif problem:
+        raise DistillError(f"{where}: {problem}")
 
 
 def _needed_packages(student: StudentConfig) -> list[tuple[str, str, str]]:

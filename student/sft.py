@@ -20,12 +20,11 @@ from typing import Any
 from distill import training
 from distill.errors import DistillError
 from distill.recipe import StudentConfig
-from distill.records import read_rows
 from distill.runs import atomic_write_json
 from student.trainer import METHOD
 
 DATA_FILE = "data.json"
-TOKENS_FILE = "train-tokens.parquet"
+TOKENS_DIR = "train-tokens"  # Arrow shards of ids and completion masks (student/data.py)
 
 
 def method_of(cfg: StudentConfig) -> training.Method:
@@ -84,23 +83,23 @@ def follow_job(out_dir: Path, cfg: StudentConfig, timeout_s: float = 3600) -> No
 def prepare_job(model_path: str, train_file: Path, out_dir: Path, cfg: StudentConfig) -> dict[str, Any]:
     """Tokenize the training set once (reused when a killed attempt left it) and describe the job."""
     data_file = out_dir / DATA_FILE
-    if data_file.exists() and (out_dir / TOKENS_FILE).exists():
-        return json.loads(data_file.read_text())
-    from student.data import load_student_tokenizer, save_tokenized, tokenize_rows
+    if data_file.exists() and (out_dir / TOKENS_DIR).is_dir():
+        job = json.loads(data_file.read_text())
+        _check_host_memory(model_path, cfg, job["data"]["longest_tokens"])
+        return job
+    from student.data import load_student_tokenizer, tokenize_to_shards
 
     started = time.time()
     tokenizer, eos, model_config = load_student_tokenizer(model_path)
-    rows = read_rows(train_file)
-    data = tokenize_rows(rows, tokenizer, cfg.max_length, cfg.too_long, where=str(train_file))
-    stats = data.stats(cfg.max_length)
+    stats = tokenize_to_shards(train_file, tokenizer, out_dir / TOKENS_DIR, cfg.max_length, cfg.too_long)
     _report_too_long(cfg, stats)
-    save_tokenized(data, out_dir / TOKENS_FILE)
+    _check_host_memory(model_path, cfg, stats["longest_tokens"])
     tokenizer.save_pretrained(str(out_dir / "tokenizer"))
     job = {
         "student": cfg.model_dump(mode="json"),
         "model_path": model_path,
         "tokenizer": str(out_dir / "tokenizer"),
-        "train_file": str(out_dir / TOKENS_FILE),
+        "train_file": str(out_dir / TOKENS_DIR),
         "out_dir": str(out_dir),
         "packing": cfg.packing if cfg.packing is not None else True,
         "eos_token": eos,
@@ -120,3 +119,19 @@ def _report_too_long(cfg: StudentConfig, stats: dict[str, Any]) -> None:
         f"max_length {cfg.max_length} (longest {stats['longest_tokens']} tokens): {action}",
         flush=True,
     )
+
+
+def _check_host_memory(model_path: str, cfg: StudentConfig, longest: int) -> None:
+    """Training on the CPU: refuse, before any step, a batch of the set's longest rows that cannot fit in
+    the RAM available now (the preflight checked packed students already; unpacked ones need the set)."""
+    from student.plan_host import check_host_fits, trains_on_host
+    from student.shapes import shape_from_config
+
+    config = Path(model_path) / "config.json"
+    if not trains_on_host(cfg) or not config.exists():
+        return
+    problem = check_host_fits(
+        cfg, shape_from_config(json.loads(config.read_text()), str(config)), longest=longest
+    )
+    if problem:
+        raise DistillError(problem)

@@ -17,6 +17,7 @@ from typing import Any
 
 from distill.recipe import StudentConfig
 from distill.training import Method, fit, main, on_cpu, run_loss, shared_trainer_args, what_ran, wrapper_ran
+from student.data import load_tokenized
 from student.metrics import PackedRowsCollator, ThroughputCallback, TokenCounter
 
 METRICS_FILE = "train_metrics.json"
@@ -82,7 +83,6 @@ def packed_collator(model, tokenizer):
 
 def run_training(job: dict[str, Any]) -> dict[str, Any]:
     """Train as described by ``job`` (see student/sft.py ``prepare_job``); returns rank 0's metrics."""
-    import datasets
     from transformers import AutoTokenizer
     from trl import SFTTrainer
 
@@ -96,7 +96,7 @@ def run_training(job: dict[str, Any]) -> dict[str, Any]:
         model.config.eos_token_id = job["eos_token_id"]
         if model.generation_config is not None:
             model.generation_config.eos_token_id = job["eos_token_id"]
-    dataset = datasets.load_dataset("parquet", data_files=job["train_file"], split="train")
+    dataset = load_tokenized(job["train_file"])  # memory-mapped Arrow shards
     trainer = SFTTrainer(
         model=model,
         args=args,

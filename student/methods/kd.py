@@ -85,10 +85,10 @@ def _scaled_loss(trainer_class, temperature: float):
 
 def run_training(job: dict[str, Any]) -> dict[str, Any]:
     """Train as ``job`` says (student/sft.py ``prepare_job`` plus the teacher); returns rank 0's metrics."""
-    import datasets
     from transformers import AutoTokenizer
     from trl.experimental.gkd import GKDTrainer
 
+    from student.data import load_tokenized
     from student.trainer import load_model
 
     cfg = StudentConfig.model_validate(job["student"])
@@ -99,7 +99,7 @@ def run_training(job: dict[str, Any]) -> dict[str, Any]:
         model.config.eos_token_id = job["eos_token_id"]
         model.generation_config.eos_token_id = job["eos_token_id"]
     teacher = load_teacher(job["teacher_path"], model, cpu)
-    dataset = datasets.load_dataset("parquet", data_files=job["train_file"], split="train")
+    dataset = load_tokenized(job["train_file"])  # memory-mapped Arrow shards
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     trainer = counting(_scaled_loss(GKDTrainer, cfg.kd.temperature), _count)(
         model=model,

@@ -1,5 +1,8 @@
 """Tokenization, label masking and packing on real TRL batches (tiny offline model)."""
 
+import hashlib
+import json
+
 import pytest
 import torch
 from student_helpers import student_cfg, think_rows
@@ -7,9 +10,9 @@ from student_helpers import student_cfg, think_rows
 from distill.errors import DistillError
 from distill.models import resolve_model
 from distill.records import write_parquet
-from student.data import align_eos, end_of_turn_token, tokenize_rows
+from student.data import align_eos, end_of_turn_token, load_tokenized, tokenize_to_shards
 from student.metrics import PackedRowsCollator
-from student.sft import TOKENS_FILE, prepare_job
+from student.sft import TOKENS_DIR, prepare_job
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +26,6 @@ def tiny():
 def packed_batch(tmp_path, tiny, rows, flat=True, **cfg_overrides):
     """The first training batch built from our token set with packing on: TRL's flat padding-free row
     (flash attention) or our packed rows (SDPA/eager)."""
-    import datasets
     from transformers import AutoModelForCausalLM
     from trl import SFTTrainer
 
@@ -32,7 +34,7 @@ def packed_batch(tmp_path, tiny, rows, flat=True, **cfg_overrides):
     path, _ = tiny
     cfg = student_cfg(**{"batch_size": 1, "max_length": 256, **cfg_overrides})
     prepare_job(path, write_parquet(rows, tmp_path / "train.parquet"), tmp_path, cfg)
-    dataset = datasets.load_dataset("parquet", data_files=str(tmp_path / TOKENS_FILE), split="train")
+    dataset = load_tokenized(tmp_path / TOKENS_DIR)
     args = build_args(cfg, tmp_path, cpu=True, packing=True)
     args.shuffle_dataset = False
     model = AutoModelForCausalLM.from_pretrained(path)
@@ -86,20 +88,87 @@ def test_packed_examples_do_not_attend_to_each_other(tmp_path, tiny, flat):
     assert checked == 5
 
 
-def test_too_long_rows_are_counted_then_dropped_truncated_or_rejected(tiny):
+def golden_rows() -> list[dict]:
+    """Rows the golden digests below were taken from with the previous, one-process tokenizer (lists)."""
+    rows = think_rows(6)
+    rows[1]["completion"][0]["content"] = "<think>" + "long " * 200 + "</think> \\boxed{1}"
+    rows[2]["prompt"][1]["content"] = "Ünïcode ∑ 𝔸 — “quotes” and\ttabs\n\nnewlines"
+    rows[3]["completion"][0]["content"] = "<think>" + "x" * 30 + "</think>  trailing spaces  "
+    rows[4]["prompt"] = rows[4]["prompt"][1:]  # no system message
+    return rows
+
+
+def tokenized(tmp_path, tokenizer, rows, max_length, too_long, num_proc=None, name="tokens"):
+    train = write_parquet(rows, tmp_path / f"{name}-train.parquet")
+    stats = tokenize_to_shards(train, tokenizer, tmp_path / name, max_length, too_long, num_proc=num_proc)
+    data = load_tokenized(tmp_path / name)
+    return stats, list(data["input_ids"]), list(data["completion_mask"])
+
+
+def digest(ids, masks) -> str:
+    return hashlib.sha256(json.dumps([ids, masks]).encode()).hexdigest()
+
+
+# sha256 of json.dumps([input_ids, completion_mask]) of golden_rows() from student/data.py's tokenize_rows
+# at commit eb2ce5d (Python lists, one process), per (max_length, too_long).
+GOLDEN = {
+    (120, "truncate"): (
+        "b3b4e871e667b41f34ca1d84fefd532a7a8b87bbee547c8263ad118fa997fcb8",
+        6,
+        2,
+        2,
+        561,
+        179,
+    ),
+    (120, "drop"): ("b6ce333dc2550526ed4d4373c96fa9d46c5a0d5a116bb1e9c2f6e599d24c5ab5", 4, 2, 0, 321, 111),
+    (4096, "drop"): ("980e71127a25e4381efad8cf7d9955a5d9c65974ca9b44d321a5db0d3613b55c", 6, 0, 0, 1524, 1142),
+}
+
+
+@pytest.mark.parametrize("max_length, too_long", list(GOLDEN), ids=["truncate", "drop", "whole"])
+def test_shards_hold_the_previous_tokenizers_ids_and_masks_bit_for_bit(tmp_path, tiny, max_length, too_long):
+    stats, ids, masks = tokenized(tmp_path, tiny[1], golden_rows(), max_length, too_long)
+    sha, rows, too_long_n, truncated, tokens, completion = GOLDEN[(max_length, too_long)]
+    assert digest(ids, masks) == sha
+    assert (stats["train_rows"], stats["too_long"], stats["too_long_truncated"]) == (
+        rows,
+        too_long_n,
+        truncated,
+    )
+    assert (stats["tokens"], stats["completion_tokens"], stats["longest_tokens"]) == (
+        tokens,
+        completion,
+        1075,
+    )
+    assert stats["rows_in"] == 6
+
+
+def test_two_tokenizing_processes_write_the_same_ids_in_order(tmp_path, tiny):
+    _, ids, masks = tokenized(tmp_path, tiny[1], golden_rows() * 2, 120, "truncate", num_proc=2)
+    assert len(list((tmp_path / "tokens").glob("part-*.arrow"))) == 2  # one shard per process
+    assert digest(ids[:6], masks[:6]) == digest(ids[6:], masks[6:]) == GOLDEN[(120, "truncate")][0]
+    schema = load_tokenized(tmp_path / "tokens").data.schema
+    assert str(schema.field("input_ids").type) == "list<item: int32>"
+    assert str(schema.field("completion_mask").type) == "list<item: int8>"
+
+
+def test_too_long_rows_are_counted_then_dropped_truncated_or_rejected(tmp_path, tiny):
     _, tokenizer = tiny
     rows = think_rows(4)
     rows[1]["completion"][0]["content"] = "<think>" + "long " * 200 + "</think> \\boxed{1}"
-    dropped = tokenize_rows(rows, tokenizer, 120, "drop", "t.parquet")
-    assert (dropped.too_long, dropped.truncated, len(dropped.input_ids)) == (1, 0, 3)
-    cut = tokenize_rows(rows, tokenizer, 120, "truncate", "t.parquet")
-    assert (cut.too_long, cut.truncated, len(cut.input_ids)) == (1, 1, 4)
-    assert max(len(ids) for ids in cut.input_ids) == 120
-    with pytest.raises(DistillError, match=r"t.parquet: row 1 has \d+ tokens, over max_length 120"):
-        tokenize_rows(rows, tokenizer, 120, "error", "t.parquet")
+    dropped, ids, _ = tokenized(tmp_path, tokenizer, rows, 120, "drop", name="drop")
+    assert (dropped["too_long"], dropped["too_long_truncated"], len(ids)) == (1, 0, 3)
+    cut, ids, _ = tokenized(tmp_path, tokenizer, rows, 120, "truncate", name="cut")
+    assert (cut["too_long"], cut["too_long_truncated"], len(ids)) == (1, 1, 4)
+    assert max(len(row) for row in ids) == 120
+    with pytest.raises(DistillError, match=r"error-train.parquet: row 1 has \d+ tokens, over max_length 120"):
+        tokenized(tmp_path, tokenizer, rows, 120, "error", name="error")
+    assert not (tmp_path / "error").exists()
+    with pytest.raises(DistillError, match=r"all 4 rows are longer than max_length 10 tokens"):
+        tokenized(tmp_path, tokenizer, rows, 10, "drop", name="none")
 
 
-def test_template_that_strips_reasoning_is_refused(tiny):
+def test_template_that_strips_reasoning_is_refused(tmp_path, tiny):
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(tiny[0])
@@ -111,7 +180,7 @@ def test_template_that_strips_reasoning_is_refused(tiny):
         "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
     )
     with pytest.raises(DistillError, match="drops the <think> reasoning"):
-        tokenize_rows(think_rows(2), tokenizer, 256, "drop", "t.parquet")
+        tokenized(tmp_path, tokenizer, think_rows(2), 256, "drop")
 
 
 def test_end_of_turn_becomes_the_eos_of_tokenizer_and_configs(tiny):

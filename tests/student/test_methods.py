@@ -73,6 +73,7 @@ def test_divergence_falls_and_the_teacher_is_untouched(tmp_path, teacher_dir, me
 
     for module in ("student.methods.on_policy", "student.methods.kd"):
         monkeypatch.setattr(f"{module}.load_teacher", keep)
+    monkeypatch.setenv("DISTILL_TRAIN_IN_PROCESS", "1")  # the teacher object is looked at below
     before = _digest(teacher_dir)
     metrics = _train(tmp_path, teacher_dir, method)
     assert metrics["method"] == method and metrics["steps"] == 8 and metrics["world_size"] == 1
