@@ -78,7 +78,7 @@ def server_cpu(runners: list) -> float:
     """CPU seconds of the fork servers and the children they reaped (not ours: they are the servers')."""
     total = 0.0
     for runner in runners:
-        for server in getattr(runner, "_idle", []):
+        for server in runner._servers._idle if hasattr(runner, "_servers") else getattr(runner, "_idle", []):
             with open(f"/proc/{server.proc.pid}/stat") as stat:
                 fields = stat.read().rsplit(")", 1)[1].split()
             total += sum(int(v) for v in fields[11:15]) / os.sysconf(

@@ -41,6 +41,7 @@ import os
 import pathlib
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -50,11 +51,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
-from distill.verify.sandbox_io import Link, Pump, end_checker, kill_all, kill_group, kill_user
+from distill.verify.sandbox_io import Link, Pump, kill_all, kill_group, kill_user
+from distill.verify.sandbox_server import ServerPool, feed
 from distill.verify.sandbox_tmp import sweep_tmp
 
 _DRIVER = (pathlib.Path(__file__).with_name("sandbox_driver.py")).read_text()
-_CHECKER = (pathlib.Path(__file__).with_name("sandbox_checker.py")).read_text()
 # User ids of no real user: a range of a million per parent process (by pid), each run a new one, so no two
 # runs share an id while a zombie of the first (still counted by RLIMIT_NPROC) waits for init to reap it.
 _UID_SPAN = 1_000_000
@@ -215,6 +216,7 @@ class LocalRunner:
 
     def __init__(self, network: bool = True) -> None:
         self.isolation = isolation(network)
+        self._servers = ServerPool(self.isolation.python)  # fork the checkers (and, as root, the programs)
 
     def run(self, job: Job) -> RunResult:
         started = time.monotonic()
@@ -255,7 +257,7 @@ class LocalRunner:
         drop = {"user": uid, "group": uid, "extra_groups": []} if uid is not None and not iso.prefix else {}
         read_fd, write_fd = os.pipe()
         link = Link() if job.mode == "function" else None
-        checker = checker_uid = None
+        checker = None
         try:
             proc = subprocess.Popen(
                 self._sandbox_command(job, uid),
@@ -269,8 +271,7 @@ class LocalRunner:
                 **drop,
             )
             if link is not None:
-                checker_uid = _UIDS.acquire() if uid is not None else None
-                checker = self._start_checker(job, nonce, write_fd, link, checker_uid)
+                checker = self._start_checker(job, nonce, write_fd, link, uid is not None)
         finally:
             os.close(write_fd)
             if link is not None:
@@ -286,7 +287,8 @@ class LocalRunner:
             kill_group(proc)
             proc.wait()
             os.close(read_fd)
-            end_checker(checker)
+            if checker is not None:
+                self._end_checker(*checker)
             for pipe in (proc.stdin, proc.stdout, proc.stderr):
                 with contextlib.suppress(OSError):
                     pipe.close()
@@ -299,27 +301,36 @@ class LocalRunner:
             overflow=overflow,
         )
 
-    def _start_checker(
-        self, job: Job, nonce: str, result_fd: int, link: Link, uid: int | None
-    ) -> subprocess.Popen:
-        """The trusted checker, as this user (or, as root, a user id of its own: not the program's)."""
-        python = self.isolation.python
-        prefix = ["unshare", "-G", str(uid), "-S", str(uid), "--"] if uid is not None else []
-        checker = subprocess.Popen(
-            [*prefix, python, "-I", "-S", "-c", driver_command(python, _CHECKER)],
-            stdin=subprocess.PIPE,
-            stdout=result_fd,
-            stderr=subprocess.DEVNULL,
-            pass_fds=link.checker_ends,
-            cwd="/",
-            env={"PATH": "/usr/bin:/bin", "LANG": "C.UTF-8"},
-            start_new_session=True,
-        )
-        with contextlib.suppress(OSError):  # a checker that died at once: the verdict says no tests ran
-            checker.stdin.write(checker_payload(job, nonce, *link.checker_ends))
-        with contextlib.suppress(OSError):
-            checker.stdin.close()
-        return checker
+    def _start_checker(self, job: Job, nonce: str, result_fd: int, link: Link, own_user: bool) -> tuple:
+        """The trusted checker, forked by a checker server: as this user, or as root a user id of its own
+        (never the program's). Returns (server, pid) for ``_end_checker``."""
+        server = self._servers.acquire()
+        job_read, job_write = os.pipe()
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        fds = [job_read, result_fd, devnull, *link.checker_ends]
+        request = {"program_fds": 0, "checker": True, "checker_uid": _UIDS.acquire() if own_user else None}
+        try:
+            _, pid = server.start(request, fds)
+        except BaseException:
+            server.close()
+            os.close(job_write)
+            raise
+        finally:
+            os.close(job_read)
+            os.close(devnull)
+        feed(job_write, checker_payload(job, nonce, 3, 4))
+        return server, pid
+
+    def _end_checker(self, server, pid: int) -> None:
+        """The checker is trusted and starts no process; it is the server's child until the server reports."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        try:
+            server.status()
+        except (OSError, EOFError, ValueError):
+            server.close()
+            raise
+        self._servers.release(server)
 
 
 def _payload(job: Job, nonce: str, result_fd: int, request_fd: int | None = None) -> bytes:

@@ -20,6 +20,7 @@ import subprocess
 import sys
 
 from distill.verify.sandbox import _UIDS, Isolation, Job, LocalRunner, RunResult, driver_command
+from distill.verify.sandbox_server import ServerPool
 
 
 def bwrap_path() -> str | None:
@@ -92,6 +93,7 @@ class BwrapRunner(LocalRunner):
                 "bubblewrap (apt-get install bubblewrap) or choose sandbox: auto"
             )
         self.isolation = found
+        self._servers = ServerPool(found.python)  # the checkers' (the program starts inside bwrap)
 
     def _sandbox_command(self, job: Job, uid: int | None) -> list[str]:
         python = self.isolation.python

@@ -155,11 +155,3 @@ class Link:
         for fd in (*self.program_ends, *self.checker_ends):
             with contextlib.suppress(OSError):
                 os.close(fd)
-
-
-def end_checker(checker: subprocess.Popen | None) -> None:
-    """The checker is trusted and starts no process: its group is all there is to end."""
-    if checker is None:
-        return
-    kill_group(checker)
-    checker.wait()

@@ -216,8 +216,8 @@ def test_a_dead_fork_server_is_replaced():
 
     runner = ForkServerRunner()
     assert runner.run(stdio("print(1)")).stdout == b"1\n"
-    (server,) = runner._idle
+    (server,) = runner._servers._idle
     server.proc.kill()
     server.proc.wait()
     assert runner.run(stdio("print(2)")).stdout == b"2\n"  # a new server started
-    assert runner._idle and runner._idle[0] is not server
+    assert runner._servers._idle and runner._servers._idle[0] is not server
