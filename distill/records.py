@@ -135,7 +135,9 @@ def _parquet_batches(path: Path, batch_rows: int) -> Iterator[list[dict[str, Any
     if path.stat().st_size == 0:
         raise DistillError(f"{path}: empty file, no rows")
     try:
-        batches = pq.ParquetFile(path).iter_batches(batch_size=batch_rows)
+        # pre_buffer off: on, pyarrow keeps the whole file's column chunks buffered as it goes (RSS grew
+        # with the file: 435 MB for a 530 MB set, 199 MB without)
+        batches = pq.ParquetFile(path, pre_buffer=False).iter_batches(batch_size=batch_rows)
         for batch in batches:
             yield batch.to_pylist()
     except (pa.ArrowException, OSError, ValueError) as exc:
