@@ -256,3 +256,38 @@ def test_the_private_tmpfs_is_capped(runner):
     result = runner.run(Job(filler, mode="stdio", limits=Limits(wall_seconds=5.0, tmp_mb=8)))
     assert result.stdout.startswith(b"full "), result.stdout
     assert int(result.stdout.split()[1]) <= 8
+
+
+def test_bwrap_shows_the_program_nothing_of_the_machine(tmp_path):
+    if bwrap_isolation() is None:
+        pytest.skip("bubblewrap (`bwrap`) is not installed or cannot create namespaces here")
+    secret = tmp_path / "dataset.jsonl"
+    secret.write_text("private\n")
+    os.chmod(tmp_path, 0o755)
+    os.chmod(secret, 0o644)  # world-readable: the other runners would let a program read it
+    probe = textwrap.dedent(
+        f"""
+        import os, socket
+        seen = []
+        for path in ({str(secret)!r}, "/etc/passwd", "/root", "/home", "/work"):
+            seen.append(os.path.exists(path))
+        pids = [p for p in os.listdir("/proc") if p.isdigit()]
+        try:
+            socket.create_connection(("127.0.0.1", 22), timeout=1)
+            net = "connected"
+        except OSError:
+            net = "refused"
+        try:
+            open("/usr/bin/distill-pwned", "w")
+            wrote = True
+        except OSError:
+            wrote = False
+        print(repr((seen, len(pids) <= 3, net, wrote, os.getpid() < 10)))
+        """
+    )
+    result = BwrapRunner().run(Job(probe, mode="stdio", limits=QUICK))
+    seen, few_processes, net, wrote, own_pids = eval(result.stdout.decode())  # noqa: S307
+    assert seen == [False] * 5  # no dataset, no /etc, /root, /home, working tree
+    assert few_processes and own_pids  # a pid namespace: none of the machine's processes
+    assert net == "refused" and wrote is False  # no network; the binds are read-only
+    assert not os.path.exists("/usr/bin/distill-pwned")
