@@ -62,6 +62,9 @@ _UID_SPAN = 1_000_000
 _UID_BASE = 100_000_000 + (os.getpid() % 2_000) * _UID_SPAN  # below 2**31: bwrap maps no larger id
 
 
+REPLY_BYTES = 64 << 20  # the most one call's result may take on the pipe (a long list is fine; memory is not)
+
+
 @dataclass(frozen=True)
 class Limits:
     """Limits of one program run (one process group)."""
@@ -71,7 +74,7 @@ class Limits:
     memory_mb: int = 1024  # RLIMIT_AS (address space), per process
     file_size_mb: int = 16  # RLIMIT_FSIZE: the largest file it may write
     processes: int = 32  # RLIMIT_NPROC (binds when each run has its own user id, i.e. as root)
-    output_bytes: int = 1 << 20  # cap on each of stdout, stderr, the result pipe and each reply to a call
+    output_bytes: int = 1 << 20  # cap on each of stdout, stderr and the result pipe
     tmp_mb: int = 64  # size of each private tmpfs (/tmp, /var/tmp, /dev/shm) where the runner mounts them
 
     def for_driver(self) -> dict:
@@ -355,7 +358,7 @@ def checker_payload(job: Job, nonce: str, reply_fd: int, request_fd: int) -> byt
         "nonce": nonce,
         "reply_fd": reply_fd,
         "request_fd": request_fd,
-        "reply_bytes": job.limits.output_bytes,
+        "reply_bytes": max(job.limits.output_bytes, REPLY_BYTES),
         "tests": list(job.tests),
         "entry_point": job.entry_point,
         "call_check": job.call_check,

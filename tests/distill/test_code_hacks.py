@@ -194,6 +194,12 @@ def test_results_cross_as_builtin_data_and_compare_type_aware():
     assert check_program(far, problem).reason == "failed: test 3"
 
 
+def test_a_large_result_crosses():
+    problem = CodeProblem(["assert len(squares(400000)) == 400000 and squares(5)[-1] == 16"], limits=QUICK)
+    source = "def squares(n):\n    return [i * i for i in range(n)]\n"  # ~3 MiB marshalled
+    assert check_program(source, problem).reason == "passed"
+
+
 def test_the_tests_reach_helpers_modules_and_data_of_the_program():
     """HumanEval's check sometimes calls a helper of the prompt (poly, encode_cyclic) or a module the program
     imported; both reach the checker: the helper as a proxy, the module as the checker's own import."""
