@@ -53,7 +53,7 @@ from typing import Protocol
 
 from distill.verify.sandbox_io import Link, Pump, kill_all, kill_group, kill_user
 from distill.verify.sandbox_server import ServerPool, feed
-from distill.verify.sandbox_tmp import sweep_tmp
+from distill.verify.sandbox_tmp import USERNS_MOUNT_PROBE, sweep_tmp
 
 _DRIVER = (pathlib.Path(__file__).with_name("sandbox_driver.py")).read_text()
 # User ids of no real user: a range of a million per parent process (by pid), each run a new one, so no two
@@ -130,6 +130,7 @@ class Isolation:
     network: bool  # a network namespace of its own
     own_user: bool  # a user id of its own per run (root only)
     note: str
+    private_tmp: bool = False  # the driver mounts tmpfs on /tmp, /var/tmp, /dev/shm (a user+mount namespace)
 
     def describe(self) -> dict:
         return asdict(self)
@@ -154,8 +155,9 @@ def driver_command(python: str, source: str = _DRIVER) -> str:
     return f"import marshal;exec(marshal.loads(bytes.fromhex('{done.stdout.strip()}')))"
 
 
-def _probe(prefix: list[str], python: str, uid: int | None) -> bool:
-    cmd = [part.replace("{uid}", str(uid)) for part in prefix] + [python, "-I", "-S", "-c", "pass"]
+def _probe(prefix: list[str], python: str, uid: int | None, mounts: bool = False) -> bool:
+    code = USERNS_MOUNT_PROBE if mounts else "pass"
+    cmd = [part.replace("{uid}", str(uid)) for part in prefix] + [python, "-I", "-S", "-c", code]
     extra = {"user": uid, "group": uid, "extra_groups": []} if uid is not None and not prefix else {}
     try:
         done = subprocess.run(cmd, capture_output=True, timeout=20, env={"PATH": "/usr/bin:/bin"}, **extra)
@@ -175,20 +177,27 @@ def isolation(network: bool = True) -> Isolation:
         # unshare also drops to the run's user id (-G/-S): Popen(user=...) would rule out vfork, and a
         # fork of a large parent (torch loaded) is slow.
         drop = ("-G", "{uid}", "-S", "{uid}", "--")
-        plans = [(("unshare", "-n", *drop), True, True), (("unshare", *drop), False, True)] if unshare else []
-        plans.append(((), False, True))
-    else:
-        plans = [(("unshare", "-r", "-n", "--"), True, False)] if unshare else []
-        plans.append(((), False, False))
-    for prefix, net, own_user in plans:
+        plans = [(("unshare", "-n", *drop), True, True, False), (("unshare", *drop), False, True, False)]
+        plans = (plans if unshare else []) + [((), False, True, False)]
+    else:  # a user namespace: network and mount namespaces of its own where the kernel allows them
+        plans = [
+            (("unshare", "-r", "-n", "-m", "--"), True, False, True),
+            (("unshare", "-r", "-n", "--"), True, False, False),
+            (("unshare", "-r", "-m", "--"), False, False, True),
+        ]
+        plans = (plans if unshare else []) + [((), False, False, False)]
+    for prefix, net, own_user, mounts in plans:
         if net and not network:
             continue
         for python in pythons:
-            if _probe(list(prefix), python, _UID_BASE if own_user else None):
+            if _probe(list(prefix), python, _UID_BASE if own_user else None, mounts):
                 note = "network namespace" if net else "network isolation OFF (no usable unshare)"
                 if not network:
                     note = "network isolation OFF (disabled)"
-                return Isolation(python, prefix, net, own_user, note + ("; own user id" if own_user else ""))
+                note += ("; own user id" if own_user else "") + (
+                    "; private /tmp (user namespace)" if mounts else ""
+                )
+                return Isolation(python, prefix, net, own_user, note, mounts)
     raise RuntimeError(
         "sandbox: no Python interpreter could be started (tried {})".format(", ".join(pythons))
     )
@@ -219,6 +228,7 @@ class LocalRunner:
 
     def __init__(self, network: bool = True) -> None:
         self.isolation = isolation(network)
+        self.private_tmp = self.isolation.private_tmp
         self._servers = ServerPool(self.isolation.python)  # fork the checkers (and, as root, the programs)
 
     def run(self, job: Job) -> RunResult:
@@ -280,10 +290,11 @@ class LocalRunner:
             if link is not None:
                 link.close_child_ends()
         try:
+            mounts = job.limits.tmp_mb if self.isolation.private_tmp else 0  # the driver mounts them
             if link is None:
-                data = _payload(job, nonce, write_fd)
+                data = _payload(job, nonce, write_fd, mounts=mounts)
             else:
-                data = _payload(job, nonce, *link.program_ends)
+                data = _payload(job, nonce, *link.program_ends, mounts=mounts)
             pump = Pump(proc, data, read_fd, job.limits.output_bytes, functools.partial(kill_all, proc, uid))
             streams, timed_out, overflow = pump.run(job.limits.wall_seconds)
         finally:
@@ -336,7 +347,7 @@ class LocalRunner:
         self._servers.release(server)
 
 
-def _payload(job: Job, nonce: str, result_fd: int, request_fd: int | None = None) -> bytes:
+def _payload(job: Job, nonce: str, result_fd: int, request_fd: int | None = None, mounts: int = 0) -> bytes:
     """What the driver reads from stdin: length, the marshalled job, then the program's own input. In function
     mode ``result_fd`` is the reply pipe to the checker and ``request_fd`` its requests; the tests stay out."""
     job_fields = {
@@ -347,6 +358,7 @@ def _payload(job: Job, nonce: str, result_fd: int, request_fd: int | None = None
         "source": job.source,
         "entry_point": job.entry_point,
         "limits": job.limits.for_driver(),
+        "mounts": mounts,  # MiB of each private tmpfs the driver mounts first (0: none, or done already)
     }
     data = marshal.dumps(job_fields, 2)  # version 2: plain types, read by any Python 3 the sandbox runs
     return len(data).to_bytes(8, "big") + data + (job.stdin if job.mode == "stdio" else b"")

@@ -48,6 +48,14 @@ _PROBE = (
 )
 
 
+# Run inside `unshare -r -m` (a user namespace: no root needed): can the driver mount a tmpfs there?
+USERNS_MOUNT_PROBE = (
+    "import ctypes, os\nlibc = ctypes.CDLL(None, use_errno=True)\n"
+    "ok = libc.mount(b'tmpfs', b'/tmp', b'tmpfs', 6, b'size=1m,mode=1777') == 0 and not os.listdir('/tmp')\n"
+    "raise SystemExit(0 if ok else 1)\n"
+)
+
+
 @functools.lru_cache(maxsize=2)
 def private_mounts_work(python: str) -> bool:
     """Can a child of this process (as root) mount tmpfs in a namespace of its own? Probed once."""

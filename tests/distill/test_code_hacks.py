@@ -35,10 +35,28 @@ CALLS = CodeProblem(
 )
 
 
-@pytest.fixture(params=["local", "forkserver", "bwrap"], scope="module")
+def userns_runner() -> LocalRunner:
+    """``LocalRunner`` as it runs without root: a user namespace (network and mount) where the driver mounts
+    the private tmpfs itself; built here by hand so that a root CI covers that path too."""
+    from dataclasses import replace
+
+    from distill.verify.sandbox import _probe
+
+    prefix = ("unshare", "-r", "-n", "-m", "--")
+    if not _probe(list(prefix), ISO.python, None, mounts=True):
+        pytest.skip("user namespaces with mounts are not allowed here")
+    runner = LocalRunner()
+    runner.isolation = replace(ISO, prefix=prefix, own_user=False, private_tmp=True)
+    runner.private_tmp = True
+    return runner
+
+
+@pytest.fixture(params=["local", "forkserver", "bwrap", "userns"], scope="module")
 def runner(request):
     if request.param == "local":
         return LocalRunner()
+    if request.param == "userns":
+        return userns_runner()
     if request.param == "forkserver":
         if not ISO.own_user:
             pytest.skip("the fork server needs root (a user id per run)")
