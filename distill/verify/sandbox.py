@@ -32,10 +32,8 @@ bubblewrap. Which runner guarantees what, and what none does: docs/sandbox.md.
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import functools
-import marshal
 import math
 import os
 import pathlib
@@ -51,7 +49,16 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import Protocol
 
-from distill.verify.sandbox_io import Link, Pump, kill_all, kill_group, kill_user
+from distill.verify.sandbox_io import (
+    Link,
+    Pump,
+    _events,
+    _payload,
+    checker_payload,
+    kill_all,
+    kill_group,
+    kill_user,
+)
 from distill.verify.sandbox_server import ServerPool, feed
 from distill.verify.sandbox_tmp import USERNS_MOUNT_PROBE, sweep_tmp
 
@@ -60,9 +67,6 @@ _DRIVER = (pathlib.Path(__file__).with_name("sandbox_driver.py")).read_text()
 # runs share an id while a zombie of the first (still counted by RLIMIT_NPROC) waits for init to reap it.
 _UID_SPAN = 1_000_000
 _UID_BASE = 100_000_000 + (os.getpid() % 2_000) * _UID_SPAN  # below 2**31: bwrap maps no larger id
-
-
-REPLY_BYTES = 64 << 20  # the most one call's result may take on the pipe (a long list is fine; memory is not)
 
 
 @dataclass(frozen=True)
@@ -345,54 +349,6 @@ class LocalRunner:
             server.close()
             raise
         self._servers.release(server)
-
-
-def _payload(job: Job, nonce: str, result_fd: int, request_fd: int | None = None, mounts: int = 0) -> bytes:
-    """What the driver reads from stdin: length, the marshalled job, then the program's own input. In function
-    mode ``result_fd`` is the reply pipe to the checker and ``request_fd`` its requests; the tests stay out."""
-    job_fields = {
-        "nonce": nonce,
-        "result_fd": result_fd,  # the same number in the child (pass_fds)
-        "request_fd": request_fd,
-        "mode": job.mode,
-        "source": job.source,
-        "entry_point": job.entry_point,
-        "limits": job.limits.for_driver(),
-        "mounts": mounts,  # MiB of each private tmpfs the driver mounts first (0: none, or done already)
-    }
-    data = marshal.dumps(job_fields, 2)  # version 2: plain types, read by any Python 3 the sandbox runs
-    return len(data).to_bytes(8, "big") + data + (job.stdin if job.mode == "stdio" else b"")
-
-
-def checker_payload(job: Job, nonce: str, reply_fd: int, request_fd: int) -> bytes:
-    """What the checker reads from stdin: length and the marshalled tests (it writes events to its stdout)."""
-    fields = {
-        "nonce": nonce,
-        "reply_fd": reply_fd,
-        "request_fd": request_fd,
-        "reply_bytes": max(job.limits.output_bytes, REPLY_BYTES),
-        "tests": list(job.tests),
-        "entry_point": job.entry_point,
-        "call_check": job.call_check,
-        "float_tolerance": job.float_tolerance,
-    }
-    data = marshal.dumps(fields, 2)
-    return len(data).to_bytes(8, "big") + data
-
-
-def _events(raw: bytes, nonce: str) -> list[dict]:
-    """The driver's reports: lines starting with the run's nonce; anything the program wrote is ignored."""
-    events = []
-    for line in raw.decode("utf-8", "replace").splitlines():
-        if not line.startswith(nonce + "\t"):
-            continue
-        try:
-            event = ast.literal_eval(line[len(nonce) + 1 :])
-        except (ValueError, SyntaxError, RecursionError, MemoryError):
-            continue
-        if isinstance(event, dict):
-            events.append(event)
-    return events
 
 
 def run_many(jobs: list[Job], runner: Runner | None = None, workers: int | None = None) -> list[RunResult]:

@@ -23,11 +23,17 @@ from distill.verify.sandbox import (
     Job,
     LocalRunner,
     RunResult,
+)
+from distill.verify.sandbox_io import (
+    Link,
+    Pump,
     _events,
     _payload,
     checker_payload,
+    kill_all,
+    kill_group,
+    kill_user,
 )
-from distill.verify.sandbox_io import Link, Pump, kill_all, kill_group, kill_user
 from distill.verify.sandbox_server import feed
 from distill.verify.sandbox_tmp import private_mounts_work
 
@@ -59,30 +65,26 @@ class ForkServerRunner(LocalRunner):
             raise RuntimeError("ForkServerRunner needs root (a user id per run); use LocalRunner")
         self.private_tmp = private_mounts_work(self.isolation.python)
 
-    def _spawn(self, job: Job, workdir: str, uid: int | None) -> RunResult:
-        nonce = secrets.token_hex(16)
-        stdin, stdout, stderr, result = (os.pipe() for _ in range(4))
-        link = Link() if job.mode == "function" else None
-        if link is None:
-            ends, checker_uid = [stdin[0], stdout[1], stderr[1], result[1]], None
-        else:  # the program talks to the checker only; the checker writes the events to us
-            checker_in = os.pipe()
-            devnull = os.open(os.devnull, os.O_WRONLY)
-            ends = [stdin[0], stdout[1], stderr[1], *link.program_ends]
-            ends += [checker_in[0], result[1], devnull, *link.checker_ends]
-            checker_uid = _UIDS.acquire()
-        env = {"PATH": "/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8"}
-        request = {
+    def _request(self, job: Job, workdir: str, uid: int | None, checker_uid: int | None) -> dict:
+        """What the server forks: the program (as ``uid``, in ``workdir``) and, for function calls, the checker."""
+        return {
             "workdir": workdir,
             "uid": uid,
             "network": self.isolation.network,
-            "env": env,
+            "env": {"PATH": "/usr/bin:/bin", "HOME": workdir, "TMPDIR": workdir, "LANG": "C.UTF-8"},
             "private_tmp": self.private_tmp,
             "tmp_mb": job.limits.tmp_mb,
-            "program_fds": 4 if link is None else 5,
-            "checker": link is not None,
+            "program_fds": 4 if checker_uid is None else 5,
+            "checker": checker_uid is not None,
             "checker_uid": checker_uid,
         }
+
+    def _spawn(self, job: Job, workdir: str, uid: int | None) -> RunResult:
+        nonce = secrets.token_hex(16)
+        link = Link() if job.mode == "function" else None
+        stdin, stdout, stderr, result, checker_in, ends = _descriptors(link)
+        checker_uid = _UIDS.acquire() if link is not None else None
+        request = self._request(job, workdir, uid, checker_uid)
         server = self._servers.acquire()
         try:
             pid, checker_pid = server.start(request, ends)
@@ -133,3 +135,17 @@ class ForkServerRunner(LocalRunner):
             timed_out,
             overflow,
         )
+
+
+def _descriptors(link: Link | None) -> tuple:
+    """Pipes for one run: (stdin, stdout, stderr, result, the checker's stdin or None, the children's ends in
+    the order the server hands them out). With a checker the program talks to it only, and the checker writes
+    the events on ``result``."""
+    stdin, stdout, stderr, result = (os.pipe() for _ in range(4))
+    if link is None:
+        return stdin, stdout, stderr, result, None, [stdin[0], stdout[1], stderr[1], result[1]]
+    checker_in = os.pipe()
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    ends = [stdin[0], stdout[1], stderr[1], *link.program_ends]
+    ends += [checker_in[0], result[1], devnull, *link.checker_ends]
+    return stdin, stdout, stderr, result, checker_in, ends

@@ -7,13 +7,19 @@ and every process of its user id are killed at once, so children it left behind 
 
 from __future__ import annotations
 
+import ast
 import contextlib
+import marshal
 import os
 import selectors
 import signal
 import subprocess
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from distill.verify.sandbox import Job
 
 
 def kill_group(proc: subprocess.Popen) -> None:
@@ -155,3 +161,54 @@ class Link:
         for fd in (*self.program_ends, *self.checker_ends):
             with contextlib.suppress(OSError):
                 os.close(fd)
+
+
+REPLY_BYTES = 64 << 20  # the most one call's result may take on the pipe (a long list is fine; memory is not)
+
+
+def _payload(job: Job, nonce: str, result_fd: int, request_fd: int | None = None, mounts: int = 0) -> bytes:
+    """What the driver reads from stdin: length, the marshalled job, then the program's own input. In function
+    mode ``result_fd`` is the reply pipe to the checker and ``request_fd`` its requests; the tests stay out."""
+    job_fields = {
+        "nonce": nonce,
+        "result_fd": result_fd,  # the same number in the child (pass_fds)
+        "request_fd": request_fd,
+        "mode": job.mode,
+        "source": job.source,
+        "entry_point": job.entry_point,
+        "limits": job.limits.for_driver(),
+        "mounts": mounts,  # MiB of each private tmpfs the driver mounts first (0: none, or done already)
+    }
+    data = marshal.dumps(job_fields, 2)  # version 2: plain types, read by any Python 3 the sandbox runs
+    return len(data).to_bytes(8, "big") + data + (job.stdin if job.mode == "stdio" else b"")
+
+
+def checker_payload(job: Job, nonce: str, reply_fd: int, request_fd: int) -> bytes:
+    """What the checker reads from stdin: length and the marshalled tests (it writes events to its stdout)."""
+    fields = {
+        "nonce": nonce,
+        "reply_fd": reply_fd,
+        "request_fd": request_fd,
+        "reply_bytes": max(job.limits.output_bytes, REPLY_BYTES),
+        "tests": list(job.tests),
+        "entry_point": job.entry_point,
+        "call_check": job.call_check,
+        "float_tolerance": job.float_tolerance,
+    }
+    data = marshal.dumps(fields, 2)
+    return len(data).to_bytes(8, "big") + data
+
+
+def _events(raw: bytes, nonce: str) -> list[dict]:
+    """The driver's reports: lines starting with the run's nonce; anything the program wrote is ignored."""
+    events = []
+    for line in raw.decode("utf-8", "replace").splitlines():
+        if not line.startswith(nonce + "\t"):
+            continue
+        try:
+            event = ast.literal_eval(line[len(nonce) + 1 :])
+        except (ValueError, SyntaxError, RecursionError, MemoryError):
+            continue
+        if isinstance(event, dict):
+            events.append(event)
+    return events
