@@ -178,7 +178,9 @@ def _bind(link, name, what):
         return Remote(link, name)
     if what[0] == "value" and len(what) == 2 and _plain(what[1]):
         return what[1]
-    if what[0] == "module" and len(what) == 2 and type(what[1]) is str:
+    # A module only under its own name (`import math`, `import os.path`): the checker imports its own copy,
+    # and a name bound to another module (`math = mock`) would let the program choose what the test calls.
+    if what[0] == "module" and len(what) == 2 and type(what[1]) is str and name in what[1].split("."):
         top = what[1].split(".")[0]
         if top not in _NEVER_IMPORTED:  # `-I -S`: only the standard library is on sys.path
             try:

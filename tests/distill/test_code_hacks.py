@@ -178,6 +178,8 @@ HACKS = {
     "assertion_error_replaced": "import builtins\nbuiltins.AssertionError = KeyError\n"
     "def add(a, b):\n    return None\n",
     "bool_for_int": "def add(a, b):\n    return True\n",  # True == 1 but add(0, 1) is not True
+    "module_alias": "import unittest.mock as math\nimport types\nmath = types.ModuleType('math')\n"
+    "math.isclose = lambda *a, **k: True\ndef add(a, b):\n    return None\n",
 }
 
 
@@ -222,11 +224,16 @@ def test_the_tests_reach_helpers_modules_and_data_of_the_program():
     """HumanEval's check sometimes calls a helper of the prompt (poly, encode_cyclic) or a module the program
     imported; both reach the checker: the helper as a proxy, the module as the checker's own import."""
     problem = CodeProblem(
-        ["assert twice(add(1, 2)) == 6", "assert math.isclose(add(0.1, 0.2), 0.3)", "assert LIMIT == 7"],
+        [
+            "assert twice(add(1, 2)) == 6",
+            "assert math.isclose(add(0.1, 0.2), 0.3)",
+            "assert LIMIT == 7",
+            "assert os.path.basename('/a/b') == 'b'",
+        ],
         entry_point="add",
         limits=QUICK,
     )
-    source = "import math\nLIMIT = 7\ndef twice(x):\n    return 2 * x\ndef add(a, b):\n    return a + b\n"
+    source = "import math\nimport os\nLIMIT = 7\ndef twice(x):\n    return 2 * x\ndef add(a, b):\n    return a + b\n"
     assert check_program(source, problem).reason == "passed"
 
 
