@@ -198,6 +198,23 @@ def same_outputs(one: Path, other: Path) -> bool:
     )
 
 
+def same_tokens(old: Path, new: Path) -> bool:
+    """The old code's tokens.parquet against the new code's Arrow shards, column by column, in order."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    before = pq.read_table(old / "tokens.parquet")
+    parts = []
+    for part in sorted((new / "tokens").glob("part-*.arrow")):
+        with pa.memory_map(str(part)) as source:
+            parts.append(pa.ipc.open_stream(source).read_all())
+    after = pa.concat_tables(parts)
+    return all(
+        before.column(c).combine_chunks().equals(after.column(c).combine_chunks())
+        for c in ("input_ids", "completion_mask")
+    )
+
+
 def base_checkout(commit: str) -> Path:
     path = Path(tempfile.gettempdir()) / f"distill-base-{commit}"
     if not path.exists():
@@ -268,6 +285,12 @@ def main() -> int:
             new = args.data / f"out-new-{traces}-{kind}-filter"
             if (old / "train.parquet").exists() and (new / "train.parquet").exists():
                 print(f"{size}: outputs identical to the old code's: {same_outputs(old, new)}", flush=True)
+        old, new = (args.data / f"out-{c}-{traces}-{kind}-tokenize" for c in ("old", "new"))
+        if "tokenize" in args.stages and (old / "tokens.parquet").exists() and (new / "tokens").is_dir():
+            print(
+                f"{size}: token ids and masks identical to the old code's: {same_tokens(old, new)}",
+                flush=True,
+            )
     print("\n".join(lines))
     if args.json:
         args.json.write_text(json.dumps({"|".join(map(str, k)): v for k, v in results.items()}, indent=2))

@@ -13,6 +13,7 @@ when it started).
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import json
@@ -81,6 +82,7 @@ def _fork_server():
 
 def _child(module: str, job_file: str, sys_path: list[str], env: dict[str, str], cwd: str) -> None:
     """In the child: the stage's environment, then the method's training process on the job file."""
+    _die_with_the_fork_server()
     sys.path[:] = sys_path
     os.environ.clear()
     os.environ.update(env)
@@ -100,3 +102,25 @@ def _child(module: str, job_file: str, sys_path: list[str], env: dict[str, str],
         message = first_line(f"{type(exc).__name__}: {exc}", 300)
         error_file.write_text(json.dumps({"distill_error": False, "message": message}))
         sys.exit(1)
+
+
+def _die_with_the_fork_server() -> None:
+    """End this child when its fork server ends, which it does when the stage's process is gone (killed
+    too): an orphaned training process would go on writing checkpoints into the partial folder that the
+    rerun resumes from. The kernel's parent-death signal where there is one (Linux), a watch otherwise."""
+    import ctypes
+    import threading
+    import time
+
+    server = os.getppid()
+    if server == 1:  # the server ended before this child ran: its stage is gone
+        os._exit(1)
+    with contextlib.suppress(AttributeError, OSError):
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+    def watch() -> None:
+        while os.getppid() == server:
+            time.sleep(1)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="distill-parent-watch").start()

@@ -6,6 +6,9 @@ wrong without a sound: the chat template must keep the ``<think>`` reasoning of 
 reasoning-model templates strip it from history), and every example must end with the template's
 end-of-turn token so the student learns to stop. The ids follow TRL's own rule for prompt/completion rows:
 prompt = the chat template with a generation prompt, completion = what the full conversation adds to it.
+
+At the sizes people distil from (1M traces, 1B+ tokens) the set is tokenized on every core by
+``datasets.map`` into Arrow shards that every trainer maps from disk: nothing holds it in Python lists.
 """
 
 from __future__ import annotations

@@ -16,13 +16,13 @@ from typing import Any
 
 from distill.errors import DistillError
 from distill.recipe import StudentConfig
-from distill.records import read_rows
+from distill.records import iter_row_batches
 from distill.runs import atomic_write_json
 from distill.training import Method, fit, main, on_cpu, shared_trainer_args
 from student.methods.common import StepMetrics, counting, load_teacher, summarise
 
 METRICS_FILE = "distill_metrics.json"
-PROMPTS_FILE = "prompts.json"
+PROMPTS_FILE = "prompts.arrow"  # read memory-mapped by the trainer
 DATA_FILE = "data.json"
 
 
@@ -46,15 +46,16 @@ def prepare_prompts(
     tokenizer.padding_side = "left"  # DistillationTrainer generates from left-padded prompts
     if tokenizer.pad_token is None:
         tokenizer.pad_token = eos
-    if prompts is None:
+    if prompts is None:  # the kept traces' distinct prompts, read a batch at a time (never every trace)
         prompts = {}
-        for row in read_rows(train_file):
-            prompts.setdefault(str(row.get("prompt_id", len(prompts))), row["prompt"])
+        for batch in iter_row_batches(train_file):
+            for row in batch:
+                prompts.setdefault(str(row.get("prompt_id", len(prompts))), row["prompt"])
     if not prompts:
         raise DistillError(f"{train_file}: no kept traces, so no prompts to distil on; check the filter")
     k = cfg.on_policy.completions_per_prompt
     rows = [{"prompt": prompt} for prompt in prompts.values() for _ in range(k)]
-    atomic_write_json(out_dir / PROMPTS_FILE, rows)
+    _write_prompts(rows, out_dir / PROMPTS_FILE)
     tokenizer.save_pretrained(str(out_dir / "tokenizer"))
     job = {
         "student": cfg.model_dump(mode="json"),
@@ -71,6 +72,18 @@ def prepare_prompts(
     }
     atomic_write_json(data_file, job)
     return job
+
+
+def _write_prompts(rows: list[dict[str, Any]], path: Path) -> None:
+    """The prompt rows as one Arrow file (what ``datasets.Dataset.from_file`` maps), written atomically."""
+    import pyarrow as pa
+
+    table = pa.Table.from_pylist(rows)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    tmp.rename(path)
 
 
 def build_args(cfg: StudentConfig, out_dir: Path, cpu: bool):
@@ -112,12 +125,11 @@ def run_training(job: dict[str, Any]) -> dict[str, Any]:
     model.generation_config.eos_token_id = job["eos_token_id"]
     model.generation_config.pad_token_id = tokenizer.pad_token_id
     teacher = load_teacher(job["teacher_path"], model, cpu)
-    rows = json.loads(Path(job["train_file"]).read_text())
     trainer = counting(DistillationTrainer, _count)(
         model=model,
         teacher_model=teacher,
         args=build_args(cfg, out_dir, cpu),
-        train_dataset=datasets.Dataset.from_list(rows),
+        train_dataset=datasets.Dataset.from_file(job["train_file"]),  # memory-mapped
         processing_class=tokenizer,
     )
     trainer.callback_handler.callbacks.insert(0, StepMetrics(trainer))

@@ -389,7 +389,9 @@ def test_on_policy_prompts_from_data_samples_every_data_prompt(tmp_path, teacher
 
     cfg = student_cfg(method="on_policy", on_policy={"prompts": "data", "completions_per_prompt": 2})
     job = prepare_prompts(resolve_model("tiny-random-llama"), tmp_path / "x", tmp_path / "d", cfg, prompts)
-    rows = json.loads((tmp_path / "d" / PROMPTS_FILE).read_text())
+    import datasets
+
+    rows = datasets.Dataset.from_file(str(tmp_path / "d" / PROMPTS_FILE)).to_list()
     assert job["data"]["prompts"] == len(prompts) and len(rows) == 2 * len(prompts)
     no_data = {k: v for k, v in tiny_recipe_dict.items() if k not in ("data", "teacher")}
     no_data["filter"] = {**tiny_recipe_dict.get("filter", {}), "traces": str(tmp_path / "t.jsonl")}
