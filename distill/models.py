@@ -45,8 +45,9 @@ def hub_id(ref: str) -> str | None:
 
 
 def cache_dir() -> Path:
-    """Where built-in models are materialised; override with DISTILL_CACHE."""
-    return Path(os.environ.get("DISTILL_CACHE", Path.home() / ".cache" / "distill"))
+    """Where built-in models are materialised; override with DISTILL_CACHE (set but empty counts as unset: an
+    empty path would put the models in whatever folder the command runs in)."""
+    return Path(os.environ.get("DISTILL_CACHE") or Path.home() / ".cache" / "distill")
 
 
 def resolve_model(ref: str) -> str:

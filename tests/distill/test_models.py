@@ -75,3 +75,10 @@ def test_a_builtin_models_files_are_known_before_it_is_built(ref, tmp_path, monk
     built = AutoTokenizer.from_pretrained(resolve_model(ref))
     assert files.chat_template == built.chat_template and files.get_vocab() == built.get_vocab()
     assert models.check_model_ref(ref) == Path(resolve_model(ref)) / "config.json"  # the model, once built
+
+
+def test_an_empty_distill_cache_is_the_default_not_the_current_folder(monkeypatch):
+    from distill.models import cache_dir
+
+    monkeypatch.setenv("DISTILL_CACHE", "")
+    assert cache_dir() == Path.home() / ".cache" / "distill"
