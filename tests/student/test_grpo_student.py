@@ -228,3 +228,10 @@ def test_model_card_states_init_rewards_weights_stages_and_steps():
     assert "GRPO" in intro and "accuracy x 1, language x 0.1" in intro and "4 steps in all" in intro
     assert "short (4 tokens, 1 steps) -> long (8 tokens, 3 steps)" in intro
     assert "the final weights of student s1" in intro and "grpo" in card.split("---\n")[1]
+
+
+def test_plan_sizes_the_policy_at_the_longest_stage(tiny_recipe_dict, tmp_path, capsys):
+    recipe, path = _staged(tiny_recipe_dict, tmp_path)
+    assert main(["plan", str(path)]) == 0
+    # 128 prompt tokens + stage "long"'s 8 completion tokens, batch_size 4 sequences per micro-batch
+    assert "student rl:" in (out := capsys.readouterr().out) and "4 x 136 = 544 tokens per micro-batch" in out
