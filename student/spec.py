@@ -210,6 +210,11 @@ def check(recipe: Recipe, report: PreflightReport) -> None:
     in_order(recipe.students)  # init / distill_from name other students, in no circle
     check_students(recipe.students, report)
     check_teachers(recipe, report)
+    for student in recipe.students:  # a grpo student's judge reward asks the recipe's judge
+        if student.method == "grpo" and "judge" in student.grpo_options().rewards:
+            from distill.judge import check_judge
+
+            report.note(check_judge(recipe, f"students.{student.name}.grpo.rewards judge", ("rubric",)))
 
 
 def followers(recipe: Recipe) -> list[StudentConfig]:
