@@ -17,11 +17,16 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from distill.judge.templates import escape_value
+
 CACHE_FILE = "cache.jsonl"
 
 
 def call_key(model: str, template_digest: str, values: dict[str, Any], sampling: dict[str, Any]) -> str:
-    payload = {"model": model, "template": template_digest, "values": values, "sampling": sampling}
+    # The values as the template places them (escaped): a value the escaping changes was sent differently
+    # before it existed, so its cached reply is not reused; every other key is what it was.
+    sent = {name: escape_value(v) if isinstance(v, str) else v for name, v in values.items()}
+    payload = {"model": model, "template": template_digest, "values": sent, "sampling": sampling}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
