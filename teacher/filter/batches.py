@@ -1,7 +1,8 @@
 """Traces read a batch at a time: a generate folder shard by shard, a parquet file in Arrow record batches, a
-jsonl file line by line, a `datasets` folder or Hub id from its memory-mapped Arrow table. Batches hold
-exactly ``batch_rows`` traces (the last fewer), so the same source always cuts into the same batches: a
-resumed or chunked filter finds its finished batches by number.
+jsonl file line by line, a `datasets` folder or Hub id from its memory-mapped Arrow table. A batch ends at
+``batch_rows`` traces or once its completions reach BATCH_CHARS characters (long traces make smaller
+batches, so memory stays flat whatever their length); the cut depends only on the source, so the same
+source always cuts into the same batches: a resumed or chunked filter finds its finished batches by number.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from teacher.shards import SHARD_GLOB, shard_paths
 Row = dict[str, Any]
 REQUIRED = ("prompt_id", "sample_idx", "messages", "completion", "answer")
 _SOURCE_BATCH = 256  # source rows read at once (a published row may hold several traces)
+BATCH_CHARS = 24_000_000  # completion characters per batch at most (~6M tokens; ~1,500 traces of 8k tokens)
 
 
 def is_generate_folder(source: str | Path) -> bool:
@@ -45,16 +47,19 @@ class TraceBatches:
             if is_generate_folder(self.source)
             else self._external(str(self.source))
         )
-        pending: list[Row] = []
+        batch: list[Row] = []
+        chars = 0
         for rows in traces:
-            pending += rows
-            while len(pending) >= self.batch_rows:
-                batch, pending = pending[: self.batch_rows], pending[self.batch_rows :]
-                self.rows += len(batch)
-                yield batch
-        if pending:
-            self.rows += len(pending)
-            yield pending
+            for row in rows:
+                batch.append(row)
+                chars += len(row["completion"]) if isinstance(row.get("completion"), str) else 0
+                if len(batch) >= self.batch_rows or chars >= BATCH_CHARS:
+                    self.rows += len(batch)
+                    yield batch
+                    batch, chars = [], 0
+        if batch:
+            self.rows += len(batch)
+            yield batch
 
     def _external(self, traces: str) -> Iterator[list[Row]]:
         cfg = self.cfg

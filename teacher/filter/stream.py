@@ -28,7 +28,7 @@ from distill.chunks import Chunk
 from distill.recipe import FilterConfig
 from distill.runs import atomic_path, atomic_write_json
 from teacher.filter import compact
-from teacher.filter.batches import TraceBatches
+from teacher.filter.batches import BATCH_CHARS, TraceBatches
 from teacher.filter.decontaminate import Decontaminator
 from teacher.filter.dedup import signature
 from teacher.filter.outputs import write_outputs
@@ -89,12 +89,13 @@ def _paths(work: Path, number: int) -> tuple[Path, Path, Path]:
 
 
 def _finished(work: Path, number: int, rows: int | None, batch_rows: int) -> dict | None:
-    """The meta of a finished batch (same batch size, same row count), else None."""
+    """The meta of a finished batch (cut the same way, same row count), else None."""
     meta_path = _paths(work, number)[2]
     if not meta_path.is_file():
         return None
     meta = json.loads(meta_path.read_text())
-    if meta.get("batch_rows") != batch_rows or (rows is not None and meta.get("rows") != rows):
+    same_cut = meta.get("batch_rows") == batch_rows and meta.get("batch_chars") == BATCH_CHARS
+    if not same_cut or (rows is not None and meta.get("rows") != rows):
         return None
     return meta
 
@@ -136,6 +137,7 @@ def _filter_batch(
     meta = {
         "rows": len(rows),
         "batch_rows": batch_rows,
+        "batch_chars": BATCH_CHARS,
         "unjudged": unjudged,
         "counted_tokens": counted,
         "verify_seconds": verify_seconds,

@@ -248,3 +248,15 @@ def test_compact_near_dedup_index_finds_what_datasketch_lsh_finds():
     found = [index.check(i, text, group) for i, (text, group) in enumerate(zip(texts, groups, strict=True))]
     assert found == expected
     assert 100 < sum(f is not None for f in found) < 590  # both verdicts occur
+
+
+def test_long_traces_make_smaller_batches(tmp_path: Path, sources: dict, monkeypatch, capsys):
+    from teacher.filter import batches
+
+    monkeypatch.setattr(batches, "BATCH_CHARS", 20_000)  # ~40 of these traces' completions
+    cfg = FilterConfig(workers=0)
+    _whole(sources["jsonl"], tmp_path / "whole", cfg)
+    capsys.readouterr()
+    stage.run_filter(sources["jsonl"], tmp_path / "stream", cfg, batch_rows=10**6)
+    assert capsys.readouterr().out.count("] filter: batch ") > 5
+    assert_same_outputs(tmp_path / "whole", tmp_path / "stream")
