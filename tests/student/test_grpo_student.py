@@ -104,6 +104,7 @@ def _staged(tiny_recipe_dict: dict, tmp_path: Path, stages=STAGES) -> tuple[dict
     return recipe, save(recipe, tmp_path / "staged.yaml")
 
 
+@pytest.mark.integration  # two trained stages, a re-filter and the run report: ~20 s quiet, more under load
 def test_stages_switch_budget_and_the_refilter_drops_what_the_policy_always_solves(
     tiny_recipe_dict, tmp_path, monkeypatch
 ):
