@@ -161,8 +161,10 @@ def _link_or_copy(source: Path, target: Path) -> None:
 
 
 def _card(recipe, run, student, rows, benchmarks, decision, dataset_id) -> str:
-    if student.traces:  # a later round's traces: that round's sampler, prompts and filter
-        recipe = round_recipe(recipe, next(r for r in recipe.rounds if r.name == student.traces))
+    if student.traces:  # a later round's traces: that round's sampler (as written), prompts and filter;
+        rnd = next(r for r in recipe.rounds if r.name == student.traces)
+        recipe = round_recipe(recipe, rnd).model_copy(update={"teacher": rnd.teacher})
+        dataset_id = None  # the pushed trace dataset is the first round's
     teacher = recipe.teacher.model if recipe.teacher else f"unknown (traces from {recipe.filter.traces})"
     filter_metrics = run.record(traces_node(student)).get("metrics", {})
     source = filter_metrics.get("source")
@@ -309,6 +311,14 @@ def _training_line(student, metrics: dict[str, Any]) -> str:
     """How the student was trained, as the sft stage recorded it (strategy, world size, LoRA save form)."""
     launch = student.launch
     world = metrics.get("world_size", launch.world_size)
+    if student.method == "grpo":  # its knobs are its grpo options (the card's method lines say the rest)
+        grpo = student.grpo_options()
+        return (
+            f"TRL GRPOTrainer, lr {grpo.learning_rate}, {grpo.num_generations} completions per prompt, "
+            f"micro-batch {grpo.batch_size} x grad accum {grpo.gradient_accumulation_steps} x {world} "
+            f"process(es) ({launch.strategy}), max_completion_length {grpo.longest_completion()}, "
+            f"{metrics.get('steps', '?')} optimizer steps"
+        )
     line = (
         f"TRL {_TRAINERS[student.method]}, lr {student.learning_rate}, {student.epochs} epochs, micro-batch {student.batch_size} x "
         f"grad accum {student.gradient_accumulation_steps} x {world} process(es) ({launch.strategy}), "

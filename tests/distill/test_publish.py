@@ -99,3 +99,17 @@ def test_card_names_humaneval_by_its_hub_dataset():
         "test",
     )
     assert result.metric_type == "pass@1" and result.metric_value == 0.5
+
+
+def test_a_grpo_students_training_line_names_its_grpo_options():
+    """A grpo student trains by its grpo options: the card's training line names those (it raised KeyError)."""
+    from distill.publish.stage import _training_line
+    from distill.recipe import StudentConfig
+
+    student = StudentConfig.model_validate(
+        {"name": "rl", "model": "m", "method": "grpo", "grpo": {"learning_rate": 2e-5, "num_generations": 4}}
+    )
+    line = _training_line(student, {"steps": 7, "world_size": 1})
+    assert (
+        line.startswith("TRL GRPOTrainer, lr 2e-05, 4 completions per prompt") and "7 optimizer steps" in line
+    )
