@@ -12,11 +12,15 @@ The same shapes as the GPU planner (student/plan.py), with what a CPU run really
   keeping no s^2 scores); gradient checkpointing keeps each layer's input and one recomputed layer.
 - **logits**: tokens x vocabulary x 12 bytes (fp32 logits, their log-softmax and its gradient).
 - **the tokenized set**: 0, it is memory-mapped Arrow (student/data.py); the page cache holds what is read.
-- **other**: the interpreter with torch/transformers/TRL imported and their allocator slack, 1.5 GiB per
-  process (measured: bench/bench_data_scale.py --stages train_step).
+- **other**: the interpreter with torch/transformers/TRL imported, 1 GiB per process.
 
-Calibrated against the peak RSS of one real training step of SmolLM2-135M on this repo's 2-core machine
-(bench/RESULTS.md, "host memory of one training step"): the estimate is within the measured figures' +-15%.
+Calibrated on the peak RSS of one real SFT step of SmolLM2-135M-Instruct (fp32, no checkpointing, full rows;
+bench/bench_host_memory.py, bench/RESULTS.md): 2.77 GiB at 1 x 512 tokens, 6.46 GiB at 2 x 1,024 and 6.49
+GiB at 1 x 2,048 (no s^2 attention term: SDPA keeps no scores), i.e. 2.40 MiB per token and 1.57 GiB fixed.
+The tensors counted above give 1.84 MiB per token (1.34 MB of activations, 0.59 MB of logits), so the
+per-token terms are scaled by 1.3 (TRL's loss and metrics keep further fp32 copies of the logits); the fixed
+part is the measured 1.57 GiB (fp32 weights + the interpreter) plus what a first step has not allocated yet
+(gradients, AdamW's moments), which a long run keeps.
 """
 
 from __future__ import annotations
@@ -30,8 +34,9 @@ from distill.recipe import StudentConfig
 from student.plan import GIB, layer_activation_bytes, lora_params, parameter_count
 from student.shapes import ModelShape, model_shape
 
-PROCESS_OVERHEAD = 1.5 * GIB
+PROCESS_OVERHEAD = 1.0 * GIB
 FP32_LOGIT_BYTES = 12
+TOKEN_CALIBRATION = 1.3  # measured / counted bytes per token (module docstring)
 
 
 @dataclass
@@ -103,6 +108,7 @@ def host_estimate(
         activations = shape.num_hidden_layers * per_layer
     logits = float(tokens) * shape.vocab_size * FP32_LOGIT_BYTES
     processes = cfg.launch.nproc if cfg.launch.strategy == "cpu" else 1
+    activations, logits = activations * TOKEN_CALIBRATION, logits * TOKEN_CALIBRATION
     return HostEstimate(processes, states, activations, logits, PROCESS_OVERHEAD, tokens)
 
 

@@ -38,7 +38,7 @@ def test_the_issues_cpu_student_is_refused_with_the_numbers_and_the_fixes():
         "student s: training smollm2-135m-instruct on this machine's CPU (single) needs ~"
     )
     needed = float(problem.split("needs ~")[1].split(" GiB")[0])
-    assert 20 < needed < 30  # the process was killed past 20 GB
+    assert 20 < needed < 40  # the process was killed past 20 GB
     assert "8 x 1536 tokens x 30 layers x hidden 576, gradient checkpointing off" in problem
     assert "only 24.0 GiB is available" in problem
     assert "set gradient_checkpointing: true (~" in problem and "or batch_size: 1 (~" in problem
