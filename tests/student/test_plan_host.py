@@ -58,7 +58,7 @@ def test_the_preflight_refuses_it_before_any_stage_and_plan_shows_it(
     tiny_recipe_dict["students"][0].update(ISSUE, packing=True)
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump(tiny_recipe_dict))
-    assert main(["run", str(path)]) == 2
+    assert main(["sft", str(path)]) == 2  # generate, filter, sft: refused before generate starts
     captured = capsys.readouterr()
     lines = captured.err.splitlines()
     assert len(lines) == 1 and "students.0: student s: training smollm2-135m-instruct" in lines[0]
