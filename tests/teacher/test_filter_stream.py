@@ -182,9 +182,10 @@ def test_fifty_thousand_traces_fit_a_memory_cap_the_whole_set_filter_exceeds(tmp
         return subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=300)
 
     whole = capped("whole")
-    assert whole.returncode != 0 and "MemoryError" in whole.stdout + whole.stderr
+    # MemoryError in Python, or an allocation failure inside pyarrow or numpy that ends the process
+    assert whole.returncode != 0, "the whole-set filter fitted the cap: the cap no longer shows anything"
     streamed = capped("stream")
-    assert streamed.returncode == 0, streamed.stderr[-2000:]
+    assert streamed.returncode == 0, (streamed.stdout + streamed.stderr)[-3000:]
     report = json.loads((tmp_path / "stream" / "report.json").read_text())
     assert report["rows_in"] == 50_000 and report["rows_out"] > 0
     assert pq.read_metadata(tmp_path / "stream" / "verified.parquet").num_rows == 50_000
