@@ -46,6 +46,20 @@ def runtime(default: Any = PydanticUndefined, **kwargs: Any) -> Any:
     return Field(default, json_schema_extra={"runtime": True}, **kwargs)
 
 
+SANDBOXES = ("auto", "local", "forkserver", "bwrap")
+
+
+def sandbox_field() -> Any:
+    """The code sandbox's runner (distill/verify/code.py ``default_runner``; docs/sandbox.md): which protections
+    a program runs under, never its verdict, so it enters no fingerprint and an unset one no recipe digest."""
+    return Field(
+        "auto",
+        json_schema_extra={"runtime": True, "added": True},
+        description="Runner of the programs: auto (the fork server as root, else local), local, forkserver or "
+        "bwrap (bubblewrap); the DISTILL_SANDBOX environment variable decides when this is auto.",
+    )
+
+
 def is_runtime(section: type[BaseModel], name: str) -> bool:
     extra = section.model_fields[name].json_schema_extra
     return isinstance(extra, dict) and bool(extra.get("runtime"))

@@ -8,7 +8,7 @@ from typing import Any, Literal, get_args
 from pydantic import Field, field_validator, model_validator
 
 from distill import benchmarks
-from distill.config.base import Section, added, check_answer_fallback, runtime
+from distill.config.base import Section, added, check_answer_fallback, runtime, sandbox_field
 from distill.config.judge import FilterJudgeConfig
 
 
@@ -95,6 +95,7 @@ class CodeFilterConfig(Section):
         10.0, gt=0, description="Wall seconds per program run (all assert tests, or one stdin/stdout test)."
     )
     memory_mb: int = Field(1024, ge=64, description="Address-space limit of each program (RLIMIT_AS).")
+    sandbox: Literal["auto", "local", "forkserver", "bwrap"] = sandbox_field()
 
 
 class FilterConfig(Section):

@@ -13,7 +13,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import Field, field_validator, model_validator
 
-from distill.config.base import Section, added, check_answer_fallback, runtime, tracker_list
+from distill.config.base import Section, added, check_answer_fallback, runtime, sandbox_field, tracker_list
 from distill.config.data import DataConfig
 
 REWARD_NAMES = ("accuracy", "format", "cosine", "repetition", "code", "judge", "language")
@@ -50,6 +50,7 @@ class CodeRewardOptions(Section):
         10.0, gt=0, description="Wall seconds per program run (all assert tests, or one stdin/stdout test)."
     )
     memory_mb: int = Field(1024, ge=64, description="Address-space limit of each program (RLIMIT_AS).")
+    sandbox: Literal["auto", "local", "forkserver", "bwrap"] = sandbox_field()
 
 
 class PassRateFilter(Section):

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from distill.config.grpo_options import REWARD_NAMES
-from distill.verify import Limits, Verdict, code_problem, verify_code_many, verify_many
+from distill.verify import Limits, Verdict, code_problem, default_runner, verify_code_many, verify_many
 
 # One <think> block opening the completion, non-empty reasoning, then a non-empty final answer.
 _THINK_FORMAT = re.compile(r"^\s*<think>(?P<reasoning>.*?)</think>(?P<final>.*)$", re.DOTALL)
@@ -146,6 +146,7 @@ def code_reward(
     timeout: float = 10.0,
     memory_mb: int = 1024,
     workers: int = 1,
+    sandbox: str = "auto",
     **_: Any,
 ) -> list[float | None]:
     """Share of the prompt's ``tests`` the answer's program passes (1.0 or 0.0 with ``all_or_nothing``),
@@ -167,7 +168,8 @@ def code_reward(
         for i in todo
     ]
     items = [(problem, completion_text(completions[i])) for problem, i in zip(problems, todo, strict=True)]
-    for index, verdict in zip(todo, verify_code_many(items, workers=max(1, workers)), strict=True):
+    runner = default_runner(sandbox=sandbox if sandbox != "auto" else None)  # auto: DISTILL_SANDBOX decides
+    for index, verdict in zip(todo, verify_code_many(items, runner, workers=max(1, workers)), strict=True):
         scores[index] = float(verdict.correct) if all_or_nothing else verdict.share
     return scores
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from distill.config.filter import CodeFilterConfig
 from distill.recipe import FilterConfig
-from distill.verify import Limits, code_problem, isolation, verify_code_many
+from distill.verify import Limits, code_problem, default_runner, isolation, verify_code_many
 
 CODE_FIELDS = ("tests", "entry_point", "starter_code", "language")
 CODE_COLUMNS = ("code_reason", "tests_passed")
@@ -32,7 +32,8 @@ def verify_code_rows(rows: list[Row], cfg: FilterConfig, indices: list[int]) -> 
     limits = Limits(wall_seconds=options.timeout, memory_mb=options.memory_mb)
     problems = [code_problem({k: rows[i].get(k) for k in CODE_FIELDS}, limits) for i in indices]
     items = [(problem, rows[i]["completion"]) for problem, i in zip(problems, indices, strict=True)]
-    verdicts = verify_code_many(items, workers=max(1, cfg.workers))
+    runner = default_runner(sandbox=options.sandbox if options.sandbox != "auto" else None)
+    verdicts = verify_code_many(items, runner, workers=max(1, cfg.workers))
     out = {}
     for index, verdict in zip(indices, verdicts, strict=True):
         correct = verdict.total > 0 and verdict.share >= options.min_pass
