@@ -151,22 +151,27 @@ def _jsonl_batches(path: Path, batch_rows: int) -> Iterator[list[dict[str, Any]]
     rows: list[dict[str, Any]] = []
     lines: list[int] = []
     any_rows = False
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, 1):
-            line = decode_text(raw, path, "JSON lines", number)
-            if not line.strip():
-                continue
-            rows.append(_json_object(line, f"{path}:{number}"))
-            lines.append(number)
-            if len(rows) == batch_rows:
-                _check_column_types(rows, path, lambda i, lines=lines: f"line {lines[i]}")
-                yield rows
-                any_rows, rows, lines = True, [], []
+    for number, row in _jsonl_rows(path):
+        rows.append(row)
+        lines.append(number)
+        if len(rows) == batch_rows:
+            _check_column_types(rows, path, lambda i, lines=lines: f"line {lines[i]}")
+            yield rows
+            any_rows, rows, lines = True, [], []
     if not rows and not any_rows:
         raise DistillError(f"{path}: empty file, no rows")
     if rows:
         _check_column_types(rows, path, lambda i: f"line {lines[i]}")
         yield rows
+
+
+def _jsonl_rows(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, the row) for each non-blank line, read a line at a time."""
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, 1):
+            line = decode_text(raw, path, "JSON lines", number)
+            if line.strip():
+                yield number, _json_object(line, f"{path}:{number}")
 
 
 def check_readable_file(path: Path) -> None:
@@ -227,14 +232,8 @@ def _read_bytes(path: Path) -> bytes:
 
 
 def _read_jsonl(path: Path) -> tuple[list[dict[str, Any]], list[int]]:
-    rows, lines = [], []
-    with path.open("rb") as handle:
-        for number, raw in enumerate(handle, 1):
-            line = decode_text(raw, path, "JSON lines", number)
-            if not line.strip():
-                continue
-            rows.append(_json_object(line, f"{path}:{number}"))
-            lines.append(number)
+    numbered = list(_jsonl_rows(path))
+    rows, lines = [row for _, row in numbered], [number for number, _ in numbered]
     if not rows:
         raise DistillError(f"{path}: empty file, no rows")
     return rows, lines
