@@ -13,7 +13,7 @@ import yaml
 from servers import ScriptedChatServer
 
 from distill.cli import main
-from teacher.grpo import rewards
+from distill.grpo import rewards
 
 
 def rubric(body: dict) -> str:
