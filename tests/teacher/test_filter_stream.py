@@ -179,14 +179,19 @@ def test_fifty_thousand_traces_fit_a_memory_cap_the_whole_set_filter_exceeds(tmp
     pq.write_table(pa.Table.from_pylist(trace_rows(25_000, 2, words=40, seed=4)), source)
     cap_mb = "800"  # address space the filter may add; the whole set needs well over it, streamed ~0.4 GB
 
-    def capped(how: str) -> subprocess.CompletedProcess:
+    def capped(how: str, timeout: float) -> subprocess.CompletedProcess | None:
         args = [sys.executable, "-c", _CAPPED, str(source), str(tmp_path / how), cap_mb, how]
-        return subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=600)
+        try:
+            return subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:  # the child is killed
+            return None
 
-    whole = capped("whole")
-    # MemoryError in Python, or an allocation failure inside pyarrow or numpy that ends the process
-    assert whole.returncode != 0, "the whole-set filter fitted the cap: the cap no longer shows anything"
-    streamed = capped("stream")
+    whole = capped("whole", 240)
+    # MemoryError in Python, or an allocation failure inside pyarrow or numpy that ends the process; or (seen
+    # once in three runs) one in a worker thread that leaves the process waiting: it never finishes either.
+    assert whole is None or whole.returncode != 0, "the whole-set filter fitted the cap: it shows nothing"
+    streamed = capped("stream", 600)
+    assert streamed is not None, "the streamed filter did not finish in 10 minutes under the cap"
     assert streamed.returncode == 0, (streamed.stdout + streamed.stderr)[-3000:]
     report = json.loads((tmp_path / "stream" / "report.json").read_text())
     assert report["rows_in"] == 50_000 and report["rows_out"] > 0
