@@ -12,7 +12,7 @@ from distill.errors import DistillError
 
 
 def add_scale_args(stage: argparse.ArgumentParser, at_least) -> None:
-    group = stage.add_argument_group("at scale (README: Generating at scale)")
+    group = stage.add_argument_group("at scale (docs/generate-at-scale.md)")
     mode = group.add_mutually_exclusive_group()
     mode.add_argument(
         "--chunk",
@@ -40,8 +40,16 @@ def add_scale_args(stage: argparse.ArgumentParser, at_least) -> None:
         help="with --merge: first import traces from these folders or files (other chunks, another tool)",
     )
     group.add_argument("--stalled-after", type=float, metavar="MIN", help="with --status: stall threshold")
+    _add_slurm_args(group, at_least, gpus=True)
+
+
+def _add_slurm_args(group, at_least, gpus: bool) -> None:
+    """The --slurm companions generate and filter share (generate's tasks also take GPUs)."""
     group.add_argument("--chunks", type=at_least(1), metavar="N", help="with --slurm: array tasks")
-    group.add_argument("--gpus-per-node", type=at_least(0), metavar="G", help="with --slurm: GPUs per task")
+    if gpus:
+        group.add_argument(
+            "--gpus-per-node", type=at_least(0), metavar="G", help="with --slurm: GPUs per task"
+        )
     group.add_argument("--partition", metavar="P", help="with --slurm: #SBATCH --partition")
     group.add_argument("--time", metavar="T", help="with --slurm: #SBATCH --time, e.g. 04:00:00")
     group.add_argument("--submit", action="store_true", help="with --slurm: also run sbatch on the script")
@@ -65,10 +73,7 @@ def add_filter_scale_args(stage: argparse.ArgumentParser, at_least) -> None:
     mode.add_argument(
         "--slurm", action="store_true", help="write a Slurm array script (one task per chunk) instead"
     )
-    group.add_argument("--chunks", type=at_least(1), metavar="N", help="with --slurm: array tasks")
-    group.add_argument("--partition", metavar="P", help="with --slurm: #SBATCH --partition")
-    group.add_argument("--time", metavar="T", help="with --slurm: #SBATCH --time, e.g. 04:00:00")
-    group.add_argument("--submit", action="store_true", help="with --slurm: also run sbatch on the script")
+    _add_slurm_args(group, at_least, gpus=False)
 
 
 def scale_mode(args: argparse.Namespace) -> bool:
